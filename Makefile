@@ -1,0 +1,48 @@
+# The documented commands. `make help` lists them.
+SHELL := /bin/bash
+UV_VERSION := 0.13.8
+PYTHON ?= python3
+VENV := .venv
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
+
+.PHONY: help install test test-fast lint format typecheck synth benchmark clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --locked --all-extras
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv with every pinned dependency (uv.lock)
+
+test: install ## Install, then run the whole test suite (what CI runs)
+	$(VENV)/bin/python -m pytest
+
+test-fast: install ## Unit and integration tests only (no CDK synth, no local stack)
+	$(VENV)/bin/python -m pytest tests/unit tests/integration
+
+lint: install ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+typecheck: install ## mypy over the deployed code and the infrastructure
+	$(VENV)/bin/mypy layers/core/mlops_core functions infra
+
+synth: install ## Synthesize the CDK app (no Docker needed)
+	npm ci --no-audit --no-fund
+	npx cdk synth --quiet
+
+benchmark: install ## Run the benchmarks and print the ratios recorded in docs/benchmarks.md
+	$(VENV)/bin/python benchmarks/inference_cold_warm.py
+
+clean: ## Remove build outputs and caches (keeps .venv)
+	rm -rf cdk.out .cache .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,117 @@
+"""Inference function: ``POST /models/{name}/predict`` and ``GET /health``.
+
+Thin entry point: parse and validate the request, call ``mlops_core.predict`` and map
+errors. Imports numpy, onnxruntime, pydantic and Powertools only; scikit-learn and
+scipy never load here.
+"""
+
+import time
+import uuid
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mlops_core.api_errors import register_error_handlers
+from mlops_core.dynamo import MetadataTable
+from mlops_core.errors import IntegrityError
+from mlops_core.predict import Predictor
+from mlops_core.registry import MODEL_NAME_PATTERN, ModelRegistry, ModelVersion
+from mlops_core.s3 import ArtifactStore
+from mlops_core.settings import inference_settings
+from pydantic import BaseModel, ConfigDict, Field
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace="ServerlessMLOps")
+app = APIGatewayRestResolver(enable_validation=True)
+register_error_handlers(app, logger)
+
+settings = inference_settings()
+
+Value = float | int | bool | str | None
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[list[Value]] | list[dict[str, Value]] = Field(
+        description=(
+            "Rows to score: lists of values in the signature's feature order, or objects keyed by "
+            f"feature name. At most {settings.max_batch_size} per call."
+        ),
+        examples=[[[5.1, 3.5, 1.4, 0.2]], [{"sepal_length": 5.1, "sepal_width": 3.5}]],
+    )
+
+
+class PredictResponse(BaseModel):
+    model_name: str
+    model_version: int
+    alias: str
+    prediction_ids: list[str]
+    predictions: list[Any]
+    probabilities: list[list[float]] | None
+    classes: list[Any] | None
+
+
+def _record_integrity_failure(version: ModelVersion, error: IntegrityError) -> None:
+    logger.error(
+        "artifact refused",
+        extra={"model": version.model_name, "version": version.version, "reason": error.message},
+    )
+    metrics.add_metric(name="ArtifactIntegrityFailures", unit=MetricUnit.Count, value=1)
+
+
+predictor = Predictor(
+    ModelRegistry(MetadataTable(settings.metadata_table), ArtifactStore(settings.artifacts_bucket)),
+    ArtifactStore(settings.artifacts_bucket),
+    alias_ttl=settings.alias_cache_ttl_seconds,
+    cache_size=settings.model_cache_size,
+    max_batch_size=settings.max_batch_size,
+    on_integrity_failure=_record_integrity_failure,
+)
+
+
+@app.get("/health")
+def health() -> dict[str, Any]:
+    return {"status": "ok", "loaded_models": predictor.loaded_count}
+
+
+@app.post("/models/<name>/predict")
+@tracer.capture_method
+def predict(
+    name: Annotated[str, Path(pattern=MODEL_NAME_PATTERN, max_length=128)], request: PredictRequest
+) -> PredictResponse:
+    started = time.perf_counter()
+    result = predictor.predict(name, request.instances)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    metrics.add_dimension(name="ModelName", value=name)
+    metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(result.predictions))
+    metrics.add_metadata(key="model_version", value=result.model_version)
+    logger.append_keys(model=name, model_version=result.model_version)
+    return PredictResponse(
+        model_name=result.model_name,
+        model_version=result.model_version,
+        alias=result.alias,
+        prediction_ids=[str(uuid.uuid4()) for _ in result.predictions],
+        predictions=result.predictions,
+        probabilities=result.probabilities,
+        classes=result.classes,
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = app.resolve(event, context)
+    status = int(response.get("statusCode", 500))
+    if status >= 400:
+        metrics.add_metric(
+            name="ServerErrors" if status >= 500 else "ClientErrors", unit=MetricUnit.Count, value=1
+        )
+    return response

@@ -1,0 +1,192 @@
+"""The metadata table adapter: a thin, typed layer over DynamoDB's low-level client.
+
+Items go in and come out as plain Python values (floats in, floats out); numbers are
+stored as DynamoDB numbers via ``Decimal`` so they round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from mlops_core.aws import client, translate_errors
+from mlops_core.errors import Invalid
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+Item = dict[str, Any]
+
+
+def _to_dynamo_value(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise Invalid(f"non-finite number {value!r} cannot be stored")
+        return Decimal(repr(value))
+    if isinstance(value, Mapping):
+        return {str(k): _to_dynamo_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo_value(v) for v in value]
+    return value
+
+
+def _from_dynamo_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo_value(v) for v in value]
+    return value
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(_to_dynamo_value(v)) for k, v in item.items()}
+
+
+def deserialize(raw: Mapping[str, Any]) -> Item:
+    return {k: _from_dynamo_value(_deserializer.deserialize(v)) for k, v in raw.items()}
+
+
+def key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+class MetadataTable:
+    """The single metadata table (``pk``/``sk`` keys, ``gsi1`` secondary index)."""
+
+    what = "metadata table"
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    @property
+    def _client(self) -> Any:
+        return client("dynamodb")
+
+    def get(self, pk: str, sk: str, *, consistent: bool = False) -> Item | None:
+        with translate_errors(self.what):
+            response = self._client.get_item(
+                TableName=self.table_name, Key=key(pk, sk), ConsistentRead=consistent
+            )
+        raw = response.get("Item")
+        return deserialize(raw) if raw else None
+
+    def query(
+        self,
+        pk: str,
+        *,
+        sk_prefix: str | None = None,
+        index: str | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Item]:
+        """Items of one partition in sort-key order, following pagination lazily."""
+        pk_name, sk_name = ("gsi1pk", "gsi1sk") if index else ("pk", "sk")
+        condition = "#pk = :pk"
+        names = {"#pk": pk_name}
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        if sk_prefix is not None:
+            condition += " AND begins_with(#sk, :prefix)"
+            names["#sk"] = sk_name
+            values[":prefix"] = {"S": sk_prefix}
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": not newest_first,
+        }
+        if index:
+            request["IndexName"] = index
+        returned = 0
+        while True:
+            if limit is not None:
+                request["Limit"] = limit - returned
+            with translate_errors(self.what):
+                response = self._client.query(**request)
+            for raw in response.get("Items", []):
+                yield deserialize(raw)
+                returned += 1
+            last = response.get("LastEvaluatedKey")
+            if not last or (limit is not None and returned >= limit):
+                return
+            request["ExclusiveStartKey"] = last
+
+    def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        request: dict[str, Any] = {"TableName": self.table_name, "Item": serialize(item)}
+        _add_condition(request, condition, names, values)
+        with translate_errors(self.what):
+            self._client.put_item(**request)
+
+    def transact(self, operations: Sequence[Mapping[str, Any]]) -> None:
+        """All-or-nothing write of several items (see ``put_op``/``update_op``/``check_op``)."""
+        with translate_errors(self.what):
+            self._client.transact_write_items(TransactItems=list(operations))
+
+    # Builders for ``transact``: each returns one TransactItems entry.
+    def put_op(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        op: dict[str, Any] = {"TableName": self.table_name, "Item": serialize(item)}
+        _add_condition(op, condition, names, values)
+        return {"Put": op}
+
+    def update_op(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        update: str,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        op: dict[str, Any] = {"TableName": self.table_name, "Key": key(pk, sk), "UpdateExpression": update}
+        _add_condition(op, condition, names, values)
+        return {"Update": op}
+
+    def check_op(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        condition: str,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        op: dict[str, Any] = {"TableName": self.table_name, "Key": key(pk, sk)}
+        _add_condition(op, condition, names, values)
+        return {"ConditionCheck": op}
+
+
+def _add_condition(
+    request: dict[str, Any],
+    condition: str | None,
+    names: Mapping[str, str] | None,
+    values: Mapping[str, Any] | None,
+) -> None:
+    if condition:
+        request["ConditionExpression"] = condition
+    if names:
+        request["ExpressionAttributeNames"] = dict(names)
+    if values:
+        request["ExpressionAttributeValues"] = serialize(values)

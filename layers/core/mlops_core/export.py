@@ -1,0 +1,64 @@
+"""scikit-learn to ONNX (skl2onnx), with the signature that describes the result.
+
+Needs the science layer (scikit-learn, skl2onnx, onnx): imported by training and tools,
+never by the inference function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+from sklearn.base import is_classifier
+
+from mlops_core.artifacts import FeatureSpec, FeatureType, ModelSignature
+
+# Opset pinned so that exports are reproducible across skl2onnx upgrades and load on
+# the pinned onnxruntime; the ai.onnx.ml domain version follows skl2onnx's default.
+TARGET_OPSET = 18
+
+
+def _final_estimator(estimator: Any) -> Any:
+    steps = getattr(estimator, "steps", None)
+    return steps[-1][1] if steps else estimator
+
+
+def export_sklearn(
+    estimator: Any,
+    feature_names: Sequence[str],
+    *,
+    feature_types: Sequence[FeatureType] | None = None,
+    target: str | None = None,
+    input_dtype: Literal["float32", "float64"] = "float32",
+) -> tuple[bytes, ModelSignature]:
+    """ONNX bytes and signature for a fitted scikit-learn estimator or pipeline.
+
+    Classifiers export a ``label`` output and a ``probabilities`` matrix (no ZipMap, so
+    the output is a plain tensor); regressors a ``variable`` output.
+    """
+    n_features = len(feature_names)
+    tensor = FloatTensorType if input_dtype == "float32" else DoubleTensorType
+    classifier = is_classifier(estimator)
+    options = {id(_final_estimator(estimator)): {"zipmap": False}} if classifier else None
+    onnx_model = to_onnx(
+        estimator,
+        initial_types=[("input", tensor([None, n_features]))],
+        options=options,
+        target_opset={"": TARGET_OPSET, "ai.onnx.ml": 3},
+    )
+    types = list(feature_types) if feature_types is not None else ["double"] * n_features
+    classes = [c.item() if isinstance(c, np.generic) else c for c in getattr(estimator, "classes_", [])]
+    signature = ModelSignature(
+        task="classification" if classifier else "regression",
+        features=[FeatureSpec(name=n, type=t) for n, t in zip(feature_names, types, strict=True)],
+        classes=classes or None,
+        target=target,
+        input_name="input",
+        input_dtype=input_dtype,
+        label_output="label" if classifier else "variable",
+        probabilities_output="probabilities" if classifier else None,
+    )
+    return onnx_model.SerializeToString(), signature

@@ -1,0 +1,389 @@
+"""The model registry: models, immutable numbered versions, and movable aliases.
+
+Storage (single metadata table):
+
+- ``MODEL#{name} / MODEL`` — the model: description, tags, owner, ``latest_version``;
+  also indexed under ``gsi1pk = "MODELS"`` so models can be listed.
+- ``MODEL#{name} / VERSION#{000007}`` — one version: artifact (key, S3 version id,
+  sha256, size), signature, metrics, run id, stage, tags. Never rewritten in place
+  except for governance fields (stage, tags, description).
+- ``MODEL#{name} / ALIAS#{alias}`` — alias -> version, with a ``revision`` that every
+  change increments, so concurrent moves are serialized by conditional writes.
+
+Version numbers come from a conditional update of ``latest_version`` in the same
+transaction that writes the version item: no gaps, no duplicates, nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlops_core.artifacts import (
+    ARTIFACT_FORMAT,
+    SIGNATURE_FILE,
+    ModelSignature,
+    model_key,
+    sha256_hex,
+)
+from mlops_core.dynamo import Item, MetadataTable
+from mlops_core.errors import Conflict, Invalid, NotFound, detail
+from mlops_core.s3 import ArtifactStore
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+_MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
+_ALIAS = re.compile(ALIAS_PATTERN)
+MODELS_INDEX = "gsi1"
+_MAX_REGISTER_ATTEMPTS = 5
+
+Stage = Literal["None", "Staging", "Production", "Archived"]
+ModelValidator = Callable[[bytes, ModelSignature], None]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def model_pk(name: str) -> str:
+    return f"MODEL#{name}"
+
+
+def version_sk(version: int) -> str:
+    return f"VERSION#{version:06d}"
+
+
+def alias_sk(alias: str) -> str:
+    return f"ALIAS#{alias}"
+
+
+def check_model_name(name: str) -> str:
+    if not _MODEL_NAME.match(name):
+        raise Invalid(
+            f"invalid model name {name!r}",
+            details=[detail(["path", "name"], f"must match {MODEL_NAME_PATTERN}", "pattern")],
+        )
+    return name
+
+
+def check_alias(alias: str) -> str:
+    if not _ALIAS.match(alias):
+        raise Invalid(
+            f"invalid alias {alias!r}",
+            details=[detail(["path", "alias"], f"must match {ALIAS_PATTERN}", "pattern")],
+        )
+    return alias
+
+
+class ArtifactRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    s3_version_id: str | None
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int
+    format: str = ARTIFACT_FORMAT
+    signature_key: str | None = None
+
+
+class RegisteredModel(BaseModel):
+    name: str
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    owner: str | None = None
+    latest_version: int = 0
+    created_at: str
+    updated_at: str
+
+
+class ModelVersion(BaseModel):
+    model_name: str
+    version: int
+    artifact: ArtifactRef
+    signature: ModelSignature
+    metrics: dict[str, float] = Field(default_factory=dict)
+    run_id: str | None = None
+    stage: Stage = "None"
+    tags: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+    created_at: str
+    created_by: str | None = None
+
+
+class Alias(BaseModel):
+    model_name: str
+    alias: str
+    version: int
+    revision: int
+    updated_at: str
+    updated_by: str | None = None
+
+
+class RegisterVersionRequest(BaseModel):
+    """Register an ONNX artifact already uploaded to the artifacts bucket."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    artifact_key: str = Field(min_length=1, max_length=1024, description="S3 key of the uploaded model.onnx")
+    sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{64}$", description="If given, the upload must match it"
+    )
+    signature: ModelSignature | None = Field(
+        default=None, description="Defaults to signature.json next to the artifact"
+    )
+    metrics: dict[str, float] = Field(default_factory=dict, max_length=100)
+    run_id: str | None = Field(default=None, max_length=128)
+    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+    description: str = Field(default="", max_length=2000)
+
+    @field_validator("artifact_key")
+    @classmethod
+    def _relative_key(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError(
+                "artifact_key is a key inside the artifacts bucket, without '/' or '..' prefixes"
+            )
+        return value
+
+
+class ModelRegistry:
+    def __init__(self, table: MetadataTable, store: ArtifactStore) -> None:
+        self.table = table
+        self.store = store
+
+    # ---- models -------------------------------------------------------------------
+    def get_model(self, name: str) -> RegisteredModel:
+        check_model_name(name)
+        item = self.table.get(model_pk(name), "MODEL")
+        if item is None:
+            raise NotFound(f"model '{name}' not found")
+        return RegisteredModel.model_validate(item)
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        owner: str | None = None,
+    ) -> RegisteredModel:
+        check_model_name(name)
+        created = now_iso()
+        model = RegisteredModel(
+            name=name,
+            description=description,
+            tags=tags or {},
+            owner=owner,
+            created_at=created,
+            updated_at=created,
+        )
+        try:
+            self.table.put(self._model_item(model), condition="attribute_not_exists(pk)")
+        except Conflict as error:
+            raise Conflict(f"model '{name}' already exists") from error
+        return model
+
+    def list_models(self) -> list[RegisteredModel]:
+        return [
+            RegisteredModel.model_validate(item) for item in self.table.query("MODELS", index=MODELS_INDEX)
+        ]
+
+    @staticmethod
+    def _model_item(model: RegisteredModel) -> Item:
+        return {
+            "pk": model_pk(model.name),
+            "sk": "MODEL",
+            "gsi1pk": "MODELS",
+            "gsi1sk": model.name,
+            **model.model_dump(),
+        }
+
+    # ---- versions -----------------------------------------------------------------
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        check_model_name(name)
+        item = self.table.get(model_pk(name), version_sk(version))
+        if item is None:
+            self.get_model(name)  # a 404 that names what is missing: the model or the version
+            raise NotFound(f"model '{name}' has no version {version}")
+        return ModelVersion.model_validate(item)
+
+    def list_versions(
+        self, name: str, *, newest_first: bool = True, limit: int | None = None
+    ) -> list[ModelVersion]:
+        self.get_model(name)
+        items = self.table.query(model_pk(name), sk_prefix="VERSION#", newest_first=newest_first, limit=limit)
+        return [ModelVersion.model_validate(item) for item in items]
+
+    def register_version(
+        self,
+        name: str,
+        request: RegisterVersionRequest,
+        *,
+        actor: str | None = None,
+        validate_model: ModelValidator | None = None,
+    ) -> ModelVersion:
+        """Copy an uploaded artifact under ``models/{name}/{version}/`` and record the version.
+
+        The model is created on its first version. The artifact's sha256 is computed here
+        from the bytes read (and must equal ``request.sha256`` when given); the S3 object
+        version written is recorded so that later overwrites never change what is served.
+        """
+        check_model_name(name)
+        source = self.store.get(request.artifact_key)
+        checksum = sha256_hex(source.data)
+        if request.sha256 and request.sha256.lower() != checksum:
+            raise Invalid(
+                "the uploaded artifact does not match the sha256 given",
+                details=[detail(["body", "sha256"], f"object's sha256 is {checksum}", "checksum_mismatch")],
+            )
+        signature = request.signature or self._read_signature_beside(request.artifact_key)
+        if validate_model is not None:
+            validate_model(source.data, signature)
+
+        for _ in range(_MAX_REGISTER_ATTEMPTS):
+            existing = self.table.get(model_pk(name), "MODEL", consistent=True)
+            previous = int(existing["latest_version"]) if existing else 0
+            version = previous + 1
+            stored = self.store.put(model_key(name, version), source.data)
+            signature_key = model_key(name, version, SIGNATURE_FILE)
+            self.store.put(
+                signature_key, signature.model_dump_json(indent=2).encode(), content_type="application/json"
+            )
+            created = now_iso()
+            model_version = ModelVersion(
+                model_name=name,
+                version=version,
+                artifact=ArtifactRef(
+                    key=stored.key,
+                    s3_version_id=stored.version_id,
+                    sha256=checksum,
+                    size_bytes=len(source.data),
+                    signature_key=signature_key,
+                ),
+                signature=signature,
+                metrics=request.metrics,
+                run_id=request.run_id,
+                tags=request.tags,
+                description=request.description,
+                created_at=created,
+                created_by=actor,
+            )
+            version_item = {"pk": model_pk(name), "sk": version_sk(version), **model_version.model_dump()}
+            if existing:
+                bump = self.table.update_op(
+                    model_pk(name),
+                    "MODEL",
+                    update="SET latest_version = :v, updated_at = :t",
+                    condition="latest_version = :prev",
+                    values={":v": version, ":t": created, ":prev": previous},
+                )
+            else:
+                model = RegisteredModel(
+                    name=name, owner=actor, latest_version=version, created_at=created, updated_at=created
+                )
+                bump = self.table.put_op(self._model_item(model), condition="attribute_not_exists(pk)")
+            try:
+                self.table.transact(
+                    [bump, self.table.put_op(version_item, condition="attribute_not_exists(pk)")]
+                )
+            except Conflict:
+                continue  # another registration took this number; the object version we wrote is unreferenced
+            return model_version
+        raise Conflict(f"model '{name}' is being registered concurrently; retry")
+
+    def _read_signature_beside(self, artifact_key: str) -> ModelSignature:
+        signature_key = (
+            f"{artifact_key.rsplit('/', 1)[0]}/{SIGNATURE_FILE}" if "/" in artifact_key else SIGNATURE_FILE
+        )
+        try:
+            raw = self.store.get(signature_key).data
+        except NotFound as error:
+            raise Invalid(
+                f"no signature given and no {SIGNATURE_FILE} next to the artifact",
+                details=[detail(["body", "signature"], f"s3 key {signature_key} not found", "missing")],
+            ) from error
+        try:
+            return ModelSignature.model_validate(json.loads(raw))
+        except (ValueError, ValidationError) as error:
+            raise Invalid(
+                f"{signature_key} is not a valid model signature",
+                details=[detail(["body", "signature"], str(error)[:500], "signature")],
+            ) from error
+
+    # ---- aliases ------------------------------------------------------------------
+    def get_alias(self, name: str, alias: str, *, consistent: bool = False) -> Alias:
+        check_model_name(name)
+        check_alias(alias)
+        item = self.table.get(model_pk(name), alias_sk(alias), consistent=consistent)
+        if item is None:
+            self.get_model(name)
+            raise NotFound(f"model '{name}' has no alias '{alias}'")
+        return Alias.model_validate(item)
+
+    def list_aliases(self, name: str) -> list[Alias]:
+        return [Alias.model_validate(i) for i in self.table.query(model_pk(name), sk_prefix="ALIAS#")]
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        expected_revision: int | None = None,
+        actor: str | None = None,
+    ) -> Alias:
+        """Point ``alias`` at ``version``.
+
+        With ``expected_revision`` the move succeeds only if nobody moved the alias since
+        the caller read it (0 means "the alias must not exist yet"); either way two
+        concurrent moves cannot both win the same revision.
+        """
+        check_alias(alias)
+        self.get_version(name, version)
+        current = self.table.get(model_pk(name), alias_sk(alias), consistent=True)
+        current_revision = int(current["revision"]) if current else 0
+        if expected_revision is not None and expected_revision != current_revision:
+            raise Conflict(
+                f"alias '{alias}' of model '{name}' is at revision {current_revision}, "
+                f"not {expected_revision}",
+                current=_public_alias(current),
+            )
+        updated = Alias(
+            model_name=name,
+            alias=alias,
+            version=version,
+            revision=current_revision + 1,
+            updated_at=now_iso(),
+            updated_by=actor,
+        )
+        item = {"pk": model_pk(name), "sk": alias_sk(alias), **updated.model_dump()}
+        condition, values = (
+            ("revision = :rev", {":rev": current_revision}) if current else ("attribute_not_exists(pk)", None)
+        )
+        try:
+            self.table.transact(
+                [
+                    self.table.put_op(item, condition=condition, values=values),
+                    self.table.check_op(
+                        model_pk(name), version_sk(version), condition="attribute_exists(pk)"
+                    ),
+                ]
+            )
+        except Conflict as error:
+            latest = self.table.get(model_pk(name), alias_sk(alias), consistent=True)
+            raise Conflict(
+                f"alias '{alias}' of model '{name}' was moved concurrently", current=latest
+            ) from error
+        return updated
+
+    def resolve_alias(self, name: str, alias: str) -> ModelVersion:
+        return self.get_version(name, self.get_alias(name, alias).version)
+
+
+def _public_alias(item: Item | None) -> dict[str, Any] | None:
+    return Alias.model_validate(item).model_dump() if item else None

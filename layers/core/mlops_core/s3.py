@@ -1,0 +1,46 @@
+"""The artifact store adapter: objects in the private, versioned artifacts bucket.
+
+Every read names the S3 object version recorded in the registry, so a later overwrite
+of the same key can never change what a registered model version serves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_core.aws import client, translate_errors
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    version_id: str | None
+    data: bytes
+
+
+class ArtifactStore:
+    what = "artifact store"
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+
+    @property
+    def _client(self) -> Any:
+        return client("s3")
+
+    def get(self, key: str, version_id: str | None = None) -> StoredObject:
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            request["VersionId"] = version_id
+        with translate_errors(f"{self.what} (s3://{self.bucket}/{key})"):
+            response = self._client.get_object(**request)
+            data = response["Body"].read()
+        return StoredObject(key=key, version_id=response.get("VersionId"), data=data)
+
+    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> StoredObject:
+        with translate_errors(f"{self.what} (s3://{self.bucket}/{key})"):
+            response = self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+            )
+        return StoredObject(key=key, version_id=response.get("VersionId"), data=data)

@@ -1,0 +1,39 @@
+"""Settings read from the environment, validated once per cold start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CoreSettings(BaseSettings):
+    """What every function needs: where the artifacts and the metadata live."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    artifacts_bucket: str = Field(min_length=3, validation_alias="ARTIFACTS_BUCKET")
+    metadata_table: str = Field(min_length=3, validation_alias="METADATA_TABLE")
+
+
+class InferenceSettings(CoreSettings):
+    """Knobs of the prediction path."""
+
+    # How long a resolved alias (alias -> version) is trusted before DynamoDB is read
+    # again: promotions and rollbacks reach every warm container within this time.
+    alias_cache_ttl_seconds: float = Field(default=10.0, ge=0, validation_alias="ALIAS_CACHE_TTL_SECONDS")
+    # Largest batch one call may send (documented in docs/api.md).
+    max_batch_size: int = Field(default=1000, ge=1, le=10000, validation_alias="MAX_BATCH_SIZE")
+    # Loaded ONNX sessions kept per container (least recently used evicted).
+    model_cache_size: int = Field(default=8, ge=1, validation_alias="MODEL_CACHE_SIZE")
+
+
+@lru_cache(maxsize=1)
+def core_settings() -> CoreSettings:
+    return CoreSettings()
+
+
+@lru_cache(maxsize=1)
+def inference_settings() -> InferenceSettings:
+    return InferenceSettings()

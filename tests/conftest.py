@@ -1,0 +1,52 @@
+"""One moto mock for the whole run, reset between tests (about 7x faster than a mock per test)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import BUCKET, REGION, TABLE, FakeLambdaContext, create_resources
+
+# Set before any handler is imported: handlers read their settings at import (cold start).
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "ARTIFACTS_BUCKET": BUCKET,
+        "METADATA_TABLE": TABLE,
+        "POWERTOOLS_SERVICE_NAME": "tests",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",
+        "POWERTOOLS_DEV": "false",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def moto_session() -> Iterator[object]:
+    from moto import mock_aws
+
+    mock = mock_aws()
+    mock.start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture
+def aws(moto_session: object) -> Iterator[None]:
+    """Empty AWS with the project's bucket and table, as a fresh deployment has."""
+    moto_session.reset()  # type: ignore[attr-defined]
+    create_resources()
+    yield
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()

@@ -1,0 +1,53 @@
+"""Handlers fed the sample events, against moto."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+from mlops_core.registry import ModelRegistry, RegisterVersionRequest
+
+from tests.support import FakeLambdaContext, trained_model, upload
+
+
+@pytest.fixture
+def inference(aws: None) -> Iterator[ModuleType]:
+    from functions.inference import handler
+
+    handler.predictor.clear()
+    clock = handler.predictor.clock
+    yield handler
+    handler.predictor.clock = clock
+    handler.predictor.clear()
+
+
+@pytest.fixture
+def registry_api(aws: None) -> ModuleType:
+    from functions.registry import handler
+
+    return handler
+
+
+@pytest.fixture
+def registry(aws: None) -> ModelRegistry:
+    from functions.registry import handler
+
+    return handler.registry
+
+
+@pytest.fixture
+def production_model(registry: ModelRegistry) -> int:
+    """breast-cancer v1 registered from an upload and aliased as production."""
+    _, data, signature = trained_model("logistic_regression")
+    upload("uploads/breast-cancer/model.onnx", data)
+    version = registry.register_version(
+        "breast-cancer",
+        RegisterVersionRequest(artifact_key="uploads/breast-cancer/model.onnx", signature=signature),
+    )
+    registry.set_alias("breast-cancer", "production", version.version)
+    return version.version
+
+
+def call(handler: ModuleType, event: dict) -> dict:
+    return handler.lambda_handler(event, FakeLambdaContext())

@@ -1,0 +1,225 @@
+"""POST /models/{name}/predict and GET /health, fed the events in events/inference."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from unittest import mock
+
+import numpy as np
+import pytest
+from mlops_core.registry import ModelRegistry, RegisterVersionRequest
+
+from tests.integration.conftest import call
+from tests.support import (
+    FakeClock,
+    aws_fault,
+    body,
+    breast_cancer_xy,
+    corrupt_recorded_checksum,
+    header,
+    load_event,
+    trained_model,
+    upload,
+)
+
+
+def test_predict_returns_the_production_models_probabilities(
+    inference: ModuleType, production_model: int
+) -> None:
+    estimator, _, _ = trained_model("logistic_regression")
+    event = load_event("inference/predict.json")
+
+    response = call(inference, event)
+
+    assert response["statusCode"] == 200, response["body"]
+    result = body(response)
+    assert result["model_name"] == "breast-cancer"
+    assert result["model_version"] == production_model
+    assert result["alias"] == "production"
+    assert result["classes"] == [0, 1]
+    instances = np.asarray([[17.99, 10.38, 122.8, 1001.0], [13.54, 14.36, 87.46, 566.3]])
+    np.testing.assert_allclose(result["probabilities"], estimator.predict_proba(instances), atol=1e-5)
+    assert result["predictions"] == estimator.predict(instances).tolist()
+    assert len(set(result["prediction_ids"])) == 2
+
+
+def test_feature_objects_predict_like_lists(inference: ModuleType, production_model: int) -> None:
+    by_name = body(call(inference, load_event("inference/predict_by_feature_name.json")))
+    as_list = body(
+        call(
+            inference,
+            load_event("inference/predict.json", body={"instances": [[17.99, 10.38, 122.8, 1001.0]]}),
+        )
+    )
+    assert by_name["probabilities"] == as_list["probabilities"]
+
+
+def test_health_answers_without_a_model(inference: ModuleType) -> None:
+    response = call(inference, load_event("inference/health.json"))
+    assert response["statusCode"] == 200
+    assert body(response)["status"] == "ok"
+
+
+def test_unknown_model_is_404(inference: ModuleType) -> None:
+    response = call(inference, load_event("inference/predict.json", path_params={"name": "no-such-model"}))
+    assert response["statusCode"] == 404
+    assert body(response)["message"] == "model 'no-such-model' not found"
+
+
+def test_model_without_production_alias_is_404(inference: ModuleType, registry: ModelRegistry) -> None:
+    _, data, signature = trained_model("logistic_regression")
+    upload("uploads/m.onnx", data)
+    registry.register_version(
+        "breast-cancer", RegisterVersionRequest(artifact_key="uploads/m.onnx", signature=signature)
+    )
+
+    response = call(inference, load_event("inference/predict.json"))
+
+    assert response["statusCode"] == 404
+    assert body(response)["message"] == "model 'breast-cancer' has no alias 'production'"
+
+
+@pytest.mark.parametrize(
+    ("instances", "loc", "kind"),
+    [
+        ([[1.0, 2.0, 3.0]], ["body", "instances", 0], "feature_count"),
+        (
+            [{"mean_radius": 1.0, "mean_texture": 2.0, "mean_perimeter": 3.0, "area": 4.0}],
+            ["body", "instances", 0, "area"],
+            "extra_forbidden",
+        ),
+        ([[1.0, "2", 3.0, 4.0]], ["body", "instances", 0, "mean_texture"], "number_type"),
+        ([[1.0, 2.0, None, 4.0]], ["body", "instances", 0, "mean_perimeter"], "missing_value"),
+        ([], ["body", "instances"], "too_short"),
+        ([[1.0, 2.0, 3.0, 4.0]] * 1001, ["body", "instances"], "too_long"),
+    ],
+)
+def test_bad_instances_are_422_with_field_detail(
+    inference: ModuleType, production_model: int, instances: list, loc: list, kind: str
+) -> None:
+    response = call(inference, load_event("inference/predict.json", body={"instances": instances}))
+    assert response["statusCode"] == 422, response["body"]
+    details = body(response)["detail"]
+    assert {"loc": loc, "type": kind} in [{"loc": d["loc"], "type": d["type"]} for d in details]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_422(inference: ModuleType, production_model: int, literal: str) -> None:
+    raw = f'{{"instances": [[1.0, 2.0, 3.0, {literal}]]}}'
+    response = call(inference, load_event("inference/predict.json", body=raw))
+    assert response["statusCode"] == 422
+    assert body(response)["detail"][0]["type"] == "finite_number"
+
+
+def test_missing_instances_field_is_422(inference: ModuleType, production_model: int) -> None:
+    response = call(inference, load_event("inference/predict.json", body={"rows": [[1, 2, 3, 4]]}))
+    assert response["statusCode"] == 422
+    assert ["body", "instances"] in [d["loc"] for d in body(response)["detail"]]
+
+
+def test_malformed_json_is_400(inference: ModuleType, production_model: int) -> None:
+    response = call(inference, load_event("inference/predict.json", body='{"instances": [[1, 2,'))
+    assert response["statusCode"] == 400
+    assert body(response)["message"].startswith("malformed JSON body")
+
+
+def test_overwriting_the_object_does_not_change_what_is_served(
+    inference: ModuleType, production_model: int
+) -> None:
+    before = body(call(inference, load_event("inference/predict.json")))
+    inference.predictor.clear()
+    _, other, _ = trained_model("random_forest")
+    upload("models/breast-cancer/1/model.onnx", other)  # same key, new S3 object version
+
+    after = body(call(inference, load_event("inference/predict.json")))
+
+    assert after["probabilities"] == before["probabilities"]
+
+
+def test_checksum_mismatch_is_503_and_nothing_is_served(inference: ModuleType, production_model: int) -> None:
+    corrupt_recorded_checksum("breast-cancer", production_model)
+
+    response = call(inference, load_event("inference/predict.json"))
+
+    assert response["statusCode"] == 503
+    assert header(response, "Retry-After") == "30"
+    result = body(response)
+    assert result["code"] == "integrity_failure"
+    assert "integrity check failed for model 'breast-cancer' v1" in result["message"]
+    assert "predictions" not in result
+
+
+def test_integrity_failure_keeps_serving_the_last_good_version(
+    inference: ModuleType, production_model: int, registry: ModelRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = FakeClock()
+    inference.predictor.clock = clock
+    assert body(call(inference, load_event("inference/predict.json")))["model_version"] == production_model
+    _, data, signature = trained_model("random_forest")
+    upload("uploads/rf.onnx", data)
+    v2 = registry.register_version(
+        "breast-cancer", RegisterVersionRequest(artifact_key="uploads/rf.onnx", signature=signature)
+    )
+    registry.set_alias("breast-cancer", "production", v2.version)
+    corrupt_recorded_checksum("breast-cancer", v2.version)
+    clock.advance(inference.settings.alias_cache_ttl_seconds + 1)
+
+    response = call(inference, load_event("inference/predict.json"))
+
+    assert response["statusCode"] == 200
+    assert body(response)["model_version"] == production_model
+    assert '"ArtifactIntegrityFailures":[1.0]' in capsys.readouterr().out
+
+
+def test_promotion_reaches_a_warm_container_after_the_alias_ttl(
+    inference: ModuleType, production_model: int, registry: ModelRegistry
+) -> None:
+    clock = FakeClock()
+    inference.predictor.clock = clock
+    call(inference, load_event("inference/predict.json"))
+    _, data, signature = trained_model("random_forest")
+    upload("uploads/rf.onnx", data)
+    v2 = registry.register_version(
+        "breast-cancer", RegisterVersionRequest(artifact_key="uploads/rf.onnx", signature=signature)
+    )
+    registry.set_alias("breast-cancer", "production", v2.version)
+
+    clock.advance(inference.settings.alias_cache_ttl_seconds - 1)
+    assert body(call(inference, load_event("inference/predict.json")))["model_version"] == production_model
+    clock.advance(2)
+    assert body(call(inference, load_event("inference/predict.json")))["model_version"] == v2.version
+
+
+@pytest.mark.parametrize(
+    "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"]
+)
+def test_dynamodb_failure_is_503_with_retry_after(
+    inference: ModuleType, production_model: int, code: str
+) -> None:
+    with aws_fault("dynamodb", "GetItem", code):
+        response = call(inference, load_event("inference/predict.json"))
+    assert response["statusCode"] == 503
+    assert int(header(response, "Retry-After") or 0) >= 1
+    assert "metadata table" in body(response)["message"]
+
+
+def test_s3_failure_is_503(inference: ModuleType, production_model: int) -> None:
+    with aws_fault("s3", "GetObject", "SlowDown", status=503):
+        response = call(inference, load_event("inference/predict.json"))
+    assert response["statusCode"] == 503
+    assert "artifact store" in body(response)["message"]
+
+
+def test_warm_calls_do_not_read_the_registry_again(inference: ModuleType, production_model: int) -> None:
+    assert call(inference, load_event("inference/predict.json"))["statusCode"] == 200
+    with mock.patch.object(
+        inference.predictor.registry, "resolve_alias", side_effect=AssertionError("re-read")
+    ):
+        assert call(inference, load_event("inference/predict.json"))["statusCode"] == 200
+
+
+def test_holdout_predictions_match_through_the_handler(inference: ModuleType, production_model: int) -> None:
+    estimator, _, _ = trained_model("logistic_regression")
+    x, _ = breast_cancer_xy()
+    response = call(inference, load_event("inference/predict.json", body={"instances": x[:500].tolist()}))
+    np.testing.assert_allclose(body(response)["probabilities"], estimator.predict_proba(x[:500]), atol=1e-5)

@@ -1,0 +1,179 @@
+"""Helpers shared by the tests: sample events, a Lambda context, resources, models."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+BUCKET = "mlops-artifacts-test"
+TABLE = "mlops-metadata-test"
+REGION = "us-east-1"
+FEATURES = ["mean_radius", "mean_texture", "mean_perimeter", "mean_area"]
+
+
+def load_event(name: str, **changes: Any) -> dict[str, Any]:
+    """A sample event from ``events/``; ``body=`` (a dict or a raw string) and
+    ``path_params=`` replace those parts."""
+    event = json.loads((EVENTS / name).read_text())
+    event = copy.deepcopy(event)
+    if "body" in changes:
+        body = changes.pop("body")
+        event["body"] = body if isinstance(body, str) or body is None else json.dumps(body)
+    if "path_params" in changes:
+        params = changes.pop("path_params")
+        event["pathParameters"].update(params)
+        path = event["resource"]
+        for key, value in event["pathParameters"].items():
+            path = path.replace("{" + key + "}", str(value))
+        event["path"] = path
+    if "query" in changes:
+        query = changes.pop("query")
+        event["queryStringParameters"] = query
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
+    assert not changes, f"unknown changes {changes}"
+    return event
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "test-function"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = "11111111-2222-3333-4444-555555555555"
+    log_group_name: str = "/aws/lambda/test-function"
+    log_stream_name: str = "2026/11/27/[$LATEST]abc"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def create_resources() -> None:
+    """The artifacts bucket and metadata table, shaped as infra/ declares them."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gsi1pk", "gsi1sk")
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "gsi1",
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+
+
+@cache
+def breast_cancer_xy() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    return data.data[:, :4], data.target
+
+
+@cache
+def trained_model(family: str = "logistic_regression") -> tuple[Any, bytes, Any]:
+    """A fitted estimator on four breast-cancer features, its ONNX bytes and signature."""
+    from mlops_core.export import export_sklearn
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    estimators = {
+        "logistic_regression": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        "random_forest": lambda: RandomForestClassifier(n_estimators=100, random_state=0),
+        "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(random_state=0),
+    }
+    x, y = breast_cancer_xy()
+    estimator = estimators[family]().fit(x, y)
+    data, signature = export_sklearn(estimator, FEATURES, target="malignant")
+    return estimator, data, signature
+
+
+def upload(key: str, data: bytes) -> None:
+    boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=key, Body=data)
+
+
+def body(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
+
+
+def header(response: dict[str, Any], name: str) -> str | None:
+    """A response header, wherever the resolver put it (REST responses use multiValueHeaders)."""
+    for key, values in (response.get("multiValueHeaders") or {}).items():
+        if key.lower() == name.lower():
+            return values[0]
+    for key, value in (response.get("headers") or {}).items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def corrupt_recorded_checksum(model: str, version: int) -> None:
+    """Make the registry's sha256 for a version disagree with the stored bytes."""
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": f"MODEL#{model}"}, "sk": {"S": f"VERSION#{version:06d}"}},
+        UpdateExpression="SET artifact.sha256 = :bad",
+        ExpressionAttributeValues={":bad": {"S": "0" * 64}},
+    )
+
+
+@contextmanager
+def aws_fault(service: str, operation: str, code: str, status: int = 400) -> Iterator[None]:
+    """Make every ``operation`` call of the project's ``service`` client fail with ``code``.
+
+    Injected through botocore's event hooks, so the real client, its error parsing and
+    the adapters' translation all run.
+    """
+    from botocore.exceptions import ClientError
+    from mlops_core.aws import client
+
+    def fail(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+            operation,
+        )
+
+    events = client(service).meta.events
+    events.register(f"before-call.{service}.{operation}", fail, unique_id="fault")
+    try:
+        yield
+    finally:
+        events.unregister(f"before-call.{service}.{operation}", unique_id="fault")
