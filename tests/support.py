@@ -19,7 +19,19 @@ EVENTS = ROOT / "events"
 BUCKET = "mlops-artifacts-test"
 TABLE = "mlops-metadata-test"
 REGION = "us-east-1"
-FEATURES = ["mean_radius", "mean_texture", "mean_perimeter", "mean_area"]
+# The sample dataset's features (scikit-learn's breast-cancer "mean" columns), as in events/.
+FEATURES = [
+    "mean_radius",
+    "mean_texture",
+    "mean_perimeter",
+    "mean_area",
+    "mean_smoothness",
+    "mean_compactness",
+    "mean_concavity",
+    "mean_concave_points",
+    "mean_symmetry",
+    "mean_fractal_dimension",
+]
 
 
 def load_event(name: str, **changes: Any) -> dict[str, Any]:
@@ -90,17 +102,18 @@ def breast_cancer_xy() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()
-    return data.data[:, :4], data.target
+    return data.data[:, :10], data.target
 
 
 @cache
 def trained_model(family: str = "logistic_regression") -> tuple[Any, bytes, Any]:
-    """A fitted estimator on four breast-cancer features, its ONNX bytes and signature."""
-    from mlops_core.export import export_sklearn
+    """A fitted estimator on the ten breast-cancer features, its ONNX bytes and signature."""
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    from mlops_core.export import export_sklearn
 
     estimators = {
         "logistic_regression": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
@@ -109,7 +122,7 @@ def trained_model(family: str = "logistic_regression") -> tuple[Any, bytes, Any]
     }
     x, y = breast_cancer_xy()
     estimator = estimators[family]().fit(x, y)
-    data, signature = export_sklearn(estimator, FEATURES, target="malignant")
+    data, signature = export_sklearn(estimator, FEATURES, target="benign")
     return estimator, data, signature
 
 
@@ -163,6 +176,7 @@ def aws_fault(service: str, operation: str, code: str, status: int = 400) -> Ite
     the adapters' translation all run.
     """
     from botocore.exceptions import ClientError
+
     from mlops_core.aws import client
 
     def fail(**_: Any) -> None:
@@ -177,3 +191,7 @@ def aws_fault(service: str, operation: str, code: str, status: int = 400) -> Ite
         yield
     finally:
         events.unregister(f"before-call.{service}.{operation}", unique_id="fault")
+
+
+# The first row of the sample dataset (a malignant tumour), as in events/inference/predict.json.
+ROW0 = [17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]

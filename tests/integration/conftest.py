@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
-from mlops_core.registry import ModelRegistry, RegisterVersionRequest
 
+from mlops_core.registry import ModelRegistry, RegisterVersionRequest
 from tests.support import FakeLambdaContext, trained_model, upload
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from types import ModuleType
 from unittest import mock
 
 import numpy as np
 import pytest
-from mlops_core.registry import ModelRegistry, RegisterVersionRequest
 
+from mlops_core.registry import ModelRegistry, RegisterVersionRequest
 from tests.integration.conftest import call
 from tests.support import (
+    FEATURES,
+    ROW0,
     FakeClock,
     aws_fault,
     body,
@@ -37,7 +40,7 @@ def test_predict_returns_the_production_models_probabilities(
     assert result["model_version"] == production_model
     assert result["alias"] == "production"
     assert result["classes"] == [0, 1]
-    instances = np.asarray([[17.99, 10.38, 122.8, 1001.0], [13.54, 14.36, 87.46, 566.3]])
+    instances = np.asarray(json.loads(event["body"])["instances"])
     np.testing.assert_allclose(result["probabilities"], estimator.predict_proba(instances), atol=1e-5)
     assert result["predictions"] == estimator.predict(instances).tolist()
     assert len(set(result["prediction_ids"])) == 2
@@ -48,7 +51,7 @@ def test_feature_objects_predict_like_lists(inference: ModuleType, production_mo
     as_list = body(
         call(
             inference,
-            load_event("inference/predict.json", body={"instances": [[17.99, 10.38, 122.8, 1001.0]]}),
+            load_event("inference/predict.json", body={"instances": [ROW0]}),
         )
     )
     assert by_name["probabilities"] == as_list["probabilities"]
@@ -82,16 +85,22 @@ def test_model_without_production_alias_is_404(inference: ModuleType, registry: 
 @pytest.mark.parametrize(
     ("instances", "loc", "kind"),
     [
-        ([[1.0, 2.0, 3.0]], ["body", "instances", 0], "feature_count"),
+        ([ROW0[:3]], ["body", "instances", 0], "feature_count"),
         (
-            [{"mean_radius": 1.0, "mean_texture": 2.0, "mean_perimeter": 3.0, "area": 4.0}],
+            [dict(zip(FEATURES, ROW0, strict=True)) | {"area": 4.0}],
             ["body", "instances", 0, "area"],
             "extra_forbidden",
         ),
-        ([[1.0, "2", 3.0, 4.0]], ["body", "instances", 0, "mean_texture"], "number_type"),
-        ([[1.0, 2.0, None, 4.0]], ["body", "instances", 0, "mean_perimeter"], "missing_value"),
+        (
+            [{k: v for k, v in zip(FEATURES, ROW0, strict=True) if k != "mean_area"}],
+            ["body", "instances", 0, "mean_area"],
+            "missing",
+        ),
+        ([[1.0, "2", *ROW0[2:]]], ["body", "instances", 0, "mean_texture"], "number_type"),
+        ([[1.0, 2.0, None, *ROW0[3:]]], ["body", "instances", 0, "mean_perimeter"], "missing_value"),
+        ([[1.0, 2.0, True, *ROW0[3:]]], ["body", "instances", 0, "mean_perimeter"], "number_type"),
         ([], ["body", "instances"], "too_short"),
-        ([[1.0, 2.0, 3.0, 4.0]] * 1001, ["body", "instances"], "too_long"),
+        ([ROW0] * 1001, ["body", "instances"], "too_long"),
     ],
 )
 def test_bad_instances_are_422_with_field_detail(
@@ -105,10 +114,15 @@ def test_bad_instances_are_422_with_field_detail(
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_numbers_are_422(inference: ModuleType, production_model: int, literal: str) -> None:
-    raw = f'{{"instances": [[1.0, 2.0, 3.0, {literal}]]}}'
+    values = ", ".join([*map(str, ROW0[:3]), literal, *map(str, ROW0[4:])])
+    raw = '{"instances": [[' + values + "]]}"
     response = call(inference, load_event("inference/predict.json", body=raw))
     assert response["statusCode"] == 422
-    assert body(response)["detail"][0]["type"] == "finite_number"
+    assert body(response)["detail"][0] == {
+        "loc": ["body", "instances", 0, "mean_area"],
+        "msg": f"'mean_area' must be finite, got {float(literal)}",
+        "type": "finite_number",
+    }
 
 
 def test_missing_instances_field_is_422(inference: ModuleType, production_model: int) -> None:

@@ -8,9 +8,9 @@ from types import ModuleType
 
 import boto3
 import pytest
+
 from mlops_core.errors import Conflict
 from mlops_core.registry import ModelRegistry, RegisterVersionRequest
-
 from tests.integration.conftest import call
 from tests.support import BUCKET, REGION, TABLE, aws_fault, body, header, load_event, trained_model, upload
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from mlops_core.artifacts import ModelSignature, sha256_hex, verify_checksum
 from mlops_core.errors import IntegrityError, Invalid
 from mlops_core.predict import LoadedModel, load_session
 from mlops_core.registry import ArtifactRef, ModelVersion
-from pydantic import ValidationError
-
 from tests.support import FEATURES, breast_cancer_xy, trained_model
 
 FAMILIES = ["logistic_regression", "random_forest", "hist_gradient_boosting"]
@@ -89,7 +89,7 @@ def test_load_session_rejects_a_graph_that_does_not_match_the_signature() -> Non
 
     with pytest.raises(Invalid) as raised:
         load_session(data, wrong)
-    assert "takes 4 features, signature lists 3" in raised.value.details[0]["msg"]
+    assert "takes 10 features, signature lists 3" in raised.value.details[0]["msg"]
 
 
 def test_load_session_rejects_bytes_that_are_not_onnx() -> None:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from mlops_core.artifacts import ModelSignature
 from mlops_core.errors import Invalid
 from mlops_core.instances import MAX_REPORTED_PROBLEMS, instances_to_matrix

@@ -132,6 +132,25 @@ class MetadataTable:
         with translate_errors(self.what):
             self._client.put_item(**request)
 
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        update: str,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": key(pk, sk),
+            "UpdateExpression": update,
+        }
+        _add_condition(request, condition, names, values)
+        with translate_errors(self.what):
+            self._client.update_item(**request)
+
     def transact(self, operations: Sequence[Mapping[str, Any]]) -> None:
         """All-or-nothing write of several items (see ``put_op``/``update_op``/``check_op``)."""
         with translate_errors(self.what):
