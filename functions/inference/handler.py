@@ -15,6 +15,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
 from mlops_core.api_errors import register_error_handlers
 from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import IntegrityError
@@ -22,7 +24,6 @@ from mlops_core.predict import Predictor
 from mlops_core.registry import MODEL_NAME_PATTERN, ModelRegistry, ModelVersion
 from mlops_core.s3 import ArtifactStore
 from mlops_core.settings import inference_settings
-from pydantic import BaseModel, ConfigDict, Field
 
 logger = Logger()
 tracer = Tracer()

@@ -12,6 +12,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
 from mlops_core.api_errors import register_error_handlers
 from mlops_core.dynamo import MetadataTable
 from mlops_core.predict import load_session
@@ -26,7 +28,6 @@ from mlops_core.registry import (
 )
 from mlops_core.s3 import ArtifactStore
 from mlops_core.settings import core_settings
-from pydantic import BaseModel, ConfigDict, Field
 
 logger = Logger()
 tracer = Tracer()

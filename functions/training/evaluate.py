@@ -1,0 +1,28 @@
+"""Training step Evaluate: holdout metrics of the exported model and of the champion; the gate."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops_core.dynamo import MetadataTable
+from mlops_core.registry import ModelRegistry
+from mlops_core.s3 import ArtifactStore
+from mlops_core.settings import core_settings
+from mlops_core.tracking import RunTracker
+from mlops_core.training import evaluate
+
+logger = Logger()
+settings = core_settings()
+store = ArtifactStore(settings.artifacts_bucket)
+table = MetadataTable(settings.metadata_table)
+registry = ModelRegistry(table, store)
+tracker = RunTracker(table)
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(run_id=event.get("run_id"))
+    state = evaluate(event, store, registry, tracker)
+    logger.info("gate decided", extra={"evaluation": state["evaluation"]})
+    return state

@@ -1,0 +1,22 @@
+"""Training step SelectBest: the candidate with the best validation score."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops_core.dynamo import MetadataTable
+from mlops_core.settings import core_settings
+from mlops_core.tracking import RunTracker
+from mlops_core.training import select_best
+
+logger = Logger()
+tracker = RunTracker(MetadataTable(core_settings().metadata_table))
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(run_id=event.get("run_id"))
+    state = select_best(event, tracker)
+    logger.info("best candidate", extra={"candidate": state["best"]["candidate_id"]})
+    return state

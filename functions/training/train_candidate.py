@@ -1,0 +1,25 @@
+"""Training step TrainCandidate (one Map iteration): fit, export to ONNX, score on validation."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops_core.dynamo import MetadataTable
+from mlops_core.s3 import ArtifactStore
+from mlops_core.settings import core_settings
+from mlops_core.tracking import RunTracker
+from mlops_core.training import train_candidate
+
+logger = Logger()
+settings = core_settings()
+store = ArtifactStore(settings.artifacts_bucket)
+tracker = RunTracker(MetadataTable(settings.metadata_table))
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(run_id=event.get("run_id"), candidate=event.get("candidate_id"))
+    result = train_candidate(event, store, tracker)
+    logger.info("candidate trained", extra={"metrics": result["validation_metrics"]})
+    return result

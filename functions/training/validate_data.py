@@ -1,0 +1,31 @@
+"""Training step ValidateData: check the request, candidates and dataset; write the profile.
+
+Fails with ``InvalidTrainingRequest`` or ``DataValidationError`` (the Step Functions
+error name), whose message lists every violation.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops_core.dynamo import MetadataTable
+from mlops_core.s3 import ArtifactStore
+from mlops_core.settings import core_settings
+from mlops_core.tracking import RunTracker
+from mlops_core.training import validate_data
+
+logger = Logger()
+settings = core_settings()
+store = ArtifactStore(settings.artifacts_bucket)
+tracker = RunTracker(MetadataTable(settings.metadata_table))
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(run_id=event.get("run_id"))
+    state = validate_data(event, store, tracker)
+    logger.info(
+        "dataset valid", extra={"rows": state["dataset"]["rows"], "candidates": len(state["candidates"])}
+    )
+    return state

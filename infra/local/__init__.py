@@ -1,0 +1,1 @@
+"""The embedded local stack: the deployed stack's resources, functions and routes on moto."""

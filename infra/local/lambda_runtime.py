@@ -1,0 +1,190 @@
+"""Run the project's Lambda handlers in-process, inside moto (no Docker).
+
+moto runs Lambda code in Docker containers; the local stack and the tests replace that
+one step (``LambdaFunction._invoke_lambda``) with an import of the handler module from
+``functions/`` and a direct call, with a proper context object. Everything around it is
+moto's own: ``lambda:Invoke``, Step Functions' Task and Map states, Retry and Catch.
+
+Which folder a function's code comes from is read from its ``mlops:source`` tag, which
+``infra/`` puts on every function (for example ``functions/training``); the handler
+string names the module in it (``validate_data.lambda_handler``).
+
+This touches moto internals: ``check_moto_internals`` fails loudly if they change, and a
+test calls it. moto is pinned in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+SOURCE_TAG = "mlops:source"
+PINNED_MOTO = "5.2.5"
+_lock = threading.Lock()
+_installed = threading.Event()
+
+
+@dataclass
+class LocalLambdaContext:
+    """What Lambda passes as ``context``: enough for Powertools and our handlers."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_seconds: float
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    _deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class HandlerNotFound(Exception):
+    """A function's handler could not be imported from its source folder."""
+
+
+def handler_module(source: str, handler: str) -> tuple[str, str]:
+    """``("functions/training", "validate_data.lambda_handler")`` -> module and attribute."""
+    module, attribute = handler.rsplit(".", 1)
+    return f"{source.strip('/').replace('/', '.')}.{module}", attribute
+
+
+def load_handler(source: str, handler: str, environment: dict[str, str] | None = None) -> Any:
+    """Import a handler (once per process, like a warm container) and return the callable.
+
+    The function's environment is applied before the first import, because handlers read
+    their settings at import time. Every function of the stack shares the same names
+    (bucket, tables), so one process-wide environment serves them all.
+    """
+    module_name, attribute = handler_module(source, handler)
+    with _lock:
+        for key, value in (environment or {}).items():
+            os.environ.setdefault(key, value)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise HandlerNotFound(f"cannot import {module_name}: {error}") from error
+    return getattr(module, attribute)
+
+
+def invoke_handler(function: Any, event: Any) -> tuple[str, bool, str]:
+    """Call the function's handler; the return shape is what moto's ``_invoke_lambda`` gives."""
+    tags = function.tags or {}
+    source = tags.get(SOURCE_TAG)
+    if not source:
+        error = {
+            "errorType": "HandlerNotFound",
+            "errorMessage": f"{function.function_name} has no {SOURCE_TAG} tag",
+        }
+        return json.dumps(error), True, ""
+    context = LocalLambdaContext(
+        function_name=function.function_name,
+        invoked_function_arn=function.function_arn,
+        memory_limit_in_mb=int(function.memory_size or 128),
+        timeout_seconds=float(function.timeout or 3),
+    )
+    payload = json.loads(event) if isinstance(event, str | bytes) and event else (event or {})
+    try:
+        fn = load_handler(source, function.handler, dict(function.environment_vars or {}))
+        result = fn(payload, context)
+        return json.dumps(result), False, ""
+    except Exception as error:
+        # Lambda's error payload: Step Functions reads errorType as the error name, so
+        # Retry and Catch match on the Python exception's class name, as on AWS.
+        failure = {
+            "errorMessage": str(error),
+            "errorType": type(error).__name__,
+            "stackTrace": traceback.format_tb(error.__traceback__),
+        }
+        return json.dumps(failure), True, ""
+
+
+def check_moto_internals() -> None:
+    """Fail loudly if the moto internals this module replaces have changed."""
+    import moto
+    from moto.awslambda.models import LambdaFunction
+    from moto.stepfunctions.models import StateMachine
+    from moto.stepfunctions.responses import get_backend
+
+    problems = []
+    if moto.__version__ != PINNED_MOTO:
+        problems.append(f"moto is {moto.__version__}, the patches were written for {PINNED_MOTO}")
+    invoke = getattr(LambdaFunction, "_invoke_lambda", None)
+    if invoke is None or list(inspect.signature(invoke).parameters) != ["self", "event"]:
+        problems.append("moto.awslambda.models.LambdaFunction._invoke_lambda(self, event) changed")
+    for name in (
+        "create_from_cloudformation_json",
+        "delete_from_cloudformation_json",
+        "update_from_cloudformation_json",
+    ):
+        if not hasattr(StateMachine, name):
+            problems.append(f"moto.stepfunctions.models.StateMachine.{name} is gone")
+    if "account_id" not in inspect.signature(get_backend).parameters:
+        problems.append("moto.stepfunctions.responses.get_backend(account_id, region) changed")
+    if problems:
+        raise RuntimeError("the local Lambda runtime no longer fits moto: " + "; ".join(problems))
+
+
+def _state_machine_from_cloudformation(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+    **_: Any,
+) -> Any:
+    from moto.stepfunctions.responses import get_backend
+    from moto.stepfunctions.utils import cfn_to_api_tags
+
+    properties = cloudformation_json["Properties"]
+    return get_backend(account_id, region_name).create_state_machine(
+        properties.get("StateMachineName", resource_name),
+        properties.get("DefinitionString", ""),
+        properties.get("RoleArn", ""),
+        tags=cfn_to_api_tags(properties.get("Tags", [])),
+    )
+
+
+def _delete_state_machine(
+    cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+) -> None:
+    from moto.stepfunctions.responses import get_backend
+
+    get_backend(account_id, region_name).delete_state_machine(resource_name)
+
+
+def install() -> None:
+    """Patch moto (idempotent): in-process Lambda, and CloudFormation state machines that execute.
+
+    With execution on, moto's Step Functions API reads its executing ("parser") backend,
+    but CloudFormation writes state machines to the plain one; routing CloudFormation
+    through the API's backend makes template-created state machines runnable.
+    """
+    with _lock:
+        if _installed.is_set():
+            return
+        check_moto_internals()
+        from moto.awslambda.models import LambdaFunction
+        from moto.core.config import default_user_config
+        from moto.stepfunctions.models import StateMachine
+
+        LambdaFunction._invoke_lambda = lambda self, event=None: invoke_handler(self, event)  # type: ignore[method-assign]
+        StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cloudformation)  # type: ignore[assignment]
+        StateMachine.delete_from_cloudformation_json = classmethod(_delete_state_machine)  # type: ignore[assignment]
+        default_user_config["stepfunctions"]["execute_state_machine"] = True
+        _installed.set()

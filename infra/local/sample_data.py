@@ -1,0 +1,62 @@
+"""The sample dataset: scikit-learn's bundled breast-cancer data as a CSV with its schema.
+
+Used by the demo (`mlops up --demo`), the training workflow's tests and the docs. Ten
+"mean_*" measurements of a tumour, and the target ``benign`` (1) or malignant (0).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+
+SAMPLE_MODEL = "breast-cancer"
+DATASET_PREFIX = "datasets/breast-cancer/v1"
+N_FEATURES = 10
+
+
+@dataclass(frozen=True)
+class SampleDataset:
+    csv: bytes
+    schema: dict
+    expectations: dict
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """S3 key -> bytes, as the workflow expects them laid out."""
+        return {
+            f"{DATASET_PREFIX}/data.csv": self.csv,
+            f"{DATASET_PREFIX}/schema.json": json.dumps(self.schema, indent=2).encode(),
+            f"{DATASET_PREFIX}/expectations.json": json.dumps(self.expectations, indent=2).encode(),
+        }
+
+
+def breast_cancer() -> SampleDataset:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    names = [n.replace(" ", "_") for n in data.feature_names[:N_FEATURES]]
+    x = data.data[:, :N_FEATURES]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*names, "benign"])
+    for row, target in zip(x, data.target, strict=True):
+        writer.writerow([*(repr(float(v)) for v in row), int(target)])
+    columns = [
+        # Ranges are generous physical bounds (measurements are positive), not the sample's min/max.
+        {"name": n, "type": "double", "min": 0.0, "max": float(10 ** len(str(int(x[:, i].max()))))}
+        for i, n in enumerate(names)
+    ]
+    columns.append({"name": "benign", "type": "integer", "allowed": [0, 1]})
+    schema = {"name": "breast-cancer", "task": "classification", "target": "benign", "columns": columns}
+    expectations = {
+        "name": "breast-cancer-basics",
+        "expectations": [
+            {"type": "expect_table_row_count_to_be_between", "min": 200},
+            {"type": "expect_column_values_to_not_be_null", "column": "benign"},
+            {"type": "expect_column_unique_value_count_to_be_at_least", "column": "benign", "min": 2},
+            {"type": "expect_column_mean_to_be_between", "column": "mean_radius", "min": 5, "max": 30},
+        ],
+    }
+    return SampleDataset(csv=out.getvalue().encode(), schema=schema, expectations=expectations)

@@ -1,0 +1,350 @@
+"""Tabular datasets: the declared schema, the expectations suite, loading and validation.
+
+A dataset is a CSV file in the artifacts bucket with a header row, described by a schema
+(columns, types, target, allowed ranges and categories, not-null) and optionally checked
+by an expectations suite (table- and column-level checks, named as in Great
+Expectations). Pure numpy: runs in the core layer.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mlops_core.artifacts import FeatureType
+
+MAX_REPORTED_VIOLATIONS = 50
+
+
+class ColumnSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=128)
+    type: FeatureType = "double"
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    # Categories are numeric codes: every feature reaches the model as a number.
+    allowed: list[float] | None = Field(default=None, description="Allowed values (numeric category codes)")
+
+    @model_validator(mode="after")
+    def _range(self) -> ColumnSchema:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"column '{self.name}': min {self.min} is above max {self.max}")
+        return self
+
+
+class DatasetSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=128)
+    task: Literal["classification", "regression"] = "classification"
+    target: str
+    columns: list[ColumnSchema] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _target_declared(self) -> DatasetSchema:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("column names must be unique")
+        if self.target not in names:
+            raise ValueError(f"target '{self.target}' is not a declared column")
+        return self
+
+    @property
+    def features(self) -> list[ColumnSchema]:
+        return [c for c in self.columns if c.name != self.target]
+
+
+class RowCountBetween(BaseModel):
+    type: Literal["expect_table_row_count_to_be_between"]
+    min: int | None = None
+    max: int | None = None
+
+
+class ValuesBetween(BaseModel):
+    type: Literal["expect_column_values_to_be_between"]
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+
+class ValuesNotNull(BaseModel):
+    type: Literal["expect_column_values_to_not_be_null"]
+    column: str
+
+
+class ValuesInSet(BaseModel):
+    type: Literal["expect_column_values_to_be_in_set"]
+    column: str
+    values: list[float]
+
+
+class MeanBetween(BaseModel):
+    type: Literal["expect_column_mean_to_be_between"]
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+
+class DistinctCountAtLeast(BaseModel):
+    type: Literal["expect_column_unique_value_count_to_be_at_least"]
+    column: str
+    min: int
+
+
+Expectation = Annotated[
+    RowCountBetween | ValuesBetween | ValuesNotNull | ValuesInSet | MeanBetween | DistinctCountAtLeast,
+    Field(discriminator="type"),
+]
+
+
+class ExpectationSuite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "default"
+    expectations: list[Expectation] = Field(default_factory=list)
+
+
+class Table(BaseModel):
+    """A loaded dataset: one numpy column per declared column (float64; NaN for nulls)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    columns: dict[str, np.ndarray]
+    rows: int
+
+    def matrix(self, names: list[str]) -> np.ndarray:
+        return np.column_stack([self.columns[n] for n in names]) if names else np.empty((self.rows, 0))
+
+
+class DataValidationError(Exception):
+    """The dataset breaks its schema or expectations; ``violations`` lists each problem."""
+
+    def __init__(self, violations: list[str]) -> None:
+        self.violations = violations
+        shown = violations[:MAX_REPORTED_VIOLATIONS]
+        more = f" (+{len(violations) - len(shown)} more)" if len(violations) > len(shown) else ""
+        super().__init__(f"{len(violations)} violation(s){more}: " + "; ".join(shown))
+
+
+_NULLS = {"", "na", "nan", "null", "none"}
+_TRUE = {"true", "1"}
+_FALSE = {"false", "0"}
+
+
+def _parse(raw: str, column: ColumnSchema) -> float:
+    """A CSV cell as float64 (NaN for null); raises ValueError naming the problem."""
+    text = raw.strip()
+    if text.lower() in _NULLS:
+        return math.nan
+    if column.type == "boolean":
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return 1.0
+        if lowered in _FALSE:
+            return 0.0
+        raise ValueError(f"'{raw}' is not a boolean")
+    value = float(text)  # ValueError for text
+    if not math.isfinite(value):
+        raise ValueError(f"'{raw}' is not finite")
+    if column.type == "integer" and not value.is_integer():
+        raise ValueError(f"'{raw}' is not an integer")
+    return value
+
+
+def load_csv(data: bytes, schema: DatasetSchema) -> Table:
+    """Parse a CSV against its schema; raises ``DataValidationError`` listing every bad cell."""
+    table, violations, _ = _parse_csv(data, schema)
+    if violations:
+        raise DataValidationError(violations)
+    return table
+
+
+def _parse_csv(data: bytes, schema: DatasetSchema) -> tuple[Table, list[str], dict[str, np.ndarray]]:
+    """The table (bad cells as NaN), the parsing problems, and a mask of bad cells per column."""
+    violations: list[str] = []
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig")))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataValidationError(["the file is empty (no header row)"]) from None
+    header = [h.strip() for h in header]
+    declared = [c.name for c in schema.columns]
+    missing = [n for n in declared if n not in header]
+    violations.extend(f"missing column '{n}'" for n in missing)
+    violations.extend(f"undeclared column '{n}'" for n in header if n not in declared)
+    if missing:
+        raise DataValidationError(violations)
+    positions = {c.name: header.index(c.name) for c in schema.columns}
+    values: dict[str, list[float]] = {c.name: [] for c in schema.columns}
+    bad: dict[str, list[bool]] = {c.name: [] for c in schema.columns}
+    for line_number, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            violations.append(f"line {line_number}: {len(row)} fields, header has {len(header)}")
+            continue
+        for column in schema.columns:
+            raw = row[positions[column.name]]
+            try:
+                values[column.name].append(_parse(raw, column))
+                bad[column.name].append(False)
+            except ValueError as error:
+                violations.append(f"line {line_number}, column '{column.name}' ({column.type}): {error}")
+                values[column.name].append(math.nan)
+                bad[column.name].append(True)
+        if len(violations) > MAX_REPORTED_VIOLATIONS * 4:
+            break
+    table = Table(
+        columns={n: np.asarray(v, dtype=np.float64) for n, v in values.items()},
+        rows=len(values[schema.columns[0].name]),
+    )
+    return table, violations, {n: np.asarray(m, dtype=bool) for n, m in bad.items()}
+
+
+def schema_violations(
+    table: Table, schema: DatasetSchema, bad_cells: dict[str, np.ndarray] | None = None
+) -> list[str]:
+    """Nulls, ranges and categories, one message per column and rule with a count and examples.
+
+    ``bad_cells`` marks cells that failed to parse (already reported): not counted as nulls.
+    """
+    violations = []
+    for column in schema.columns:
+        values = table.columns[column.name]
+        nulls = np.isnan(values)
+        if bad_cells is not None:
+            nulls &= ~bad_cells[column.name]
+        if not column.nullable and nulls.any():
+            violations.append(f"column '{column.name}': {int(nulls.sum())} null value(s) (not nullable)")
+        present = values[~np.isnan(values)]
+        if column.min is not None and (low := present[present < column.min]).size:
+            violations.append(
+                f"column '{column.name}': {low.size} value(s) below min {column.min} (lowest {low.min():g})"
+            )
+        if column.max is not None and (high := present[present > column.max]).size:
+            violations.append(
+                f"column '{column.name}': {high.size} value(s) above max {column.max} "
+                f"(highest {high.max():g})"
+            )
+        if column.allowed is not None:
+            outside = present[~np.isin(present, column.allowed)]
+            if outside.size:
+                examples = ", ".join(f"{v:g}" for v in np.unique(outside)[:5])
+                violations.append(
+                    f"column '{column.name}': {outside.size} value(s) not in the allowed set "
+                    f"(e.g. {examples})"
+                )
+    return violations
+
+
+def expectation_violations(table: Table, suite: ExpectationSuite) -> list[str]:
+    violations = []
+    for expectation in suite.expectations:
+        if isinstance(expectation, RowCountBetween):
+            if (expectation.min is not None and table.rows < expectation.min) or (
+                expectation.max is not None and table.rows > expectation.max
+            ):
+                violations.append(
+                    f"{expectation.type}: {table.rows} rows, expected [{expectation.min}, {expectation.max}]"
+                )
+            continue
+        if expectation.column not in table.columns:
+            violations.append(f"{expectation.type}: unknown column '{expectation.column}'")
+            continue
+        values = table.columns[expectation.column]
+        present = values[~np.isnan(values)]
+        message = _column_expectation(expectation, values, present)
+        if message:
+            violations.append(f"{expectation.type} on '{expectation.column}': {message}")
+    return violations
+
+
+def _column_expectation(expectation: Any, values: np.ndarray, present: np.ndarray) -> str | None:
+    if isinstance(expectation, ValuesNotNull):
+        nulls = int(np.isnan(values).sum())
+        return f"{nulls} null value(s)" if nulls else None
+    if isinstance(expectation, ValuesBetween):
+        bad = int(
+            ((present < expectation.min).sum() if expectation.min is not None else 0)
+            + ((present > expectation.max).sum() if expectation.max is not None else 0)
+        )
+        return f"{bad} value(s) outside [{expectation.min}, {expectation.max}]" if bad else None
+    if isinstance(expectation, ValuesInSet):
+        bad = int((~np.isin(present, expectation.values)).sum())
+        return f"{bad} value(s) not in {expectation.values}" if bad else None
+    if isinstance(expectation, MeanBetween):
+        mean = float(present.mean()) if present.size else math.nan
+        low_ok = expectation.min is None or mean >= expectation.min
+        high_ok = expectation.max is None or mean <= expectation.max
+        return None if low_ok and high_ok else f"mean {mean:g} outside [{expectation.min}, {expectation.max}]"
+    if isinstance(expectation, DistinctCountAtLeast):
+        distinct = int(np.unique(present).size)
+        return (
+            f"{distinct} distinct value(s), expected at least {expectation.min}"
+            if distinct < expectation.min
+            else None
+        )
+    return None
+
+
+def validate(data: bytes, schema: DatasetSchema, suite: ExpectationSuite | None = None) -> Table:
+    """Load and check a dataset; raises ``DataValidationError`` listing every violation.
+
+    Unparsable cells are reported by line; the schema's range, category and null checks
+    then run on what did parse (a bad cell is not reported twice as a null).
+    """
+    table, violations, bad_cells = _parse_csv(data, schema)
+    violations += schema_violations(table, schema, bad_cells)
+    if suite is not None:
+        violations += expectation_violations(table, suite)
+    if violations:
+        raise DataValidationError(violations)
+    return table
+
+
+def profile(table: Table, schema: DatasetSchema, *, bins: int = 10) -> dict[str, Any]:
+    """The reference profile drift monitoring compares live traffic with.
+
+    Numeric features: count, nulls, mean, std, min, max, quantiles, and a histogram on
+    quantile bin edges (equal-mass bins make PSI stable). Features with allowed values:
+    category frequencies.
+    """
+    features: dict[str, Any] = {}
+    for column in schema.features:
+        values = table.columns[column.name]
+        present = values[~np.isnan(values)]
+        entry: dict[str, Any] = {
+            "type": column.type,
+            "count": int(present.size),
+            "nulls": int(values.size - present.size),
+        }
+        if column.allowed is not None or column.type == "boolean":
+            categories, counts = np.unique(present, return_counts=True)
+            entry["kind"] = "categorical"
+            entry["frequencies"] = {f"{c:g}": int(n) for c, n in zip(categories, counts, strict=True)}
+        elif present.size:
+            quantiles = np.quantile(present, np.linspace(0, 1, 11))
+            edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)))
+            counts, _ = (
+                np.histogram(present, bins=edges) if edges.size > 1 else (np.asarray([present.size]), edges)
+            )
+            entry |= {
+                "kind": "numeric",
+                "mean": float(present.mean()),
+                "std": float(present.std()),
+                "min": float(present.min()),
+                "max": float(present.max()),
+                "quantiles": [float(q) for q in quantiles],
+                "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+            }
+        else:
+            entry["kind"] = "numeric"
+        features[column.name] = entry
+    return {"rows": table.rows, "target": schema.target, "features": features}

@@ -1,0 +1,155 @@
+"""The estimator families training may use, and the hyper-parameters each accepts.
+
+Candidates are declared as data (``{"family": ..., "params": {...}}``) and checked here
+before any training starts: an unknown family or an invalid parameter fails the
+workflow at ValidateData with a message naming it. Building an estimator imports
+scikit-learn, so only ``build`` needs the science layer.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mlops_core.errors import Invalid, detail
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogisticRegressionParams(_Params):
+    C: float = Field(default=1.0, gt=0)
+    max_iter: int = Field(default=1000, ge=10, le=100_000)
+    class_weight: Literal["balanced"] | None = None
+    scale: bool = Field(default=True, description="Standardize features first (a StandardScaler step)")
+
+
+class RandomForestParams(_Params):
+    n_estimators: int = Field(default=100, ge=1, le=2000)
+    max_depth: int | None = Field(default=None, ge=1, le=100)
+    min_samples_leaf: int = Field(default=1, ge=1)
+    max_features: Literal["sqrt", "log2"] | float | None = "sqrt"
+    class_weight: Literal["balanced", "balanced_subsample"] | None = None
+
+
+class HistGradientBoostingParams(_Params):
+    learning_rate: float = Field(default=0.1, gt=0, le=1)
+    max_iter: int = Field(default=100, ge=1, le=5000)
+    max_leaf_nodes: int | None = Field(default=31, ge=2)
+    max_depth: int | None = Field(default=None, ge=1)
+    l2_regularization: float = Field(default=0.0, ge=0)
+    early_stopping: Literal["auto"] | bool = "auto"
+
+
+class RidgeParams(_Params):
+    alpha: float = Field(default=1.0, ge=0)
+    scale: bool = True
+
+
+FAMILIES: dict[str, tuple[type[_Params], Literal["classification", "regression"]]] = {
+    "logistic_regression": (LogisticRegressionParams, "classification"),
+    "random_forest": (RandomForestParams, "classification"),
+    "hist_gradient_boosting": (HistGradientBoostingParams, "classification"),
+    "random_forest_regressor": (RandomForestParams, "regression"),
+    "hist_gradient_boosting_regressor": (HistGradientBoostingParams, "regression"),
+    "ridge": (RidgeParams, "regression"),
+}
+
+
+class CandidateSpec(BaseModel):
+    """One model to train: a family and its hyper-parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SearchSpec(BaseModel):
+    """A grid over one family's parameters, expanded into candidates (at most ``budget``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: str
+    grid: dict[str, list[Any]] = Field(min_length=1)
+    budget: int = Field(default=16, ge=1, le=256)
+
+
+def check_candidate(spec: CandidateSpec, task: str, index: int) -> dict[str, Any]:
+    """The candidate's full parameter set (defaults filled in), or ``Invalid`` naming the problem."""
+    loc: list[str | int] = ["candidates", index]
+    if spec.family not in FAMILIES:
+        raise Invalid(
+            f"candidate {index}: unknown estimator family '{spec.family}'",
+            details=[detail([*loc, "family"], f"one of {sorted(FAMILIES)}", "unknown_family")],
+        )
+    params_model, family_task = FAMILIES[spec.family]
+    if family_task != task:
+        raise Invalid(
+            f"candidate {index}: '{spec.family}' is a {family_task} family, the dataset is {task}",
+            details=[detail([*loc, "family"], f"not a {task} family", "task_mismatch")],
+        )
+    try:
+        return params_model.model_validate(spec.params).model_dump()
+    except ValidationError as error:
+        problems = [
+            detail([*loc, "params", *e["loc"]], e["msg"], e["type"]) for e in error.errors(include_url=False)
+        ]
+        summary = "; ".join(f"{'.'.join(map(str, p['loc'][3:]))}: {p['msg']}" for p in problems)
+        raise Invalid(
+            f"candidate {index} ({spec.family}): invalid hyper-parameters: {summary}", details=problems
+        ) from None
+
+
+def expand(candidates: list[CandidateSpec] | None, search: SearchSpec | None) -> list[CandidateSpec]:
+    """Explicit candidates, then the grid's combinations in a fixed order, up to the budget."""
+    expanded = list(candidates or [])
+    if search is not None:
+        keys = sorted(search.grid)
+        for values in itertools.islice(itertools.product(*(search.grid[k] for k in keys)), search.budget):
+            expanded.append(CandidateSpec(family=search.family, params=dict(zip(keys, values, strict=True))))
+    if not expanded:
+        raise Invalid(
+            "no candidates: give 'candidates' or a 'search' grid",
+            details=[detail(["candidates"], "at least one candidate is required", "too_short")],
+        )
+    return expanded
+
+
+def build(family: str, params: dict[str, Any], seed: int) -> Any:
+    """A fresh, unfitted scikit-learn estimator (imports scikit-learn)."""
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    values = dict(params)
+    if family == "logistic_regression":
+        scale = values.pop("scale")
+        model = LogisticRegression(random_state=seed, **values)
+        return make_pipeline(StandardScaler(), model) if scale else model
+    if family == "ridge":
+        scale = values.pop("scale")
+        return make_pipeline(StandardScaler(), Ridge(**values)) if scale else Ridge(**values)
+    forests: dict[str, Any] = {
+        "random_forest": RandomForestClassifier,
+        "random_forest_regressor": RandomForestRegressor,
+    }
+    if family in forests:
+        if family == "random_forest_regressor":
+            values.pop("class_weight", None)
+        # n_jobs=1: a Lambda has 1-6 vCPUs and parallel candidates already use them.
+        return forests[family](random_state=seed, n_jobs=1, **values)
+    boosters: dict[str, Any] = {
+        "hist_gradient_boosting": HistGradientBoostingClassifier,
+        "hist_gradient_boosting_regressor": HistGradientBoostingRegressor,
+    }
+    return boosters[family](random_state=seed, **values)
