@@ -6,17 +6,20 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_core.dynamo import MetadataTable
-from mlops_core.settings import core_settings
+from mlops_core.events import EventPublisher
+from mlops_core.settings import EventSettings
 from mlops_core.tracking import RunTracker
 from mlops_core.training import mark_failed
 
 logger = Logger()
-tracker = RunTracker(MetadataTable(core_settings().metadata_table))
+settings = EventSettings()
+tracker = RunTracker(MetadataTable(settings.metadata_table))
+publisher = EventPublisher(settings.event_bus_name)
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.get("run_id"))
-    record = mark_failed(event, tracker)
+    record = mark_failed(event, tracker, publisher)
     logger.warning("training run failed", extra=record)
     return record

@@ -6,22 +6,24 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_core.dynamo import MetadataTable
+from mlops_core.events import EventPublisher
 from mlops_core.registry import ModelRegistry
 from mlops_core.s3 import ArtifactStore
-from mlops_core.settings import core_settings
+from mlops_core.settings import EventSettings
 from mlops_core.tracking import RunTracker
 from mlops_core.training import register_model
 
 logger = Logger()
-settings = core_settings()
+settings = EventSettings()
 table = MetadataTable(settings.metadata_table)
 registry = ModelRegistry(table, ArtifactStore(settings.artifacts_bucket))
 tracker = RunTracker(table)
+publisher = EventPublisher(settings.event_bus_name)
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.get("run_id"))
-    result = register_model(event, registry, tracker)
+    result = register_model(event, registry, tracker, publisher)
     logger.info("model registered", extra={"version": result["version"]})
     return result

@@ -17,6 +17,16 @@ class CoreSettings(BaseSettings):
     metadata_table: str = Field(min_length=3, validation_alias="METADATA_TABLE")
 
 
+class EventSettings(CoreSettings):
+    """Functions that publish domain events."""
+
+    event_bus_name: str = Field(default="default", validation_alias="EVENT_BUS_NAME")
+
+
+class TrainingApiSettings(CoreSettings):
+    state_machine_arn: str = Field(min_length=20, validation_alias="STATE_MACHINE_ARN")
+
+
 class InferenceSettings(CoreSettings):
     """Knobs of the prediction path."""
 

@@ -20,6 +20,7 @@ from mlops_core.artifacts import MODEL_FILE, SIGNATURE_FILE, ModelSignature, sha
 from mlops_core.datasets import DatasetSchema, ExpectationSuite
 from mlops_core.errors import Invalid, NotFound
 from mlops_core.estimators import CandidateSpec, SearchSpec, check_candidate, expand
+from mlops_core.events import EventPublisher, ModelVersionRegistered, TrainingRunFailed
 from mlops_core.registry import ALIAS_PATTERN, MODEL_NAME_PATTERN, ModelRegistry, RegisterVersionRequest
 from mlops_core.s3 import ArtifactStore
 from mlops_core.tracking import RUN_ID_PATTERN, RunTracker, package_versions
@@ -387,7 +388,12 @@ def evaluate(
 
 
 # ---- RegisterModel ----------------------------------------------------------------------
-def register_model(state: dict[str, Any], registry: ModelRegistry, tracker: RunTracker) -> dict[str, Any]:
+def register_model(
+    state: dict[str, Any],
+    registry: ModelRegistry,
+    tracker: RunTracker,
+    publisher: EventPublisher | None = None,
+) -> dict[str, Any]:
     """Register the winner with lineage to the run; optionally point an alias at it."""
     from mlops_core.predict import load_session
 
@@ -410,6 +416,17 @@ def register_model(state: dict[str, Any], registry: ModelRegistry, tracker: RunT
             validate_model=load_session,
         )
         tracker.update(run_id, registered_version=version.version)
+        if publisher is not None:
+            publisher.publish(
+                ModelVersionRegistered(
+                    model_name=name,
+                    version=version.version,
+                    run_id=run_id,
+                    artifact_sha256=version.artifact.sha256,
+                    metrics=version.metrics,
+                    actor=version.created_by,
+                )
+            )
     if state.get("promote_to"):
         registry.set_alias(name, state["promote_to"], version.version, actor=f"training-run/{run_id}")
     tracker.finish(run_id, "SUCCEEDED", registered_version=version.version)
@@ -424,8 +441,14 @@ def register_model(state: dict[str, Any], registry: ModelRegistry, tracker: RunT
 
 
 # ---- MarkFailed -------------------------------------------------------------------------
-def mark_failed(state: dict[str, Any], tracker: RunTracker) -> dict[str, Any]:
-    """Record why a run failed (the Catch's error and cause)."""
+def mark_failed(
+    state: dict[str, Any], tracker: RunTracker, publisher: EventPublisher | None = None
+) -> dict[str, Any]:
+    """Record why a run failed (the Catch's error and cause) and announce it.
+
+    Returns ``{"error", "cause"}`` at the top level: the workflow's final Fail state
+    reads them, so the execution fails with the step's own error name.
+    """
     error = state.get("error") or {}
     run_id = state.get("run_id")
     record = {"error": str(error.get("Error", "Unknown")), "cause": _cause_message(error.get("Cause"))}
@@ -434,6 +457,15 @@ def mark_failed(state: dict[str, Any], tracker: RunTracker) -> dict[str, Any]:
             tracker.finish(run_id, "FAILED", failure=record)
         except NotFound:
             record["note"] = "the run failed before its record was written"
+    if publisher is not None:
+        publisher.publish(
+            TrainingRunFailed(
+                run_id=run_id,
+                model_name=state.get("model_name"),
+                error=record["error"],
+                cause=record["cause"],
+            )
+        )
     return {"run_id": run_id, "model_name": state.get("model_name"), **record}
 
 

@@ -1,0 +1,97 @@
+"""Training API function: ``POST /training`` starts a run, ``GET /runs/{run_id}`` reads it,
+``GET /models/{name}/runs`` lists a model's runs (IAM-authenticated routes).
+
+A run is a named Step Functions execution; its name is the run id. The request is
+validated here in full, so a bad request is a 422 and no execution starts.
+"""
+
+import secrets
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ValidationError
+
+from mlops_core.api_errors import register_error_handlers
+from mlops_core.dynamo import MetadataTable
+from mlops_core.errors import Invalid, NotFound
+from mlops_core.registry import MODEL_NAME_PATTERN
+from mlops_core.settings import TrainingApiSettings
+from mlops_core.tracking import RUN_ID_PATTERN, RunTracker
+from mlops_core.training import TrainingRequest
+from mlops_core.workflow import TrainingWorkflow
+
+logger = Logger()
+tracer = Tracer()
+app = APIGatewayRestResolver(enable_validation=True)
+register_error_handlers(app, logger)
+
+settings = TrainingApiSettings()
+tracker = RunTracker(MetadataTable(settings.metadata_table))
+workflow = TrainingWorkflow(settings.state_machine_arn)
+
+
+class StartTrainingRequest(TrainingRequest):
+    """The workflow's input; ``run_id`` may be omitted (one is generated)."""
+
+    run_id: str | None = None  # type: ignore[assignment]
+
+
+class TrainingStarted(BaseModel):
+    run_id: str
+    execution_arn: str
+    status_path: str
+
+
+def new_run_id(model_name: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{model_name[:40].replace('.', '-')}-{stamp}-{secrets.token_hex(3)}"
+
+
+@app.post("/training")
+@tracer.capture_method
+def start_training(request: StartTrainingRequest) -> Response[TrainingStarted]:
+    run_id = request.run_id or new_run_id(request.model_name)
+    try:
+        execution_input = TrainingRequest.model_validate(request.model_dump() | {"run_id": run_id})
+    except ValidationError:
+        raise Invalid(
+            f"invalid run_id {run_id!r}",
+            details=[{"loc": ["body", "run_id"], "msg": f"must match {RUN_ID_PATTERN}", "type": "pattern"}],
+        ) from None
+    arn = workflow.start(run_id, execution_input.model_dump(mode="json", exclude_none=True))
+    logger.info("training started", extra={"run_id": run_id})
+    return Response(
+        status_code=HTTPStatus.ACCEPTED.value,
+        content_type=content_types.APPLICATION_JSON,
+        body=TrainingStarted(run_id=run_id, execution_arn=arn, status_path=f"/runs/{run_id}"),
+    )
+
+
+@app.get("/runs/<run_id>")
+def get_run(run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN)]) -> dict[str, Any]:
+    execution = workflow.describe(run_id)
+    try:
+        run = tracker.get_with_candidates(run_id)
+    except NotFound:
+        # Started, but ValidateData has not written the record yet (or failed before it).
+        run = {"run_id": run_id, "status": "PENDING" if execution["status"] == "RUNNING" else "FAILED"}
+    return {**run, "execution": execution}
+
+
+@app.get("/models/<name>/runs")
+def list_runs(
+    name: Annotated[str, Path(pattern=MODEL_NAME_PATTERN)], limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> dict[str, list[dict[str, Any]]]:
+    return {"runs": tracker.list_for_model(name, limit=limit)}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,52 @@
+"""Starting and reading training executions (Step Functions)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mlops_core.aws import client, error_code, translate_errors
+from mlops_core.errors import Conflict, NotFound
+
+
+class TrainingWorkflow:
+    what = "training workflow"
+
+    def __init__(self, state_machine_arn: str) -> None:
+        self.state_machine_arn = state_machine_arn
+
+    def execution_arn(self, run_id: str) -> str:
+        # arn:aws:states:region:account:stateMachine:Name -> ...:execution:Name:run_id
+        prefix, name = self.state_machine_arn.rsplit(":stateMachine:", 1)
+        return f"{prefix}:execution:{name}:{run_id}"
+
+    def start(self, run_id: str, execution_input: dict[str, Any]) -> str:
+        """Start the execution named ``run_id``; a second start of that name is a Conflict."""
+        with translate_errors(self.what):
+            try:
+                response = client("stepfunctions").start_execution(
+                    stateMachineArn=self.state_machine_arn, name=run_id, input=json.dumps(execution_input)
+                )
+            except ClientError as error:
+                if error_code(error) == "ExecutionAlreadyExists":
+                    raise Conflict(f"a training run named '{run_id}' already exists") from error
+                raise
+        return str(response["executionArn"])
+
+    def describe(self, run_id: str) -> dict[str, Any]:
+        with translate_errors(self.what):
+            try:
+                response = client("stepfunctions").describe_execution(executionArn=self.execution_arn(run_id))
+            except ClientError as error:
+                if error_code(error) == "ExecutionDoesNotExist":
+                    raise NotFound(f"run '{run_id}' not found") from error
+                raise
+        return {
+            "execution_arn": response["executionArn"],
+            "status": response["status"],
+            "started_at": response["startDate"].isoformat(),
+            "stopped_at": response["stopDate"].isoformat() if response.get("stopDate") else None,
+            "error": response.get("error"),
+        }
