@@ -1,0 +1,120 @@
+"""A Lambda function with its own log group and its own, narrow execution role.
+
+Every function of the project is built the same way: Python 3.12 on x86_64 (the
+layers are built for exactly that), active X-Ray tracing, a log group with a
+retention period, and a role that starts with nothing but writing to that log group
+and sending traces. Whatever else a function may do is granted by the construct
+that owns the resource (see `StorageConstruct.grant_*`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, Duration, Tags, Validations, aws_iam, aws_lambda, aws_logs
+from constructs import Construct
+
+from infra.constructs.layers import LAYER_ARCHITECTURE, LAYER_RUNTIME
+
+#: Metric namespace shared by every function (Powertools Metrics, EMF).
+METRICS_NAMESPACE = "ServerlessMLOps"
+
+#: Tag naming a function's source folder (repository-relative); the local stack imports
+#: the handler from there, and a reader of the deployed function finds its code.
+SOURCE_TAG = "mlops:source"
+
+#: The repository this infra package belongs to (infra/constructs/functions.py -> root).
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: Files of a function folder that must not be deployed: local caches and tests.
+CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/tests"]
+
+
+def source_folder(code_dir: Path) -> str:
+    """`code_dir` relative to the repository, in POSIX form (`functions/inference`)."""
+    try:
+        return code_dir.resolve().relative_to(_REPO_ROOT).as_posix()
+    except ValueError:
+        raise ValueError(f"function code {code_dir} is outside the repository {_REPO_ROOT}") from None
+
+
+class ServiceFunction(Construct):
+    """One function of the project: `function`, `role` and `log_group`.
+
+    Args:
+        service_name: the Powertools service name; also names the metrics dimension.
+        code_dir: the function's folder under `functions/`; `handler` points into it.
+        environment: settings beyond the Powertools ones set here for every function.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        service_name: str,
+        code_dir: Path,
+        handler: str,
+        layers: Sequence[aws_lambda.ILayerVersion],
+        memory_size: int,
+        timeout: Duration,
+        environment: Mapping[str, str],
+        log_retention: aws_logs.RetentionDays,
+        description: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.log_group = aws_logs.LogGroup(self, "LogGroup", retention=log_retention)
+
+        # A role per function, with inline statements only: the managed
+        # AWSLambdaBasicExecutionRole would allow writing to *every* log group.
+        self.role = aws_iam.Role(
+            self,
+            "Role",
+            assumed_by=aws_iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Execution role of the {service_name} function",
+        )
+        self.log_group.grant_write(self.role)
+
+        self.function = aws_lambda.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=LAYER_RUNTIME,
+            architecture=LAYER_ARCHITECTURE,
+            code=aws_lambda.Code.from_asset(str(code_dir), exclude=CODE_EXCLUDES),
+            handler=handler,
+            layers=list(layers),
+            memory_size=memory_size,
+            timeout=timeout,
+            role=self.role,
+            log_group=self.log_group,
+            tracing=aws_lambda.Tracing.ACTIVE,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "LOG_LEVEL": "INFO",
+                **environment,
+            },
+        )
+
+        Tags.of(self.function).add(SOURCE_TAG, source_folder(code_dir))
+
+        acknowledge = Validations.of(self).acknowledge
+        acknowledge(
+            Acknowledgment(
+                # Active tracing adds xray:PutTraceSegments/PutTelemetryRecords to the role.
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level "
+                "permissions; '*' is the only valid resource for them.",
+            )
+        )
+        acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason="Pinned to python3.12 on purpose: the layers are built from cp312 wheels "
+                "and their sizes and pins are tested for it; moving runtime means rebuilding "
+                "and re-measuring every layer.",
+            )
+        )

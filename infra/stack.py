@@ -1,0 +1,94 @@
+"""The `ServerlessMlops` stack: storage, layers, and the API with its functions.
+
+Operational knobs come from CDK context (cdk.json, or `-c key=value` on the command
+line) so that an operator can tune them without editing code; the defaults here are
+what the project is tested with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack, aws_logs
+from constructs import Construct
+
+from infra.constructs.api import ApiConstruct, ApiLimits
+from infra.constructs.layers import LayersConstruct
+from infra.constructs.storage import StorageConstruct
+
+#: Prefix of this project's context keys in cdk.json.
+CONTEXT_PREFIX = "serverless-mlops:"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Tunable settings of the stack, read from `serverless-mlops:<field>` context keys.
+
+    `log_retention` is the name of a CloudWatch retention period (`aws_logs.RetentionDays`,
+    e.g. "THREE_MONTHS"); the API limits are numbers.
+    """
+
+    log_retention: str = "THREE_MONTHS"
+    api: ApiLimits = field(default_factory=ApiLimits)
+
+    @classmethod
+    def from_context(cls, scope: Construct) -> StackSettings:
+        def read(name: str, default: Any) -> Any:
+            value = scope.node.try_get_context(f"{CONTEXT_PREFIX}{name}")
+            if value is None:
+                return default
+            try:  # `-c key=value` on the command line arrives as a string
+                return type(default)(value)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"context {CONTEXT_PREFIX}{name}={value!r}: {error}") from error
+
+        defaults = cls()
+        limits = {
+            limit.name: read(limit.name, getattr(defaults.api, limit.name)) for limit in fields(ApiLimits)
+        }
+        settings = cls(log_retention=read("log_retention", defaults.log_retention), api=ApiLimits(**limits))
+        settings.log_retention_period()  # fail at synth, not at deploy, on a bad name
+        return settings
+
+    def log_retention_period(self) -> aws_logs.RetentionDays:
+        try:
+            return aws_logs.RetentionDays[self.log_retention]
+        except KeyError:
+            valid = ", ".join(member.name for member in aws_logs.RetentionDays)
+            raise ValueError(
+                f"context {CONTEXT_PREFIX}log_retention={self.log_retention!r} is not one of: {valid}"
+            ) from None
+
+
+class ServerlessMlopsStack(Stack):
+    """Everything the deployed system needs, one construct per domain."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, repo_root: Path, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        settings = StackSettings.from_context(self)
+
+        self.storage = StorageConstruct(self, "Storage")
+        self.layers = LayersConstruct(self, "Layers", repo_root=repo_root)
+        self.api = ApiConstruct(
+            self,
+            "Api",
+            storage=self.storage,
+            layers=self.layers,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+            limits=settings.api,
+        )
+
+        CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the prod stage")
+        CfnOutput(self, "ArtifactsBucketName", value=self.storage.artifacts_bucket.bucket_name)
+        CfnOutput(self, "MetadataTableName", value=self.storage.metadata_table.table_name)
+        CfnOutput(
+            self,
+            "PredictApiKeyId",
+            value=self.api.predict_api_key.key_id,
+            description="`aws apigateway get-api-key --include-value --api-key <id>` prints the key",
+        )
+        CfnOutput(self, "InferenceFunctionName", value=self.api.inference.function.function_name)
+        CfnOutput(self, "RegistryFunctionName", value=self.api.registry.function.function_name)
