@@ -7,6 +7,8 @@ what the project is tested with.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,10 @@ from aws_cdk import CfnOutput, Stack, aws_logs
 from constructs import Construct
 
 from infra.constructs.api import ApiConstruct, ApiLimits
+from infra.constructs.events import EventsConstruct
 from infra.constructs.layers import LayersConstruct
 from infra.constructs.storage import StorageConstruct
+from infra.constructs.training import TrainingConstruct
 
 #: Prefix of this project's context keys in cdk.json.
 CONTEXT_PREFIX = "serverless-mlops:"
@@ -81,6 +85,22 @@ class ServerlessMlopsStack(Stack):
             limits=settings.api,
         )
 
+        self.events = EventsConstruct(self, "Events")
+        self.training = TrainingConstruct(
+            self,
+            "Training",
+            storage=self.storage,
+            layers=self.layers,
+            event_bus=self.events.bus,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+            code_version=code_version(repo_root),
+        )
+        self.api.add_iam_routes(
+            self.training.api.function,
+            [("/training", "POST"), ("/runs/{run_id}", "GET"), ("/models/{name}/runs", "GET")],
+        )
+
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the prod stage")
         CfnOutput(self, "ArtifactsBucketName", value=self.storage.artifacts_bucket.bucket_name)
         CfnOutput(self, "MetadataTableName", value=self.storage.metadata_table.table_name)
@@ -92,3 +112,24 @@ class ServerlessMlopsStack(Stack):
         )
         CfnOutput(self, "InferenceFunctionName", value=self.api.inference.function.function_name)
         CfnOutput(self, "RegistryFunctionName", value=self.api.registry.function.function_name)
+        CfnOutput(self, "TrainingStateMachineArn", value=self.training.state_machine.state_machine_arn)
+        CfnOutput(self, "EventBusName", value=self.events.bus.event_bus_name)
+
+
+def code_version(repo_root: Path) -> str:
+    """The commit being deployed (recorded on every training run), or "unknown"."""
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed arguments; git found by shutil.which
+            [git, "rev-parse", "--short=12", "HEAD"],
+            cwd=repo_root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"

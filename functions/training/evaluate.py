@@ -20,7 +20,7 @@ registry = ModelRegistry(table, store)
 tracker = RunTracker(table)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.get("run_id"))
     state = evaluate(event, store, registry, tracker)

@@ -17,7 +17,7 @@ tracker = RunTracker(MetadataTable(settings.metadata_table))
 publisher = EventPublisher(settings.event_bus_name)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.get("run_id"))
     record = mark_failed(event, tracker, publisher)

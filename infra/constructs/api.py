@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, Validations, aws_apigateway, aws_logs
+from aws_cdk import Acknowledgment, Duration, Validations, aws_apigateway, aws_lambda, aws_logs
 from constructs import Construct
 
 from infra.constructs.functions import ServiceFunction
@@ -224,6 +224,12 @@ class ApiConstruct(Construct):
         self.predict_usage_plan.add_api_key(self.predict_api_key)
 
         self._acknowledge_api_wide_findings()
+
+    def add_iam_routes(self, function: aws_lambda.IFunction, routes: list[tuple[str, str]]) -> None:
+        """IAM-authenticated routes (path, method) of another domain's function."""
+        integration = aws_apigateway.LambdaIntegration(function, allow_test_invoke=False)
+        for path, http_method in routes:
+            self._method(self.rest_api.root.resource_for_path(path), http_method, integration, _IAM)
 
     def _method(
         self,

@@ -134,7 +134,7 @@ def check_moto_internals() -> None:
     ):
         if not hasattr(StateMachine, name):
             problems.append(f"moto.stepfunctions.models.StateMachine.{name} is gone")
-    if "account_id" not in inspect.signature(get_backend).parameters:
+    if list(inspect.signature(get_backend).parameters) != ["account", "region"]:
         problems.append("moto.stepfunctions.responses.get_backend(account_id, region) changed")
     if problems:
         raise RuntimeError("the local Lambda runtime no longer fits moto: " + "; ".join(problems))

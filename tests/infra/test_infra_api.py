@@ -23,6 +23,9 @@ EXPECTED_ROUTES = {
     ("GET", "/models/{name}/versions/{version}"): ("registry", "AWS_IAM", False),
     ("GET", "/models/{name}/aliases/{alias}"): ("registry", "AWS_IAM", False),
     ("PUT", "/models/{name}/aliases/{alias}"): ("registry", "AWS_IAM", False),
+    ("POST", "/training"): ("training-api", "AWS_IAM", False),
+    ("GET", "/runs/{run_id}"): ("training-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/runs"): ("training-api", "AWS_IAM", False),
 }
 
 
@@ -46,10 +49,15 @@ def _routes(synthesized: SynthesizedApp) -> dict[tuple[str, str], dict[str, Any]
 
 
 def _function_names_by_arn(synthesized: SynthesizedApp) -> dict[str, str]:
-    api = synthesized.stack.api
+    stack = synthesized.stack
+    services = (
+        ("inference", stack.api.inference),
+        ("registry", stack.api.registry),
+        ("training-api", stack.training.api),
+    )
     return {
         json.dumps({"Fn::GetAtt": [synthesized.logical_id(service.function), "Arn"]}): name
-        for name, service in (("inference", api.inference), ("registry", api.registry))
+        for name, service in services
     }
 
 
@@ -186,6 +194,8 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "PredictApiKeyId",
         "InferenceFunctionName",
         "RegistryFunctionName",
+        "TrainingStateMachineArn",
+        "EventBusName",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.artifacts_bucket)
@@ -200,6 +210,10 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
     assert outputs["RegistryFunctionName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.api.registry.function)
     }
+    assert outputs["TrainingStateMachineArn"]["Value"] == {
+        "Ref": synthesized.logical_id(stack.training.state_machine)
+    }
+    assert outputs["EventBusName"]["Value"] == {"Ref": synthesized.logical_id(stack.events.bus)}
     assert json.dumps({"Ref": synthesized.logical_id(stack.api.rest_api)}) in json.dumps(
         outputs["ApiUrl"]["Value"]
     )

@@ -46,7 +46,22 @@ class TrainingWorkflow:
         return {
             "execution_arn": response["executionArn"],
             "status": response["status"],
+            "current_step": self._current_step(response["executionArn"])
+            if response["status"] == "RUNNING"
+            else None,
             "started_at": response["startDate"].isoformat(),
             "stopped_at": response["stopDate"].isoformat() if response.get("stopDate") else None,
             "error": response.get("error"),
         }
+
+    def _current_step(self, execution_arn: str) -> str | None:
+        """The state most recently entered (the Map's iterations report as TrainCandidate)."""
+        with translate_errors(self.what):
+            history = client("stepfunctions").get_execution_history(
+                executionArn=execution_arn, reverseOrder=True, maxResults=50
+            )
+        for event in history.get("events", []):
+            details = event.get("stateEnteredEventDetails")
+            if details:
+                return str(details["name"])
+        return None

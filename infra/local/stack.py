@@ -1,0 +1,322 @@
+"""The embedded local stack: moto server + the synthesized template + the local gateway.
+
+``EmbeddedStack.start()``:
+  1. checks that both ports are free (nothing is started otherwise);
+  2. patches moto (in-process Lambda, executing Step Functions) and starts moto's
+     server on 127.0.0.1 in this process;
+  3. synthesizes the CDK app without building the layers (handlers run from this
+     checkout, so layer contents are not needed, and the template's resources, routes
+     and state machine are identical) and creates it with moto's CloudFormation;
+  4. tags each function with its source folder, as the template declares, because
+     moto's CloudFormation drops Lambda tags;
+  5. serves the template's REST routes on the API port.
+``describe()`` is written to ``.local-stack/endpoint.json`` for the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STATE_DIR = REPO_ROOT / ".local-stack"
+ENDPOINT_FILE = STATE_DIR / "endpoint.json"
+STACK_NAME = "ServerlessMlops"
+REGION = "us-east-1"
+LOGGER = logging.getLogger("mlops.local")
+
+# Resource types moto's CloudFormation cannot create; they are removed before deploying.
+# CDK metadata has no runtime effect; moto 5.2.5 fails on an archive's EventPattern
+# object (it expects a string), and an event archive is not needed on a laptop.
+# (Stages, usage plans and API keys are skipped by moto itself; the local gateway
+# serves the routes and issues the local API key.)
+_UNSUPPORTED_TYPES = {"AWS::CDK::Metadata", "AWS::Events::Archive"}
+
+
+class PortInUse(Exception):
+    """A port the local stack needs is taken."""
+
+
+@dataclass
+class StackDescription:
+    moto_url: str
+    api_url: str
+    api_key: str
+    region: str
+    artifacts_bucket: str
+    metadata_table: str
+    state_machine_arn: str | None
+    functions: dict[str, str] = field(default_factory=dict)  # logical id -> function name
+    pid: int = field(default_factory=os.getpid)
+
+    def write(self, path: Path = ENDPOINT_FILE) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: Path = ENDPOINT_FILE) -> StackDescription:
+        return cls(**json.loads(path.read_text()))
+
+
+def ensure_port_free(host: str, port: int, what: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise PortInUse(
+                f"port {port} on {host} ({what}) is already in use; choose another with --{what}-port"
+            ) from None
+
+
+def local_aws_environment(moto_url: str) -> dict[str, str]:
+    """What boto3 needs to talk to the embedded moto server (never to AWS)."""
+    return {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_SESSION_TOKEN": "local",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+
+
+def synthesize_template() -> dict[str, Any]:
+    """The stack's CloudFormation template, synthesized without building the layers."""
+    # jsii prints a banner about Node 20's end of life on every start; the CDK supports it.
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from infra.app import STACK_NAME as APP_STACK
+    from infra.app import build_app
+
+    with tempfile.TemporaryDirectory(prefix="mlops-synth-") as outdir:
+        # An empty bundling-stacks list makes CDK skip every asset bundling step.
+        app, _ = build_app(outdir=outdir, context={"aws:cdk:bundling-stacks": []})
+        assembly = app.synth()
+        return assembly.get_stack_by_name(APP_STACK).template
+
+
+def for_moto(template: dict[str, Any]) -> dict[str, Any]:
+    """The template minus what moto cannot deploy (CDK bootstrap checks, metadata)."""
+    prepared = json.loads(json.dumps(template))
+    prepared.pop("Rules", None)
+    prepared.get("Parameters", {}).pop("BootstrapVersion", None)
+    prepared.get("Conditions", {}).pop("CDKMetadataAvailable", None)
+    resources = prepared["Resources"]
+    for logical_id in [k for k, v in resources.items() if v["Type"] in _UNSUPPORTED_TYPES]:
+        del resources[logical_id]
+    # moto resolves a Ref to an event bus to its model object, not its name: use the name.
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::Events::EventBus" and "Name" in resource["Properties"]:
+            prepared = _replace(prepared, {"Ref": logical_id}, resource["Properties"]["Name"])
+    return prepared
+
+
+def _replace(node: Any, old: Any, new: Any) -> Any:
+    if node == old:
+        return new
+    if isinstance(node, dict):
+        return {k: _replace(v, old, new) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_replace(v, old, new) for v in node]
+    return node
+
+
+def function_tags(template: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Tags of each function resource in the template, by logical id."""
+    return {
+        logical_id: {t["Key"]: t["Value"] for t in resource["Properties"].get("Tags", [])}
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+
+
+@dataclass
+class DeployedResources:
+    physical_ids: dict[str, str]  # logical id -> physical id
+    artifacts_bucket: str
+    metadata_table: str
+    state_machine_arn: str | None
+    functions: dict[str, str]  # logical id -> function name
+
+
+def deploy_template(
+    template: dict[str, Any], *, stack_name: str = STACK_NAME, timeout: float = 60
+) -> DeployedResources:
+    """Create the stack on moto (whatever endpoint boto3 points at) and describe what it made.
+
+    Lambda code assets are not uploaded (``VALIDATE_LAMBDA_S3=false``): handlers run
+    from this checkout, found by the ``mlops:source`` tag that the template declares and
+    that this function applies (moto's CloudFormation drops Lambda tags).
+    """
+    import boto3
+
+    os.environ["VALIDATE_LAMBDA_S3"] = "false"
+    cloudformation = boto3.client("cloudformation")
+    cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(for_moto(template)))
+    deadline = time.monotonic() + timeout
+    while (status := cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"]) == (
+        "CREATE_IN_PROGRESS"
+    ):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"stack {stack_name} did not finish creating within {timeout:.0f} s")
+        time.sleep(0.1)
+    if status != "CREATE_COMPLETE":
+        raise RuntimeError(f"stack {stack_name} ended in {status}")
+    physical = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
+        if r.get("LogicalResourceId")
+    }
+    lambda_client = boto3.client("lambda")
+    functions = {}
+    for logical_id, tags in function_tags(template).items():
+        functions[logical_id] = physical[logical_id]
+        if tags:
+            arn = lambda_client.get_function(FunctionName=physical[logical_id])["Configuration"][
+                "FunctionArn"
+            ]
+            lambda_client.tag_resource(Resource=arn, Tags=tags)
+
+    def output_ref(output: str) -> str:
+        return physical[str(template["Outputs"][output]["Value"]["Ref"])]
+
+    state_machine_arn = None
+    if "TrainingStateMachineArn" in template.get("Outputs", {}):
+        wanted = output_ref("TrainingStateMachineArn")
+        machines = boto3.client("stepfunctions").list_state_machines()["stateMachines"]
+        state_machine_arn = next(
+            (m["stateMachineArn"] for m in machines if wanted in (m["name"], m["stateMachineArn"])), None
+        )
+    return DeployedResources(
+        physical_ids=physical,
+        artifacts_bucket=output_ref("ArtifactsBucketName"),
+        metadata_table=output_ref("MetadataTableName"),
+        state_machine_arn=state_machine_arn,
+        functions=functions,
+    )
+
+
+def create_local_api_key() -> str:
+    """An API key for predict calls (moto's CloudFormation skips AWS::ApiGateway::ApiKey)."""
+    import boto3
+
+    return str(boto3.client("apigateway").create_api_key(name="local-predict", enabled=True)["value"])
+
+
+class EmbeddedStack:
+    def __init__(self, *, host: str = "127.0.0.1", api_port: int = 3000, moto_port: int = 5055) -> None:
+        self.host = host
+        self.api_port = api_port
+        self.moto_port = moto_port
+        self.moto_url = f"http://{host}:{moto_port}"
+        self.api_url = f"http://{host}:{api_port}"
+        self._moto: Any = None
+        self._http: Any = None
+        self._http_thread: threading.Thread | None = None
+        self.template: dict[str, Any] = {}
+        self.description: StackDescription | None = None
+
+    def start(self) -> StackDescription:
+        ensure_port_free(self.host, self.api_port, "api")
+        ensure_port_free(self.host, self.moto_port, "moto")
+        try:
+            self._start_moto()
+            self.template = synthesize_template()
+            self.description = self._deploy()
+            self._serve()
+        except BaseException:
+            self.stop()
+            raise
+        self.description.write()
+        return self.description
+
+    def _start_moto(self) -> None:
+        # The Step Functions interpreter invokes Lambda through this port (moto reads MOTO_PORT).
+        os.environ["MOTO_PORT"] = str(self.moto_port)
+        os.environ["VALIDATE_LAMBDA_S3"] = (
+            "false"  # code assets are not uploaded; handlers run from the checkout
+        )
+        os.environ.update(local_aws_environment(self.moto_url))
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        from moto.server import ThreadedMotoServer
+
+        from infra.local import lambda_runtime
+
+        lambda_runtime.install()
+        LOGGER.info("moto server on %s", self.moto_url)
+        self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
+        self._moto.start()
+
+    def _deploy(self) -> StackDescription:
+        deployed = deploy_template(self.template)
+        api_key = create_local_api_key()
+        return StackDescription(
+            moto_url=self.moto_url,
+            api_url=self.api_url,
+            api_key=api_key,
+            region=REGION,
+            artifacts_bucket=deployed.artifacts_bucket,
+            metadata_table=deployed.metadata_table,
+            state_machine_arn=deployed.state_machine_arn,
+            functions=deployed.functions,
+        )
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        """Run a function's handler in this process, as Lambda would (used by the gateway)."""
+        import boto3
+
+        from infra.local.lambda_runtime import SOURCE_TAG, LocalLambdaContext, load_handler
+
+        assert self.description is not None
+        configuration = boto3.client("lambda").get_function(
+            FunctionName=self.description.functions[logical_id]
+        )
+        config = configuration["Configuration"]
+        handler = load_handler(
+            configuration["Tags"][SOURCE_TAG],
+            config["Handler"],
+            config.get("Environment", {}).get("Variables", {}),
+        )
+        context = LocalLambdaContext(
+            function_name=config["FunctionName"],
+            invoked_function_arn=config["FunctionArn"],
+            memory_limit_in_mb=config.get("MemorySize", 128),
+            timeout_seconds=config.get("Timeout", 3),
+        )
+        return handler(event, context)
+
+    def _serve(self) -> None:
+        from werkzeug.serving import make_server
+
+        from infra.local.gateway import LocalGateway, routes_from_template
+        from infra.local.http import gateway_app
+
+        assert self.description is not None
+        gateway = LocalGateway(routes_from_template(self.template), self.invoke, {self.description.api_key})
+        self._http = make_server(self.host, self.api_port, gateway_app(gateway), threaded=True)
+        self._http_thread = threading.Thread(
+            target=self._http.serve_forever, name="local-gateway", daemon=True
+        )
+        self._http_thread.start()
+        LOGGER.info("API on %s (%d routes)", self.api_url, len(gateway.routes))
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http = None
+        if self._moto is not None:
+            with contextlib.suppress(Exception):
+                self._moto.stop()
+            self._moto = None
+        with contextlib.suppress(FileNotFoundError):
+            if ENDPOINT_FILE.exists() and json.loads(ENDPOINT_FILE.read_text()).get("pid") == os.getpid():
+                ENDPOINT_FILE.unlink()
