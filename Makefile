@@ -8,7 +8,7 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: help install test test-fast lint format typecheck synth benchmark clean
+.PHONY: help install demo up test test-fast lint format typecheck synth benchmark clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,12 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv with every pinned dependency (uv.lock)
+
+demo: install ## Run the local stack: train the sample model with the workflow, promote it, serve it on :3000
+	$(VENV)/bin/mlops up --demo
+
+up: install ## Run the local stack without the demo (empty registry)
+	$(VENV)/bin/mlops up
 
 test: install ## Install, then run the whole test suite (what CI runs)
 	$(VENV)/bin/python -m pytest

@@ -151,8 +151,9 @@ def find_uv() -> Path:
 def find_bytecode_interpreter() -> tuple[Path, str] | None:
     """A CPython 3.12 interpreter to precompile the layers with, and its full version.
 
-    `$MLOPS_LAYER_PYTHON312` wins over `python3.12` on PATH. Each candidate is run,
-    because a pyenv shim exists on PATH even when it cannot start an interpreter.
+    `$MLOPS_LAYER_PYTHON312` wins over `python3.12` on PATH, then over pyenv's installed
+    3.12 versions (newest first). Each candidate is run, because a pyenv shim exists on
+    PATH even when it cannot start an interpreter.
     """
     candidates: list[str] = []
     if os.environ.get(BYTECODE_PYTHON_ENV):
@@ -160,6 +161,13 @@ def find_bytecode_interpreter() -> tuple[Path, str] | None:
     on_path = shutil.which(f"python{LAMBDA_PYTHON_VERSION}")
     if on_path:
         candidates.append(on_path)
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    installed = sorted(
+        pyenv_root.glob(f"versions/{LAMBDA_PYTHON_VERSION}.*/bin/python{LAMBDA_PYTHON_VERSION}"),
+        key=lambda path: [int(part) for part in path.parents[1].name.split(".") if part.isdigit()],
+        reverse=True,
+    )
+    candidates.extend(str(path) for path in installed)
     probe = "import platform, sys; print(platform.python_implementation(), *sys.version_info[:3])"
     for candidate in candidates:
         try:

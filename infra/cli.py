@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,8 +40,9 @@ models_app = typer.Typer(help="Registered models, versions and aliases.", no_arg
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 
-console = Console(stderr=True)
-out = Console()
+console = Console(file=sys.stderr)
+# Bound to the real stdout now: `mlops up` later points sys.stdout at the functions' log.
+out = Console(file=sys.stdout)
 
 
 class State:
@@ -98,11 +100,18 @@ def up(
     exit_after_demo: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Start the embedded stack: moto on localhost, the stack's template, its routes."""
-    from infra.local.stack import EmbeddedStack, PortInUse
+    from infra.local.stack import STATE_DIR, EmbeddedStack, PortInUse
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[_RichLog()])
-    for noisy in ("werkzeug", "botocore", "moto", "aws_lambda_powertools"):
+    for noisy in ("werkzeug", "botocore", "moto", "aws_lambda_powertools", "infra.bundling"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="moto")
+    warnings.filterwarnings("ignore", module="aws_lambda_powertools")
+    # The functions log JSON lines (and EMF metrics) to stdout, as on Lambda; here they go
+    # to a file, so that the terminal shows the stack's progress and the curl commands.
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    function_log = STATE_DIR / "functions.log"
+    sys.stdout = function_log.open("a", buffering=1)
     stack = EmbeddedStack(host=host, api_port=api_port, moto_port=moto_port)
     started = time.monotonic()
     try:
@@ -112,6 +121,7 @@ def up(
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(3) from None
     console.log(f"local stack up in {time.monotonic() - started:.1f} s: API {description.api_url}")
+    console.log(f"function logs and metrics: {function_log}")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:

@@ -19,13 +19,18 @@ import importlib
 import inspect
 import json
 import os
+import sys
 import threading
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_TAG = "mlops:source"
 PINNED_MOTO = "5.2.5"
 _lock = threading.Lock()
@@ -67,19 +72,38 @@ def handler_module(source: str, handler: str) -> tuple[str, str]:
 def load_handler(source: str, handler: str, environment: dict[str, str] | None = None) -> Any:
     """Import a handler (once per process, like a warm container) and return the callable.
 
-    The function's environment is applied before the first import, because handlers read
-    their settings at import time. Every function of the stack shares the same names
-    (bucket, tables), so one process-wide environment serves them all.
+    Handlers read their settings (table names, Powertools service name...) when they are
+    imported, so the function's own environment is laid over the process's for the
+    import and taken off again: functions of the stack keep their own settings although
+    they share one process.
     """
     module_name, attribute = handler_module(source, handler)
     with _lock:
-        for key, value in (environment or {}).items():
-            os.environ.setdefault(key, value)
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            raise HandlerNotFound(f"cannot import {module_name}: {error}") from error
+        # Handlers are imported as functions.<name>.<module> from this checkout.
+        if str(REPO_ROOT) not in sys.path:
+            sys.path.insert(0, str(REPO_ROOT))
+        module = sys.modules.get(module_name)
+        if module is None:
+            with _environment(environment or {}):
+                try:
+                    module = importlib.import_module(module_name)
+                except ImportError as error:
+                    raise HandlerNotFound(f"cannot import {module_name}: {error}") from error
     return getattr(module, attribute)
+
+
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def invoke_handler(function: Any, event: Any) -> tuple[str, bool, str]:

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STATE_DIR = REPO_ROOT / ".local-stack"
+# Where `mlops up` leaves its endpoint file and the functions' log (MLOPS_STATE_DIR overrides).
+STATE_DIR = Path(os.environ.get("MLOPS_STATE_DIR", REPO_ROOT / ".local-stack"))
 ENDPOINT_FILE = STATE_DIR / "endpoint.json"
 STACK_NAME = "ServerlessMlops"
 REGION = "us-east-1"
@@ -92,8 +93,6 @@ def local_aws_environment(moto_url: str) -> dict[str, str]:
 
 def synthesize_template() -> dict[str, Any]:
     """The stack's CloudFormation template, synthesized without building the layers."""
-    # jsii prints a banner about Node 20's end of life on every start; the CDK supports it.
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from infra.app import STACK_NAME as APP_STACK
     from infra.app import build_app
 

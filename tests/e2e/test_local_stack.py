@@ -1,0 +1,177 @@
+"""The README's first command, for real: `mlops up --demo` in a subprocess, then HTTP calls.
+
+The stack trains the sample model with the state machine, promotes it and serves it;
+the test then calls the API and the CLI as a user would, stops the stack with Ctrl-C
+and checks that nothing is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support import ROOT, ROW0
+
+pytestmark = pytest.mark.e2e
+MLOPS = [sys.executable, "-m", "infra.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _nothing_listens_on(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("local-stack")
+
+
+def _env(state_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ARTIFACTS_", "METADATA_"))}
+    return env | {"MLOPS_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def local_stack(state_dir: Path) -> Iterator[dict[str, Any]]:
+    api_port, moto_port = _free_port(), _free_port()
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [*MLOPS, "up", "--demo", "--api-port", str(api_port), "--moto-port", str(moto_port)],
+        cwd=ROOT,
+        env=_env(state_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 240
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("curl -s -X POST"):
+            break
+        assert time.monotonic() < deadline, "".join(seen)
+    else:
+        pytest.fail("mlops up --demo exited early:\n" + "".join(seen))
+    description = json.loads((state_dir / "endpoint.json").read_text())
+    yield {
+        "process": process,
+        "api": description["api_url"],
+        "key": description["api_key"],
+        "ports": (api_port, moto_port),
+        "output": "".join(seen),
+        "seconds": time.monotonic() - started,
+    }
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_demo_trains_promotes_and_serves_over_http(local_stack: dict[str, Any]) -> None:
+    print(f"\ncommand to first successful prediction: {local_stack['seconds']:.1f} s")
+    assert "registered breast-cancer v1" in local_stack["output"]
+    assert "promoted v1 to production" in local_stack["output"]
+
+    response = requests.post(
+        f"{local_stack['api']}/models/breast-cancer/predict",
+        json={"instances": [ROW0]},
+        headers={"x-api-key": local_stack["key"]},
+        timeout=10,
+    )
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["model_version"] == 1
+    assert result["predictions"] == [0]  # the first sample row is a malignant tumour
+    assert result["probabilities"][0][0] > 0.9
+
+
+def test_the_gateway_answers_like_api_gateway(local_stack: dict[str, Any]) -> None:
+    api = local_stack["api"]
+    assert (
+        requests.post(
+            f"{api}/models/breast-cancer/predict", json={"instances": [ROW0]}, timeout=10
+        ).status_code
+        == 403
+    )
+    unknown = requests.get(f"{api}/no/such/route", timeout=10)
+    assert unknown.status_code == 404
+    assert requests.delete(f"{api}/models", timeout=10).status_code == 404
+    bad = requests.post(
+        f"{api}/models/breast-cancer/predict",
+        data="{not json",
+        headers={"x-api-key": local_stack["key"], "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert bad.status_code == 400
+    assert requests.get(f"{api}/runs/no-such-run", timeout=10).status_code == 404
+
+
+def test_cli_reads_the_running_stack(local_stack: dict[str, Any], state_dir: Path) -> None:
+    def mlops(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*MLOPS, "--json", *args],
+            check=False,
+            cwd=ROOT,
+            env=_env(state_dir),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    models = mlops("models", "list")
+    assert models.returncode == 0, models.stderr
+    assert [m["name"] for m in json.loads(models.stdout)] == ["breast-cancer"]
+
+    predicted = mlops("predict", "breast-cancer", "--instances", json.dumps([ROW0]))
+    assert json.loads(predicted.stdout)["model_version"] == 1
+
+    invoked = mlops("invoke", "inference", str(ROOT / "events/inference/health.json"))
+    assert invoked.returncode == 0, invoked.stderr
+    assert json.loads(json.loads(invoked.stdout)["body"])["status"] == "ok"
+
+    unknown = mlops("frobnicate")
+    assert unknown.returncode == 2
+    assert "No such command" in unknown.stderr
+
+
+def test_port_in_use_is_a_clear_error_and_starts_nothing(
+    local_stack: dict[str, Any], state_dir: Path
+) -> None:
+    api_port, _ = local_stack["ports"]
+    result = subprocess.run(
+        [*MLOPS, "up", "--api-port", str(api_port), "--moto-port", str(_free_port())],
+        check=False,
+        cwd=ROOT,
+        env=_env(state_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3
+    assert f"port {api_port}" in result.stderr and "already in use" in result.stderr
+
+
+def test_ctrl_c_stops_the_stack_and_frees_its_ports(local_stack: dict[str, Any], state_dir: Path) -> None:
+    process: subprocess.Popen[str] = local_stack["process"]
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+    assert all(_nothing_listens_on(port) for port in local_stack["ports"])
+    assert not (state_dir / "endpoint.json").exists()
