@@ -8,14 +8,15 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: help install demo up test test-fast lint format typecheck synth benchmark clean
+.PHONY: help install demo up test test-fast lint format typecheck synth openapi benchmark clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml uv.lock
+$(VENV)/.installed: pyproject.toml uv.lock package-lock.json
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) sync --locked --all-extras
+	$(UV) sync --locked --all-extras --compile-bytecode
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv with every pinned dependency (uv.lock)
@@ -44,8 +45,10 @@ typecheck: install ## mypy over the deployed code and the infrastructure
 	$(VENV)/bin/mypy layers/core/mlops_core functions infra
 
 synth: install ## Synthesize the CDK app (no Docker needed)
-	npm ci --no-audit --no-fund
 	npx cdk synth --quiet
+
+openapi: install ## Regenerate docs/openapi.json from the handlers and the template
+	$(VENV)/bin/python -m infra.openapi > docs/openapi.json
 
 benchmark: install ## Run the benchmarks and print the ratios recorded in docs/benchmarks.md
 	$(VENV)/bin/python benchmarks/inference_cold_warm.py

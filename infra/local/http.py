@@ -1,24 +1,77 @@
-"""The WSGI app in front of the local gateway."""
+"""The WSGI app in front of the local gateway, and the local-only documentation pages.
+
+Everything under ``/_local/`` belongs to the local stack, not to the deployed API:
+``/_local/openapi.json`` (docs/openapi.json, pointed at this server) and
+``/_local/docs/`` (Swagger UI from the pinned npm package ``swagger-ui-dist``).
+"""
 
 from __future__ import annotations
 
+import json
+import mimetypes
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from infra.local.gateway import LocalGateway
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OPENAPI_FILE = REPO_ROOT / "docs" / "openapi.json"
+SWAGGER_UI_DIR = REPO_ROOT / "node_modules" / "swagger-ui-dist"
+LOCAL_PREFIX = "/_local/"
 
-def gateway_app(gateway: LocalGateway) -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
+_SWAGGER_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Serverless MLOps API (local)</title>
+  <link rel="stylesheet" href="/_local/docs/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/_local/docs/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({url: "/_local/openapi.json", dom_id: "#swagger-ui", deepLinking: true});
+  </script>
+</body>
+</html>
+"""
+
+
+def _local_page(path: str, api_url: str) -> Response:
+    if path == "/_local/openapi.json":
+        if not OPENAPI_FILE.exists():
+            return Response("docs/openapi.json is missing: run `make openapi`", status=404)
+        document = json.loads(OPENAPI_FILE.read_text())
+        document["servers"] = [{"url": api_url, "description": "the local stack"}]
+        return Response(json.dumps(document), mimetype="application/json")
+    if path in {"/_local/docs", "/_local/docs/"}:
+        return Response(_SWAGGER_PAGE, mimetype="text/html")
+    if path.startswith("/_local/docs/"):
+        name = path.removeprefix("/_local/docs/")
+        asset = (SWAGGER_UI_DIR / name).resolve()
+        if not asset.is_relative_to(SWAGGER_UI_DIR.resolve()) or not asset.is_file():
+            hint = "" if SWAGGER_UI_DIR.exists() else " (Swagger UI is not installed: run `npm ci`)"
+            return Response(f"not found: {name}{hint}", status=404)
+        return Response(
+            asset.read_bytes(), mimetype=mimetypes.guess_type(asset.name)[0] or "application/octet-stream"
+        )
+    return Response(json.dumps({"message": f"No local page {path}"}), status=404, mimetype="application/json")
+
+
+def gateway_app(gateway: LocalGateway, api_url: str) -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        if request.path.startswith(LOCAL_PREFIX) or request.path == LOCAL_PREFIX.rstrip("/"):
+            return _local_page(request.path, api_url)(environ, start_response)
         query: dict[str, list[str]] = {k: request.args.getlist(k) for k in request.args}
         result = gateway.handle(
             method=request.method,
             path=request.path,
             query=query,
-            headers={k: v for k, v in request.headers.items()},
+            headers=dict(request.headers.items()),
             body=request.get_data(),
             source_ip=request.remote_addr or "127.0.0.1",
         )

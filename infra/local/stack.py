@@ -301,7 +301,7 @@ class EmbeddedStack:
 
         assert self.description is not None
         gateway = LocalGateway(routes_from_template(self.template), self.invoke, {self.description.api_key})
-        self._http = make_server(self.host, self.api_port, gateway_app(gateway), threaded=True)
+        self._http = make_server(self.host, self.api_port, gateway_app(gateway, self.api_url), threaded=True)
         self._http_thread = threading.Thread(
             target=self._http.serve_forever, name="local-gateway", daemon=True
         )

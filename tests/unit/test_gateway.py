@@ -1,0 +1,164 @@
+"""The local gateway: the template's routes, API Gateway's answers, proxy events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from infra.local.gateway import LocalGateway, Route, routes_from_template, to_http
+
+TEMPLATE: dict[str, Any] = {
+    "Resources": {
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {}},
+        "Models": {
+            "Type": "AWS::ApiGateway::Resource",
+            "Properties": {"ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]}, "PathPart": "models"},
+        },
+        "Model": {
+            "Type": "AWS::ApiGateway::Resource",
+            "Properties": {"ParentId": {"Ref": "Models"}, "PathPart": "{name}"},
+        },
+        "Predict": {
+            "Type": "AWS::ApiGateway::Resource",
+            "Properties": {"ParentId": {"Ref": "Model"}, "PathPart": "predict"},
+        },
+        "PredictPost": {
+            "Type": "AWS::ApiGateway::Method",
+            "Properties": {
+                "HttpMethod": "POST",
+                "ResourceId": {"Ref": "Predict"},
+                "AuthorizationType": "NONE",
+                "ApiKeyRequired": True,
+                "Integration": {
+                    "Type": "AWS_PROXY",
+                    "Uri": {
+                        "Fn::Join": ["", ["arn:", {"Fn::GetAtt": ["InferenceFn", "Arn"]}, "/invocations"]]
+                    },
+                },
+            },
+        },
+        "ModelsGet": {
+            "Type": "AWS::ApiGateway::Method",
+            "Properties": {
+                "HttpMethod": "GET",
+                "ResourceId": {"Ref": "Models"},
+                "AuthorizationType": "AWS_IAM",
+                "Integration": {"Type": "AWS_PROXY", "Uri": {"Fn::GetAtt": ["RegistryFn", "Arn"]}},
+            },
+        },
+    }
+}
+
+
+def test_routes_are_rebuilt_from_the_template() -> None:
+    assert routes_from_template(TEMPLATE) == [
+        Route("GET", "/models", "RegistryFn", "AWS_IAM", False),
+        Route("POST", "/models/{name}/predict", "InferenceFn", "NONE", True),
+    ]
+
+
+class Recorder:
+    def __init__(self, result: Any = None, error: Exception | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.result = (
+            result if result is not None else {"statusCode": 200, "headers": {"X-A": "1"}, "body": "{}"}
+        )
+        self.error = error
+
+    def __call__(self, function: str, event: dict[str, Any]) -> Any:
+        self.calls.append((function, event))
+        if self.error:
+            raise self.error
+        return self.result
+
+
+def _handle(gateway: LocalGateway, method: str, path: str, **headers: str) -> Any:
+    return gateway.handle(
+        method=method,
+        path=path,
+        query={"limit": ["5"]},
+        headers=headers,
+        body=b'{"a": 1}',
+        source_ip="127.0.0.9",
+    )
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def gateway(recorder: Recorder) -> LocalGateway:
+    return LocalGateway(routes_from_template(TEMPLATE), recorder, {"good-key"})
+
+
+def test_a_request_becomes_a_rest_proxy_event(gateway: LocalGateway, recorder: Recorder) -> None:
+    response = _handle(gateway, "POST", "/models/iris/predict", **{"x-api-key": "good-key"})
+
+    assert response.status == 200
+    assert ("X-A", "1") in response.headers
+    function, raw = recorder.calls[0]
+    assert function == "InferenceFn"
+    event = APIGatewayProxyEvent(raw)
+    assert event.resource == "/models/{name}/predict"
+    assert event.path_parameters == {"name": "iris"}
+    assert event.json_body == {"a": 1}
+    assert event.query_string_parameters == {"limit": "5"}
+    assert event.request_context.identity.api_key == "good-key"
+    assert event.request_context.stage == "prod"
+
+
+def test_iam_routes_carry_the_local_principal(gateway: LocalGateway, recorder: Recorder) -> None:
+    _handle(gateway, "GET", "/models")
+    identity = APIGatewayProxyEvent(recorder.calls[0][1]).request_context.identity
+    assert identity.user_arn and identity.user_arn.endswith(":assumed-role/LocalDeveloper/local")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/nope"), ("DELETE", "/models"), ("GET", "/models/x/predict")]
+)
+def test_a_route_not_in_the_template_is_404(
+    gateway: LocalGateway, recorder: Recorder, method: str, path: str
+) -> None:
+    response = _handle(gateway, method, path)
+    assert response.status == 404
+    assert recorder.calls == []
+
+
+@pytest.mark.parametrize("key", [None, "bad-key"])
+def test_a_missing_or_wrong_api_key_is_403(
+    gateway: LocalGateway, recorder: Recorder, key: str | None
+) -> None:
+    headers = {"x-api-key": key} if key else {}
+    assert _handle(gateway, "POST", "/models/iris/predict", **headers).status == 403
+    assert recorder.calls == []
+
+
+def test_a_handler_that_raises_is_502() -> None:
+    gateway = LocalGateway(routes_from_template(TEMPLATE), Recorder(error=RuntimeError("boom")), set())
+    response = _handle(gateway, "GET", "/models")
+    assert response.status == 502
+    assert json.loads(response.body) == {"message": "Internal server error"}
+
+
+def test_a_malformed_proxy_result_is_502() -> None:
+    assert to_http({"body": "no status"}).status == 502
+    assert to_http("not a dict").status == 502
+
+
+def test_multi_value_headers_and_base64_bodies_are_honoured() -> None:
+    response = to_http(
+        {
+            "statusCode": 201,
+            "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
+            "body": "aGk=",
+            "isBase64Encoded": True,
+        }
+    )
+    assert response.status == 201
+    assert response.headers == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
+    assert response.body == b"hi"
