@@ -75,17 +75,18 @@ class ServerlessMlopsStack(Stack):
 
         self.storage = StorageConstruct(self, "Storage")
         self.layers = LayersConstruct(self, "Layers", repo_root=repo_root)
+        self.events = EventsConstruct(self, "Events")
         self.api = ApiConstruct(
             self,
             "Api",
             storage=self.storage,
+            event_bus=self.events.bus,
             layers=self.layers,
             functions_dir=repo_root / "functions",
             log_retention=settings.log_retention_period(),
             limits=settings.api,
         )
 
-        self.events = EventsConstruct(self, "Events")
         self.training = TrainingConstruct(
             self,
             "Training",
@@ -114,6 +115,12 @@ class ServerlessMlopsStack(Stack):
         CfnOutput(self, "RegistryFunctionName", value=self.api.registry.function.function_name)
         CfnOutput(self, "TrainingStateMachineArn", value=self.training.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.events.bus.event_bus_name)
+        CfnOutput(
+            self,
+            "NotificationsQueueUrl",
+            value=self.events.notifications.queue_url,
+            description="Model lifecycle and training-failure events, for notifiers",
+        )
 
 
 def code_version(repo_root: Path) -> str:

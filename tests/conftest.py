@@ -33,6 +33,9 @@ os.environ.pop("AWS_PROFILE", None)
 def moto_session() -> Iterator[object]:
     from moto import mock_aws
 
+    from infra.local import lambda_runtime
+
+    lambda_runtime.install()  # in-process Lambda, executing Step Functions, atomic DynamoDB requests
     mock = mock_aws()
     mock.start()
     yield mock

@@ -5,7 +5,7 @@ the request context, is recorded as the actor of every write.
 """
 
 from http import HTTPStatus
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -15,19 +15,26 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_core.api_errors import register_error_handlers
+from mlops_core.artifacts import model_key
 from mlops_core.dynamo import MetadataTable
+from mlops_core.errors import NotFound
+from mlops_core.events import EventPublisher
+from mlops_core.model_card import ModelCard, build_model_card, render_markdown
 from mlops_core.predict import load_session
 from mlops_core.registry import (
     ALIAS_PATTERN,
     MODEL_NAME_PATTERN,
     Alias,
+    AuditRecord,
     ModelRegistry,
     ModelVersion,
+    PromotionPolicy,
     RegisteredModel,
     RegisterVersionRequest,
 )
 from mlops_core.s3 import ArtifactStore
-from mlops_core.settings import core_settings
+from mlops_core.settings import EventSettings
+from mlops_core.tracking import RunTracker
 
 logger = Logger()
 tracer = Tracer()
@@ -35,8 +42,11 @@ metrics = Metrics(namespace="ServerlessMLOps")
 app = APIGatewayRestResolver(enable_validation=True)
 register_error_handlers(app, logger)
 
-settings = core_settings()
-registry = ModelRegistry(MetadataTable(settings.metadata_table), ArtifactStore(settings.artifacts_bucket))
+settings = EventSettings()
+table = MetadataTable(settings.metadata_table)
+store = ArtifactStore(settings.artifacts_bucket)
+registry = ModelRegistry(table, store, EventPublisher(settings.event_bus_name))
+runs = RunTracker(table)
 
 T = TypeVar("T", bound=BaseModel)
 ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, max_length=128)]
@@ -59,6 +69,32 @@ class SetAliasRequest(BaseModel):
     expected_revision: int | None = Field(
         default=None, ge=0, description="Move only if the alias is still at this revision (0: must not exist)"
     )
+    reason: str = Field(default="", max_length=1000, description="Recorded in the audit trail")
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str = Field(default="production", pattern=ALIAS_PATTERN)
+    expected_revision: int | None = Field(
+        default=None, ge=0, description="Move only if the alias is still at this revision (0: must not exist)"
+    )
+    reason: str = Field(default="", max_length=1000, description="Recorded in the audit trail")
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str = Field(default="production", pattern=ALIAS_PATTERN)
+    expected_revision: int | None = Field(default=None, ge=1)
+    reason: str = Field(default="", max_length=1000)
+
+
+class UpdateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(default=None, max_length=2000)
+    tags: dict[str, str] | None = Field(default=None, max_length=50)
 
 
 class ModelDetail(BaseModel):
@@ -107,6 +143,7 @@ def list_versions(
 def register_version(name: ModelName, request: RegisterVersionRequest) -> Response[ModelVersion]:
     version = registry.register_version(name, request, actor=_actor(), validate_model=load_session)
     logger.info("version registered", extra={"model": name, "version": version.version})
+    _store_model_card(name, version.version)
     return _created(version)
 
 
@@ -123,8 +160,103 @@ def get_alias(name: ModelName, alias: AliasName) -> Alias:
 @app.put("/models/<name>/aliases/<alias>")
 def set_alias(name: ModelName, alias: AliasName, request: SetAliasRequest) -> Alias:
     return registry.set_alias(
-        name, alias, request.version, expected_revision=request.expected_revision, actor=_actor()
+        name,
+        alias,
+        request.version,
+        expected_revision=request.expected_revision,
+        actor=_actor(),
+        reason=request.reason,
     )
+
+
+@app.post("/models/<name>/versions/<version>/promote")
+def promote_version(name: ModelName, version: VersionNumber, request: PromoteRequest) -> Alias:
+    """Point an alias (production by default) at this version, under the model's policy."""
+    return registry.move_alias(
+        name,
+        request.alias,
+        version,
+        expected_revision=request.expected_revision,
+        actor=_actor(),
+        reason=request.reason,
+    )
+
+
+@app.post("/models/<name>/rollback")
+def rollback(name: ModelName, request: RollbackRequest) -> Alias:
+    """Move an alias (production by default) back to the version it named before."""
+    return registry.rollback(
+        name,
+        request.alias,
+        expected_revision=request.expected_revision,
+        actor=_actor(),
+        reason=request.reason,
+    )
+
+
+@app.get("/models/<name>/audit")
+def audit_trail(
+    name: ModelName, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, list[AuditRecord]]:
+    return {"audit": registry.list_audit(name, limit=limit)}
+
+
+@app.put("/models/<name>/policy")
+def set_policy(name: ModelName, policy: PromotionPolicy) -> RegisteredModel:
+    return registry.set_policy(name, policy, actor=_actor())
+
+
+@app.patch("/models/<name>")
+def update_model(name: ModelName, request: UpdateRequest) -> RegisteredModel:
+    return registry.update_model(name, description=request.description, tags=request.tags)
+
+
+@app.patch("/models/<name>/versions/<version>")
+def update_version(name: ModelName, version: VersionNumber, request: UpdateRequest) -> ModelVersion:
+    return registry.update_version(name, version, description=request.description, tags=request.tags)
+
+
+def _store_model_card(name: str, version: int) -> ModelCard:
+    """Build the card from the registry and the training run, and keep it beside the artifact."""
+    model = registry.get_model(name)
+    model_version = registry.get_version(name, version)
+    aliases = [a.alias for a in registry.list_aliases(name) if a.version == version]
+    run = None
+    if model_version.run_id:
+        try:
+            run = runs.get_with_candidates(model_version.run_id)
+        except NotFound:
+            run = None
+    thresholds = model.policy.model_dump()["thresholds"]
+    card = build_model_card(model, model_version, aliases, run, thresholds)
+    store.put(
+        model_key(name, version, "model_card.md"),
+        render_markdown(card).encode(),
+        content_type="text/markdown",
+    )
+    store.put(
+        model_key(name, version, "model_card.json"),
+        card.model_dump_json(indent=2).encode(),
+        content_type="application/json",
+    )
+    return card
+
+
+@app.get("/models/<name>/versions/<version>/card")
+def model_card(
+    name: ModelName,
+    version: VersionNumber,
+    format: Annotated[
+        Literal["markdown", "json"], Query(description="markdown (default) or json")
+    ] = "markdown",
+) -> Response[str]:
+    """The version's model card, regenerated from current metadata and stored beside the artifact."""
+    card = _store_model_card(name, version)
+    if format == "json":
+        return Response(
+            status_code=200, content_type=content_types.APPLICATION_JSON, body=card.model_dump_json()
+        )
+    return Response(status_code=200, content_type="text/markdown; charset=utf-8", body=render_markdown(card))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -16,14 +16,16 @@ from mlops_core.training import register_model
 logger = Logger()
 settings = EventSettings()
 table = MetadataTable(settings.metadata_table)
-registry = ModelRegistry(table, ArtifactStore(settings.artifacts_bucket))
+# The registry announces ModelVersionRegistered (and ModelPromoted for promote_to).
+registry = ModelRegistry(
+    table, ArtifactStore(settings.artifacts_bucket), EventPublisher(settings.event_bus_name)
+)
 tracker = RunTracker(table)
-publisher = EventPublisher(settings.event_bus_name)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.get("run_id"))
-    result = register_model(event, registry, tracker, publisher)
+    result = register_model(event, registry, tracker)
     logger.info("model registered", extra={"version": result["version"]})
     return result

@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, Validations, aws_apigateway, aws_lambda, aws_logs
+from aws_cdk import Acknowledgment, Duration, Validations, aws_apigateway, aws_events, aws_lambda, aws_logs
 from constructs import Construct
 
 from infra.constructs.functions import ServiceFunction
@@ -90,6 +90,7 @@ class ApiConstruct(Construct):
         construct_id: str,
         *,
         storage: StorageConstruct,
+        event_bus: aws_events.IEventBus,
         layers: LayersConstruct,
         functions_dir: Path,
         log_retention: aws_logs.RetentionDays,
@@ -127,10 +128,11 @@ class ApiConstruct(Construct):
             layers=[layers.core, layers.serving],
             memory_size=1024,
             timeout=Duration.seconds(30),
-            environment=environment,
+            environment={**environment, "EVENT_BUS_NAME": event_bus.event_bus_name},
             log_retention=log_retention,
         )
         storage.grant_metadata_read_write(self.registry.role)
+        event_bus.grant_put_events_to(self.registry.role)
         # It reads what users upload anywhere in the bucket, but writes models only.
         storage.grant_prefix_read(self.registry.role, "")
         storage.grant_prefix_write(self.registry.role, MODELS_PREFIX)
@@ -176,6 +178,11 @@ class ApiConstruct(Construct):
         versions = model.add_resource("versions")
         version = versions.add_resource("{version}")
         alias = model.add_resource("aliases").add_resource("{alias}")
+        promote = version.add_resource("promote")
+        card = version.add_resource("card")
+        rollback = model.add_resource("rollback")
+        audit = model.add_resource("audit")
+        policy = model.add_resource("policy")
 
         self.health_method = self._method(health, "GET", inference, _NONE)
         self.predict_method = self._method(predict, "POST", inference, _NONE, api_key_required=True)
@@ -188,6 +195,13 @@ class ApiConstruct(Construct):
             (version, "GET"),
             (alias, "GET"),
             (alias, "PUT"),
+            (model, "PATCH"),
+            (version, "PATCH"),
+            (promote, "POST"),
+            (card, "GET"),
+            (rollback, "POST"),
+            (audit, "GET"),
+            (policy, "PUT"),
         ):
             self._method(resource, http_method, registry, _IAM)
 

@@ -1,15 +1,31 @@
-"""The project's EventBridge bus: domain events (training failed, version registered, ...).
+"""The project's EventBridge bus and the rules that route its domain events.
 
 Events go to a bus of their own rather than the account's default bus, so that rules
-and archives for this project neither see nor disturb anybody else's events.
+and archives for this project neither see nor disturb anybody else's events. Schemas:
+``mlops_core.events`` (pydantic), documented in docs/events.md.
+
+Rules:
+  * ModelLifecycle — ModelVersionRegistered, ModelPromoted, ModelRolledBack
+  * TrainingFailures — TrainingRunFailed
+both into the ``notifications`` queue (encrypted, TLS-only, with a dead-letter queue),
+where a notifier (chat, e-mail, a ticket) or another account's pipeline consumes them.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack, aws_events
+from aws_cdk import (
+    Duration,
+    RemovalPolicy,
+    Stack,
+    aws_events,
+    aws_events_targets,
+    aws_sqs,
+)
 from constructs import Construct
 
 EVENT_SOURCE = "serverless-mlops"
+MODEL_LIFECYCLE_EVENTS = ["ModelVersionRegistered", "ModelPromoted", "ModelRolledBack"]
+TRAINING_FAILURE_EVENTS = ["TrainingRunFailed"]
 
 
 class EventsConstruct(Construct):
@@ -32,3 +48,36 @@ class EventsConstruct(Construct):
             retention=Duration.days(90),
         )
         self.archive.apply_removal_policy(RemovalPolicy.RETAIN)
+
+        self.dead_letters = aws_sqs.Queue(
+            self,
+            "NotificationsDeadLetters",
+            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.notifications = aws_sqs.Queue(
+            self,
+            "Notifications",
+            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            dead_letter_queue=aws_sqs.DeadLetterQueue(queue=self.dead_letters, max_receive_count=5),
+        )
+        target = aws_events_targets.SqsQueue(self.notifications)
+        self.model_lifecycle_rule = aws_events.Rule(
+            self,
+            "ModelLifecycle",
+            event_bus=self.bus,
+            description="Registrations, promotions and rollbacks of model versions",
+            event_pattern=aws_events.EventPattern(source=[EVENT_SOURCE], detail_type=MODEL_LIFECYCLE_EVENTS),
+            targets=[target],
+        )
+        self.training_failures_rule = aws_events.Rule(
+            self,
+            "TrainingFailures",
+            event_bus=self.bus,
+            description="Training runs that failed (the run record holds the error)",
+            event_pattern=aws_events.EventPattern(source=[EVENT_SOURCE], detail_type=TRAINING_FAILURE_EVENTS),
+            targets=[target],
+        )

@@ -35,6 +35,7 @@ SOURCE_TAG = "mlops:source"
 PINNED_MOTO = "5.2.5"
 _lock = threading.Lock()
 _installed = threading.Event()
+_dynamodb_lock = threading.Lock()
 
 
 @dataclass
@@ -158,6 +159,10 @@ def check_moto_internals() -> None:
     ):
         if not hasattr(StateMachine, name):
             problems.append(f"moto.stepfunctions.models.StateMachine.{name} is gone")
+    from moto.dynamodb.responses import DynamoHandler
+
+    if list(inspect.signature(DynamoHandler.call_action).parameters) != ["self"]:
+        problems.append("moto.dynamodb.responses.DynamoHandler.call_action(self) changed")
     if list(inspect.signature(get_backend).parameters) != ["account", "region"]:
         problems.append("moto.stepfunctions.responses.get_backend(account_id, region) changed")
     if problems:
@@ -192,12 +197,26 @@ def _delete_state_machine(
     get_backend(account_id, region_name).delete_state_machine(resource_name)
 
 
+def _atomic(call_action: Any) -> Any:
+    def call_action_atomically(self: Any) -> Any:
+        with _dynamodb_lock:
+            return call_action(self)
+
+    return call_action_atomically
+
+
 def install() -> None:
-    """Patch moto (idempotent): in-process Lambda, and CloudFormation state machines that execute.
+    """Patch moto (idempotent): in-process Lambda, CloudFormation state machines that
+    execute, and DynamoDB requests that are atomic.
 
     With execution on, moto's Step Functions API reads its executing ("parser") backend,
     but CloudFormation writes state machines to the plain one; routing CloudFormation
     through the API's backend makes template-created state machines runnable.
+
+    DynamoDB applies each request atomically; moto's in-memory tables are not safe when
+    two threads write at once (a transaction copies a table another thread is changing).
+    Serializing DynamoDB requests restores the service's guarantee without hiding any
+    race between requests, which is what conditional writes must handle.
     """
     with _lock:
         if _installed.is_set():
@@ -205,8 +224,10 @@ def install() -> None:
         check_moto_internals()
         from moto.awslambda.models import LambdaFunction
         from moto.core.config import default_user_config
+        from moto.dynamodb.responses import DynamoHandler
         from moto.stepfunctions.models import StateMachine
 
+        DynamoHandler.call_action = _atomic(DynamoHandler.call_action)  # type: ignore[method-assign]
         LambdaFunction._invoke_lambda = lambda self, event=None: invoke_handler(self, event)  # type: ignore[method-assign]
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cloudformation)  # type: ignore[assignment]
         StateMachine.delete_from_cloudformation_json = classmethod(_delete_state_machine)  # type: ignore[assignment]

@@ -23,6 +23,13 @@ EXPECTED_ROUTES = {
     ("GET", "/models/{name}/versions/{version}"): ("registry", "AWS_IAM", False),
     ("GET", "/models/{name}/aliases/{alias}"): ("registry", "AWS_IAM", False),
     ("PUT", "/models/{name}/aliases/{alias}"): ("registry", "AWS_IAM", False),
+    ("PATCH", "/models/{name}"): ("registry", "AWS_IAM", False),
+    ("PATCH", "/models/{name}/versions/{version}"): ("registry", "AWS_IAM", False),
+    ("POST", "/models/{name}/versions/{version}/promote"): ("registry", "AWS_IAM", False),
+    ("GET", "/models/{name}/versions/{version}/card"): ("registry", "AWS_IAM", False),
+    ("POST", "/models/{name}/rollback"): ("registry", "AWS_IAM", False),
+    ("GET", "/models/{name}/audit"): ("registry", "AWS_IAM", False),
+    ("PUT", "/models/{name}/policy"): ("registry", "AWS_IAM", False),
     ("POST", "/training"): ("training-api", "AWS_IAM", False),
     ("GET", "/runs/{run_id}"): ("training-api", "AWS_IAM", False),
     ("GET", "/models/{name}/runs"): ("training-api", "AWS_IAM", False),
@@ -196,6 +203,7 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "RegistryFunctionName",
         "TrainingStateMachineArn",
         "EventBusName",
+        "NotificationsQueueUrl",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.artifacts_bucket)

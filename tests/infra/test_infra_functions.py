@@ -112,13 +112,14 @@ def test_function_environment_names_its_resources_and_service(synthesized: Synth
         "Properties"
     ]
 
+    publishes_events = {"EVENT_BUS_NAME": {"Ref": synthesized.logical_id(synthesized.stack.events.bus)}}
     assert properties["Environment"]["Variables"] == {
         "ARTIFACTS_BUCKET": {"Ref": synthesized.logical_id(storage.artifacts_bucket)},
         "METADATA_TABLE": {"Ref": synthesized.logical_id(storage.metadata_table)},
         "POWERTOOLS_SERVICE_NAME": name,
         "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",
         "LOG_LEVEL": "INFO",
-    }
+    } | (publishes_events if name == "registry" else {})
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -203,6 +204,7 @@ def test_registry_role_writes_metadata_and_models_but_never_deletes_objects(
         (("dynamodb:Query",), _arn_with_suffix(table_id, "/index/gsi1")),
         (("s3:GetObject", "s3:GetObjectVersion"), _arn_with_suffix(bucket_id, "/*")),
         (("s3:PutObject",), _arn_with_suffix(bucket_id, "/models/*")),
+        (("events:PutEvents",), _arn(synthesized.logical_id(synthesized.stack.events.bus))),
     }
 
 

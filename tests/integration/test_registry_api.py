@@ -53,6 +53,7 @@ def test_register_alias_then_predict(registry_api: ModuleType, uploaded: str) ->
         "revision": 1,
         "updated_at": None,
         "updated_by": ENGINEER,
+        "previous_versions": [],
     }
 
     predicted = call(inference, load_event("inference/predict.json"))

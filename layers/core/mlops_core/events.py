@@ -41,6 +41,26 @@ class ModelVersionRegistered(DomainEvent):
     actor: str | None
 
 
+class ModelPromoted(DomainEvent):
+    model_name: str
+    alias: str
+    from_version: int | None
+    to_version: int
+    revision: int
+    actor: str | None
+    reason: str
+
+
+class ModelRolledBack(ModelPromoted):
+    """The alias went back to the version it named before (``to_version``)."""
+
+
+EVENT_TYPES: dict[str, type[DomainEvent]] = {
+    cls.detail_type(): cls
+    for cls in (TrainingRunFailed, ModelVersionRegistered, ModelPromoted, ModelRolledBack)
+}
+
+
 class EventPublisher:
     what = "event bus"
 

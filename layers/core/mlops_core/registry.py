@@ -17,6 +17,7 @@ transaction that writes the version item: no gaps, no duplicates, nothing half-w
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -32,14 +33,25 @@ from mlops_core.artifacts import (
     sha256_hex,
 )
 from mlops_core.dynamo import Item, MetadataTable
-from mlops_core.errors import Conflict, Invalid, NotFound, detail
+from mlops_core.errors import Conflict, Invalid, NotFound, Unavailable, detail
+from mlops_core.events import (
+    DomainEvent,
+    EventPublisher,
+    ModelPromoted,
+    ModelRolledBack,
+    ModelVersionRegistered,
+)
 from mlops_core.s3 import ArtifactStore
 
+LOGGER = logging.getLogger(__name__)
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
 _MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 _ALIAS = re.compile(ALIAS_PATTERN)
 MODELS_INDEX = "gsi1"
+PRODUCTION = "production"
+STAGE_OF_ALIAS = {"production": "Production", "staging": "Staging"}
+MAX_ALIAS_HISTORY = 20
 _MAX_REGISTER_ATTEMPTS = 5
 
 Stage = Literal["None", "Staging", "Production", "Archived"]
@@ -91,12 +103,31 @@ class ArtifactRef(BaseModel):
     signature_key: str | None = None
 
 
+class MetricBound(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min: float | None = None
+    max: float | None = None
+
+
+class PromotionPolicy(BaseModel):
+    """What a version needs before it may become production."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    thresholds: dict[str, MetricBound] = Field(
+        default_factory=dict, description='e.g. {"roc_auc": {"min": 0.9}, "log_loss": {"max": 0.3}}'
+    )
+    require_staging: bool = Field(default=False, description="The version must be in Staging first")
+
+
 class RegisteredModel(BaseModel):
     name: str
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
     owner: str | None = None
     latest_version: int = 0
+    policy: PromotionPolicy = Field(default_factory=PromotionPolicy)
     created_at: str
     updated_at: str
 
@@ -122,6 +153,26 @@ class Alias(BaseModel):
     revision: int
     updated_at: str
     updated_by: str | None = None
+    previous_versions: list[int] = Field(
+        default_factory=list, description="Versions this alias named before, newest first (rollback targets)"
+    )
+
+
+AuditAction = Literal["register", "promote", "rollback"]
+
+
+class AuditRecord(BaseModel):
+    """Who moved what, when, from where to where, and why."""
+
+    model_name: str
+    at: str
+    action: AuditAction
+    alias: str | None
+    from_version: int | None
+    to_version: int
+    revision: int
+    actor: str | None
+    reason: str = ""
 
 
 class RegisterVersionRequest(BaseModel):
@@ -152,9 +203,21 @@ class RegisterVersionRequest(BaseModel):
 
 
 class ModelRegistry:
-    def __init__(self, table: MetadataTable, store: ArtifactStore) -> None:
+    def __init__(
+        self, table: MetadataTable, store: ArtifactStore, publisher: EventPublisher | None = None
+    ) -> None:
         self.table = table
         self.store = store
+        self.publisher = publisher
+
+    def _announce(self, event: DomainEvent) -> None:
+        """Publish after the commit; the audit trail, not the event, is the record of truth."""
+        if self.publisher is None:
+            return
+        try:
+            self.publisher.publish(event)
+        except Unavailable as error:
+            LOGGER.warning("event %s not published: %s", event.detail_type(), error.message)
 
     # ---- models -------------------------------------------------------------------
     def get_model(self, name: str) -> RegisteredModel:
@@ -287,12 +350,37 @@ class ModelRegistry:
                     name=name, owner=actor, latest_version=version, created_at=created, updated_at=created
                 )
                 bump = self.table.put_op(self._model_item(model), condition="attribute_not_exists(pk)")
+            audit = AuditRecord(
+                model_name=name,
+                at=created,
+                action="register",
+                alias=None,
+                from_version=None,
+                to_version=version,
+                revision=0,
+                actor=actor,
+                reason=request.description,
+            )
             try:
                 self.table.transact(
-                    [bump, self.table.put_op(version_item, condition="attribute_not_exists(pk)")]
+                    [
+                        bump,
+                        self.table.put_op(version_item, condition="attribute_not_exists(pk)"),
+                        self._audit_op(audit),
+                    ]
                 )
             except Conflict:
                 continue  # another registration took this number; the object version we wrote is unreferenced
+            self._announce(
+                ModelVersionRegistered(
+                    model_name=name,
+                    version=version,
+                    run_id=request.run_id,
+                    artifact_sha256=checksum,
+                    metrics=request.metrics,
+                    actor=actor,
+                )
+            )
             return model_version
         raise Conflict(f"model '{name}' is being registered concurrently; retry")
 
@@ -315,7 +403,7 @@ class ModelRegistry:
                 details=[detail(["body", "signature"], str(error)[:500], "signature")],
             ) from error
 
-    # ---- aliases ------------------------------------------------------------------
+    # ---- aliases, promotion, rollback ----------------------------------------------
     def get_alias(self, name: str, alias: str, *, consistent: bool = False) -> Alias:
         check_model_name(name)
         check_alias(alias)
@@ -336,53 +424,259 @@ class ModelRegistry:
         *,
         expected_revision: int | None = None,
         actor: str | None = None,
+        reason: str = "",
     ) -> Alias:
-        """Point ``alias`` at ``version``.
+        """Point ``alias`` at ``version`` (a promotion: the model's policy applies to production)."""
+        return self.move_alias(
+            name, alias, version, expected_revision=expected_revision, actor=actor, reason=reason
+        )
 
-        With ``expected_revision`` the move succeeds only if nobody moved the alias since
-        the caller read it (0 means "the alias must not exist yet"); either way two
-        concurrent moves cannot both win the same revision.
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        expected_revision: int | None = None,
+        actor: str | None = None,
+        reason: str = "",
+        action: AuditAction = "promote",
+    ) -> Alias:
+        """Move an alias in one transaction with the stage labels and an audit record.
+
+        The alias put is conditioned on the revision read (or on not existing), so of
+        concurrent moves exactly one wins each revision; with ``expected_revision`` the
+        caller's own read must still be current (0: the alias must not exist yet).
+        Promotions to production must satisfy the model's policy; rollbacks return to a
+        version that already served and are not re-checked. Moving an alias to the
+        version it already names changes nothing (a retried call is harmless).
         """
         check_alias(alias)
-        self.get_version(name, version)
-        current = self.table.get(model_pk(name), alias_sk(alias), consistent=True)
-        current_revision = int(current["revision"]) if current else 0
+        target = self.get_version(name, version)
+        model = self.get_model(name)
+        current_item = self.table.get(model_pk(name), alias_sk(alias), consistent=True)
+        current = Alias.model_validate(current_item) if current_item else None
+        current_revision = current.revision if current else 0
         if expected_revision is not None and expected_revision != current_revision:
             raise Conflict(
                 f"alias '{alias}' of model '{name}' is at revision {current_revision}, "
                 f"not {expected_revision}",
-                current=_public_alias(current),
+                current=current.model_dump() if current else None,
             )
+        if current is not None and current.version == version:
+            return current
+        if alias == PRODUCTION and action == "promote":
+            self._check_policy(model, target)
+
+        # Rollback pops the history; any other move pushes the version it replaces.
+        previous = current.previous_versions if current else []
+        pushed = [current.version] if current else []
+        history = previous[1:] if action == "rollback" else pushed + previous
+        at = now_iso()
         updated = Alias(
             model_name=name,
             alias=alias,
             version=version,
             revision=current_revision + 1,
-            updated_at=now_iso(),
+            updated_at=at,
             updated_by=actor,
+            previous_versions=history[:MAX_ALIAS_HISTORY],
         )
-        item = {"pk": model_pk(name), "sk": alias_sk(alias), **updated.model_dump()}
-        condition, values = (
+        record = AuditRecord(
+            model_name=name,
+            at=at,
+            action=action,
+            alias=alias,
+            from_version=current.version if current else None,
+            to_version=version,
+            revision=updated.revision,
+            actor=actor,
+            reason=reason,
+        )
+        alias_condition, alias_values = (
             ("revision = :rev", {":rev": current_revision}) if current else ("attribute_not_exists(pk)", None)
         )
+        operations = [
+            self.table.put_op(
+                {"pk": model_pk(name), "sk": alias_sk(alias), **updated.model_dump()},
+                condition=alias_condition,
+                values=alias_values,
+            ),
+            self._audit_op(record),
+            *self._stage_ops(name, alias, target, current.version if current else None),
+        ]
         try:
-            self.table.transact(
-                [
-                    self.table.put_op(item, condition=condition, values=values),
-                    self.table.check_op(
-                        model_pk(name), version_sk(version), condition="attribute_exists(pk)"
-                    ),
-                ]
-            )
+            self.table.transact(operations)
         except Conflict as error:
             latest = self.table.get(model_pk(name), alias_sk(alias), consistent=True)
             raise Conflict(
-                f"alias '{alias}' of model '{name}' was moved concurrently", current=latest
+                f"alias '{alias}' of model '{name}' was moved concurrently; read it again and retry",
+                current=_public_alias(latest),
             ) from error
+        event_type = ModelRolledBack if action == "rollback" else ModelPromoted
+        self._announce(
+            event_type(
+                model_name=name,
+                alias=alias,
+                from_version=record.from_version,
+                to_version=version,
+                revision=updated.revision,
+                actor=actor,
+                reason=reason,
+            )
+        )
         return updated
+
+    def rollback(
+        self,
+        name: str,
+        alias: str = PRODUCTION,
+        *,
+        expected_revision: int | None = None,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> Alias:
+        """Move ``alias`` back to the version it named before its last move."""
+        current = self.get_alias(name, alias, consistent=True)
+        if not current.previous_versions:
+            raise Conflict(
+                f"alias '{alias}' of model '{name}' has no previous version to roll back to",
+                current=current.model_dump(),
+            )
+        return self.move_alias(
+            name,
+            alias,
+            current.previous_versions[0],
+            expected_revision=current.revision if expected_revision is None else expected_revision,
+            actor=actor,
+            reason=reason,
+            action="rollback",
+        )
+
+    def _stage_ops(
+        self, name: str, alias: str, target: ModelVersion, from_version: int | None
+    ) -> list[dict[str, Any]]:
+        """Stage labels follow the production and staging aliases; other aliases only
+        check that their target exists."""
+        stage = STAGE_OF_ALIAS.get(alias)
+        exists = "attribute_exists(pk)"
+        if stage is None or (stage == "Staging" and target.stage == "Production"):
+            return [self.table.check_op(model_pk(name), version_sk(target.version), condition=exists)]
+        set_stage = "SET #stage = :stage"
+        operations = [
+            self.table.update_op(
+                model_pk(name),
+                version_sk(target.version),
+                update=set_stage,
+                condition=exists,
+                names={"#stage": "stage"},
+                values={":stage": stage},
+            )
+        ]
+        if from_version is not None and from_version != target.version:
+            demoted = "Archived" if stage == "Production" else "None"
+            operations.append(
+                self.table.update_op(
+                    model_pk(name),
+                    version_sk(from_version),
+                    update=set_stage,
+                    # Only demote what this alias had labelled (a staging move leaves production alone).
+                    condition="#stage = :was",
+                    names={"#stage": "stage"},
+                    values={":stage": demoted, ":was": stage},
+                )
+            )
+        return operations
+
+    def _audit_op(self, record: AuditRecord) -> dict[str, Any]:
+        key = f"AUDIT#{record.at}#{record.alias or '-'}#{record.revision:06d}#{record.action}"
+        return self.table.put_op(
+            {"pk": model_pk(record.model_name), "sk": key, **record.model_dump()},
+            condition="attribute_not_exists(pk)",
+        )
+
+    def list_audit(self, name: str, *, limit: int = 100) -> list[AuditRecord]:
+        """The model's audit trail, newest first."""
+        self.get_model(name)
+        items = self.table.query(model_pk(name), sk_prefix="AUDIT#", newest_first=True, limit=limit)
+        return [AuditRecord.model_validate(item) for item in items]
 
     def resolve_alias(self, name: str, alias: str) -> ModelVersion:
         return self.get_version(name, self.get_alias(name, alias).version)
+
+    # ---- policy, descriptions, tags ------------------------------------------------
+    def _check_policy(self, model: RegisteredModel, version: ModelVersion) -> None:
+        policy = model.policy
+        for metric, bound in policy.thresholds.items():
+            value = version.metrics.get(metric)
+            if value is None:
+                raise Conflict(
+                    f"promotion policy of '{model.name}': v{version.version} has no '{metric}' "
+                    "metric recorded",
+                    details=[{"rule": f"thresholds.{metric}", "value": None}],
+                )
+            if bound.min is not None and value < bound.min:
+                raise Conflict(
+                    f"promotion policy of '{model.name}': {metric} {value:.4f} of v{version.version} "
+                    f"is below the minimum {bound.min}",
+                    details=[{"rule": f"thresholds.{metric}.min", "value": value, "limit": bound.min}],
+                )
+            if bound.max is not None and value > bound.max:
+                raise Conflict(
+                    f"promotion policy of '{model.name}': {metric} {value:.4f} of v{version.version} "
+                    f"is above the maximum {bound.max}",
+                    details=[{"rule": f"thresholds.{metric}.max", "value": value, "limit": bound.max}],
+                )
+        if policy.require_staging and version.stage != "Staging":
+            raise Conflict(
+                f"promotion policy of '{model.name}': v{version.version} must be in Staging first "
+                f"(it is {version.stage})",
+                details=[{"rule": "require_staging", "value": version.stage}],
+            )
+
+    def set_policy(self, name: str, policy: PromotionPolicy, *, actor: str | None = None) -> RegisteredModel:
+        self.get_model(name)
+        self.table.update(
+            model_pk(name),
+            "MODEL",
+            update="SET #policy = :policy, updated_at = :t",
+            condition="attribute_exists(pk)",
+            names={"#policy": "policy"},
+            values={":policy": policy.model_dump(), ":t": now_iso()},
+        )
+        return self.get_model(name)
+
+    def update_model(
+        self, name: str, *, description: str | None = None, tags: dict[str, str] | None = None
+    ) -> RegisteredModel:
+        self._update_fields(model_pk(name), "MODEL", description=description, tags=tags)
+        return self.get_model(name)
+
+    def update_version(
+        self, name: str, version: int, *, description: str | None = None, tags: dict[str, str] | None = None
+    ) -> ModelVersion:
+        self.get_version(name, version)
+        self._update_fields(model_pk(name), version_sk(version), description=description, tags=tags)
+        return self.get_version(name, version)
+
+    def _update_fields(self, pk: str, sk: str, **fields: Any) -> None:
+        changes = {k: v for k, v in fields.items() if v is not None}
+        if not changes:
+            return
+        names = {f"#f{i}": k for i, k in enumerate(changes)}
+        values = {f":v{i}": v for i, v in enumerate(changes.values())}
+        assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(changes)))
+        try:
+            self.table.update(
+                pk,
+                sk,
+                update=f"SET {assignments}",
+                condition="attribute_exists(pk)",
+                names=names,
+                values=values,
+            )
+        except Conflict:
+            raise NotFound(f"{pk.removeprefix('MODEL#')} not found") from None
 
 
 def _public_alias(item: Item | None) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from mlops_core.artifacts import MODEL_FILE, SIGNATURE_FILE, ModelSignature, sha
 from mlops_core.datasets import DatasetSchema, ExpectationSuite
 from mlops_core.errors import Invalid, NotFound
 from mlops_core.estimators import CandidateSpec, SearchSpec, check_candidate, expand
-from mlops_core.events import EventPublisher, ModelVersionRegistered, TrainingRunFailed
+from mlops_core.events import EventPublisher, TrainingRunFailed
 from mlops_core.registry import ALIAS_PATTERN, MODEL_NAME_PATTERN, ModelRegistry, RegisterVersionRequest
 from mlops_core.s3 import ArtifactStore
 from mlops_core.tracking import RUN_ID_PATTERN, RunTracker, package_versions
@@ -416,17 +416,6 @@ def register_model(
             validate_model=load_session,
         )
         tracker.update(run_id, registered_version=version.version)
-        if publisher is not None:
-            publisher.publish(
-                ModelVersionRegistered(
-                    model_name=name,
-                    version=version.version,
-                    run_id=run_id,
-                    artifact_sha256=version.artifact.sha256,
-                    metrics=version.metrics,
-                    actor=version.created_by,
-                )
-            )
     if state.get("promote_to"):
         registry.set_alias(name, state["promote_to"], version.version, actor=f"training-run/{run_id}")
     tracker.finish(run_id, "SUCCEEDED", registered_version=version.version)
