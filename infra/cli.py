@@ -40,7 +40,7 @@ models_app = typer.Typer(help="Registered models, versions and aliases.", no_arg
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 
-console = Console(file=sys.stderr)
+console = Console(file=sys.stderr, soft_wrap=True)
 # Bound to the real stdout now: `mlops up` later points sys.stdout at the functions' log.
 out = Console(file=sys.stdout)
 
@@ -285,15 +285,67 @@ def models_promote(
     name: str,
     version: int,
     alias: Annotated[str, typer.Option(help="Alias to move")] = "production",
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail)")] = "",
     expected_revision: Annotated[
         int | None, typer.Option(help="Move only if the alias is at this revision")
     ] = None,
 ) -> None:
-    """Point an alias (production by default) at a version."""
+    """Point an alias (production by default) at a version, under the model's policy."""
     try:
-        _emit(_client().set_alias(name, alias, version, expected_revision))
+        _emit(_client().promote(name, version, alias, expected_revision=expected_revision, reason=reason))
     except ApiError as error:
         raise _fail(error) from None
+
+
+@models_app.command("rollback")
+def models_rollback(
+    name: str,
+    alias: Annotated[str, typer.Option(help="Alias to move back")] = "production",
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail)")] = "",
+) -> None:
+    """Move an alias back to the version it named before."""
+    try:
+        _emit(_client().rollback(name, alias, reason=reason))
+    except ApiError as error:
+        raise _fail(error) from None
+
+
+@models_app.command("audit")
+def models_audit(name: str, limit: int = 50) -> None:
+    """Who registered, promoted and rolled back what, when and why."""
+    try:
+        trail = _client().audit(name, limit)
+    except ApiError as error:
+        raise _fail(error) from None
+    table = Table("at", "action", "alias", "from", "to", "actor", "reason")
+    for record in trail:
+        table.add_row(
+            record["at"],
+            record["action"],
+            record.get("alias") or "",
+            str(record.get("from_version") or ""),
+            str(record["to_version"]),
+            record.get("actor") or "",
+            record.get("reason") or "",
+        )
+    _emit(trail, table)
+
+
+@models_app.command("card")
+def models_card(
+    name: str,
+    version: int,
+    json_card: Annotated[bool, typer.Option("--as-json", help="The card as JSON")] = False,
+) -> None:
+    """The version's model card (Markdown, or JSON with --as-json)."""
+    try:
+        card = _client().model_card(name, version, "json" if json_card else "markdown")
+    except ApiError as error:
+        raise _fail(error) from None
+    if isinstance(card, str):
+        out.print(card, markup=False, highlight=False)
+    else:
+        _emit(card)
 
 
 # ---- serving ---------------------------------------------------------------------------------

@@ -140,3 +140,26 @@ class ApiClient:
         if expected_revision is not None:
             body["expected_revision"] = expected_revision
         return self.call("PUT", f"/models/{name}/aliases/{alias}", body)
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        alias: str = "production",
+        *,
+        expected_revision: int | None = None,
+        reason: str = "",
+    ) -> Any:
+        body: dict[str, Any] = {"alias": alias, "reason": reason}
+        if expected_revision is not None:
+            body["expected_revision"] = expected_revision
+        return self.call("POST", f"/models/{name}/versions/{version}/promote", body)
+
+    def rollback(self, name: str, alias: str = "production", *, reason: str = "") -> Any:
+        return self.call("POST", f"/models/{name}/rollback", {"alias": alias, "reason": reason})
+
+    def audit(self, name: str, limit: int = 50) -> Any:
+        return self.call("GET", f"/models/{name}/audit", query={"limit": str(limit)})["audit"]
+
+    def model_card(self, name: str, version: int, fmt: str = "markdown") -> Any:
+        return self.call("GET", f"/models/{name}/versions/{version}/card", query={"format": fmt})

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import BUCKET, REGION, TABLE, FakeLambdaContext, create_resources
+from tests.support import BUCKET, REGION, STATE_MACHINE_ARN, TABLE, FakeLambdaContext, create_resources
 
 # Set before any handler is imported: handlers read their settings at import (cold start).
 os.environ.update(
@@ -19,6 +19,7 @@ os.environ.update(
         "AWS_REGION": REGION,
         "ARTIFACTS_BUCKET": BUCKET,
         "METADATA_TABLE": TABLE,
+        "STATE_MACHINE_ARN": STATE_MACHINE_ARN,
         "POWERTOOLS_SERVICE_NAME": "tests",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",

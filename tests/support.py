@@ -19,6 +19,7 @@ EVENTS = ROOT / "events"
 BUCKET = "mlops-artifacts-test"
 TABLE = "mlops-metadata-test"
 REGION = "us-east-1"
+STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:training"
 # The sample dataset's features (scikit-learn's breast-cancer "mean" columns), as in events/.
 FEATURES = [
     "mean_radius",

@@ -148,6 +148,23 @@ def test_cli_reads_the_running_stack(local_stack: dict[str, Any], state_dir: Pat
     assert invoked.returncode == 0, invoked.stderr
     assert json.loads(json.loads(invoked.stdout)["body"])["status"] == "ok"
 
+    trail = json.loads(mlops("models", "audit", "breast-cancer").stdout)
+    assert [r["action"] for r in trail] == ["promote", "register"]
+    assert trail[0]["actor"].endswith("assumed-role/LocalDeveloper/local")
+    no_previous = mlops("models", "rollback", "breast-cancer")
+    assert no_previous.returncode == 1
+    assert "no previous version to roll back to" in no_previous.stderr
+    card = subprocess.run(
+        [*MLOPS, "models", "card", "breast-cancer", "1"],
+        check=False,
+        cwd=ROOT,
+        env=_env(state_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert card.stdout.startswith("# Model card: breast-cancer v1"), card.stderr
+
     unknown = mlops("frobnicate")
     assert unknown.returncode == 2
     assert "No such command" in unknown.stderr
