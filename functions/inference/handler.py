@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
@@ -20,13 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops_core.api_errors import register_error_handlers
 from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import IntegrityError
+from mlops_core.observability import make_tracer
 from mlops_core.predict import Predictor
 from mlops_core.registry import MODEL_NAME_PATTERN, ModelRegistry, ModelVersion
 from mlops_core.s3 import ArtifactStore
 from mlops_core.settings import inference_settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 metrics = Metrics(namespace="ServerlessMLOps")
 app = APIGatewayRestResolver(enable_validation=True)
 register_error_handlers(app, logger)

@@ -7,7 +7,7 @@ the request context, is recorded as the actor of every write.
 from http import HTTPStatus
 from typing import Annotated, Any, Literal, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -20,6 +20,7 @@ from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import NotFound
 from mlops_core.events import EventPublisher
 from mlops_core.model_card import ModelCard, build_model_card, render_markdown
+from mlops_core.observability import make_tracer
 from mlops_core.predict import load_session
 from mlops_core.registry import (
     ALIAS_PATTERN,
@@ -37,7 +38,7 @@ from mlops_core.settings import EventSettings
 from mlops_core.tracking import RunTracker
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 metrics = Metrics(namespace="ServerlessMLOps")
 app = APIGatewayRestResolver(enable_validation=True)
 register_error_handlers(app, logger)

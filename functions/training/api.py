@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from mlops_core.api_errors import register_error_handlers
 from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import Invalid, NotFound
+from mlops_core.observability import make_tracer
 from mlops_core.registry import MODEL_NAME_PATTERN
 from mlops_core.settings import TrainingApiSettings
 from mlops_core.tracking import RUN_ID_PATTERN, RunTracker
@@ -27,7 +28,7 @@ from mlops_core.training import TrainingRequest
 from mlops_core.workflow import TrainingWorkflow
 
 logger = Logger()
-tracer = Tracer()
+tracer = make_tracer()
 app = APIGatewayRestResolver(enable_validation=True)
 register_error_handlers(app, logger)
 

@@ -1,0 +1,41 @@
+"""Tracing that costs nothing when it is off.
+
+Powertools' ``Tracer()`` imports the X-Ray SDK (~150 ms) even when tracing is disabled.
+``make_tracer`` returns a real Tracer only when tracing is on (the deployed functions:
+tracing ACTIVE), and otherwise a stand-in whose decorators return the function as is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _NoTracer:
+    def capture_method(self, method: F | None = None, **_: Any) -> Any:
+        return method if method is not None else (lambda function: function)
+
+    def capture_lambda_handler(self, handler: F | None = None, **_: Any) -> Any:
+        return handler if handler is not None else (lambda function: function)
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        return None
+
+    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
+        return None
+
+
+def tracing_enabled() -> bool:
+    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() not in {"1", "true", "yes"}
+
+
+def make_tracer() -> Any:
+    """A Powertools Tracer when tracing is on, else a no-op with the same decorators."""
+    if not tracing_enabled():
+        return _NoTracer()
+    from aws_lambda_powertools import Tracer
+
+    return Tracer()

@@ -1,0 +1,60 @@
+"""The inference function's cold start imports no training libraries, and no X-Ray SDK
+when tracing is off: each would add a fixed cost to every cold start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mlops_core.observability import _NoTracer, make_tracer
+from tests.support import ROOT
+
+PROBE = """
+import json, sys
+import functions.inference.handler
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+def _modules_after_import(**env: str) -> set[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_TRACE")} | env
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env=environment | {"PYTHONPATH": f"{ROOT}:{ROOT / 'layers' / 'core'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_inference_handler_imports_neither_scikit_learn_nor_scipy_nor_xray_when_tracing_is_off() -> None:
+    modules = _modules_after_import(POWERTOOLS_TRACE_DISABLED="true")
+    assert {"onnxruntime", "numpy", "aws_lambda_powertools", "pydantic"} <= modules
+    assert not modules & {"sklearn", "scipy", "skl2onnx", "onnx", "aws_xray_sdk", "joblib"}
+
+
+def test_no_tracer_decorators_return_the_function_itself() -> None:
+    tracer = _NoTracer()
+
+    def handler(event: dict, context: object) -> str:
+        return "ok"
+
+    assert tracer.capture_lambda_handler(handler) is handler
+    assert tracer.capture_method(handler) is handler
+    assert tracer.capture_method()(handler) is handler
+
+
+def test_make_tracer_follows_the_powertools_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_lambda_powertools import Tracer
+
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    assert isinstance(make_tracer(), _NoTracer)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "false")
+    assert isinstance(make_tracer(), Tracer)
