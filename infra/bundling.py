@@ -476,6 +476,12 @@ class LayerBuilder:
                 "pip",
                 "install",
                 "--quiet",
+                # Copies, not uv's default hard links into its cache: the build strips these
+                # files in place, and a hard link would strip the cache's copy, and through
+                # it every environment linked to it (a running Python with the same abi3
+                # extension mapped, e.g. onnx or protobuf, then crashes).
+                "--link-mode",
+                "copy",
                 "--target",
                 str(site_dir),
                 "--python-platform",

@@ -115,7 +115,7 @@ def up(
     stack = EmbeddedStack(host=host, api_port=api_port, moto_port=moto_port)
     started = time.monotonic()
     try:
-        with console.status("starting the local stack (synthesizing the CDK app)"):
+        with console.status("starting the local stack (synthesizing the CDK app if it changed)"):
             description = stack.start()
     except PortInUse as error:
         console.print(f"[red]{error}[/red]")

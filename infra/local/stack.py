@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -91,16 +92,47 @@ def local_aws_environment(moto_url: str) -> dict[str, str]:
     }
 
 
-def synthesize_template() -> dict[str, Any]:
-    """The stack's CloudFormation template, synthesized without building the layers."""
+# Everything the template is made from: a change to any of these synthesizes again.
+_TEMPLATE_INPUTS = ("infra", "functions", "layers", "cdk.json", "pyproject.toml", "uv.lock")
+
+
+def template_inputs_digest() -> str:
+    """A digest of the files the template depends on (and of the commit, which it records)."""
+    from infra.stack import code_version
+
+    digest = hashlib.sha256(code_version(REPO_ROOT).encode())
+    for name in _TEMPLATE_INPUTS:
+        root = REPO_ROOT / name
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for path in files:
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                digest.update(str(path.relative_to(REPO_ROOT)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def synthesize_template(*, cache: bool = True) -> dict[str, Any]:
+    """The stack's CloudFormation template, synthesized without building the layers.
+
+    Synthesis takes ~20 s (the jsii runtime, CDK, cdk-nag); the result is kept in
+    ``STATE_DIR`` under a digest of its inputs, so the next ``mlops up`` starts in seconds.
+    """
+    cached = STATE_DIR / f"template-{template_inputs_digest()}.json"
+    if cache and cached.exists():
+        return dict(json.loads(cached.read_text()))
     from infra.app import STACK_NAME as APP_STACK
     from infra.app import build_app
 
     with tempfile.TemporaryDirectory(prefix="mlops-synth-") as outdir:
         # An empty bundling-stacks list makes CDK skip every asset bundling step.
         app, _ = build_app(outdir=outdir, context={"aws:cdk:bundling-stacks": []})
-        assembly = app.synth()
-        return assembly.get_stack_by_name(APP_STACK).template
+        template: dict[str, Any] = app.synth().get_stack_by_name(APP_STACK).template
+    if cache:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        for stale in STATE_DIR.glob("template-*.json"):
+            stale.unlink()
+        cached.write_text(json.dumps(template))
+    return template
 
 
 def for_moto(template: dict[str, Any]) -> dict[str, Any]:

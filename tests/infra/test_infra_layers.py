@@ -271,3 +271,12 @@ def test_cached_layer_is_reused_without_installing_anything(
     built = builder.build(probe_spec)
 
     assert built.path == entry and built.key == key
+
+
+def test_built_layers_share_no_files_with_the_package_cache(synthesized: SynthesizedApp) -> None:
+    # The build strips extension modules in place: a hard link into uv's cache would strip
+    # (and, while mapped, corrupt) the same file in every environment linked to it.
+    cache = synthesized.stack.layers.builder.cache_dir
+    linked = [p for p in cache.rglob("*.so*") if p.is_file() and p.stat().st_nlink > 1]
+    assert cache.exists()
+    assert linked == []
