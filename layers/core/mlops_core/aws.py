@@ -6,9 +6,9 @@ Clients are created once per process (cold start) and reused. ``AWS_ENDPOINT_URL
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from typing import Any
 
 import boto3
@@ -36,15 +36,35 @@ _THROTTLING = {
 _NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
 
 
-@cache
+_clients: dict[str, Any] = {}
+_session: list[boto3.session.Session] = []
+# Clients are thread-safe, the session creating them is not (the local stack runs Map
+# iterations in threads): creation is serialized, use is not.
+_clients_lock = threading.Lock()
+
+
 def client(service: str) -> Any:
-    """A process-wide boto3 client for ``service``."""
-    return boto3.session.Session().client(service, config=_CLIENT_CONFIG)
+    """A process-wide boto3 client for ``service``.
+
+    Every client comes from one session, so endpoint rules, partitions and credentials
+    are loaded once (a session per client cost ~100 ms more on a cold start).
+    """
+    found = _clients.get(service)
+    if found is None:
+        with _clients_lock:
+            found = _clients.get(service)
+            if found is None:
+                if not _session:
+                    _session.append(boto3.session.Session())
+                found = _clients[service] = _session[0].client(service, config=_CLIENT_CONFIG)
+    return found
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests that change endpoints or credentials)."""
-    client.cache_clear()
+    """Forget cached clients and their session (tests that change endpoints or credentials)."""
+    with _clients_lock:
+        _clients.clear()
+        _session.clear()
 
 
 def error_code(error: ClientError) -> str:
