@@ -135,6 +135,7 @@ class ApiConstruct(Construct):
         event_bus.grant_put_events_to(self.registry.role)
         # It reads what users upload anywhere in the bucket, but writes models only.
         storage.grant_prefix_read(self.registry.role, "")
+        storage.grant_prefix_list(self.registry.role, "")
         storage.grant_prefix_write(self.registry.role, MODELS_PREFIX)
 
         self.access_log_group = aws_logs.LogGroup(self, "AccessLogs", retention=log_retention)

@@ -140,6 +140,16 @@ class StorageConstruct(Construct):
         """Read objects (any version) whose keys start with `prefix` ("" for the whole bucket)."""
         self._grant_objects(role, OBJECT_READ_ACTIONS, f"{prefix}*")
 
+    def grant_prefix_list(self, role: aws_iam.IRole, prefix: str) -> None:
+        """List keys under `prefix`. Without it S3 answers a read of a missing key with 403,
+        not 404, and a caller's typo would look like a permissions failure (a 503)."""
+        condition = {"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None
+        role.add_to_principal_policy(
+            aws_iam.PolicyStatement(
+                actions=["s3:ListBucket"], resources=[self.artifacts_bucket.bucket_arn], conditions=condition
+            )
+        )
+
     def grant_prefix_write(self, role: aws_iam.IRole, prefix: str) -> None:
         """Write objects whose keys start with `prefix`; never delete (versions are the audit trail)."""
         self._grant_objects(role, OBJECT_WRITE_ACTIONS, f"{prefix}*")

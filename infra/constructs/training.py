@@ -129,6 +129,7 @@ class TrainingConstruct(Construct):
         # What each step may touch: its own inputs and outputs, nothing else.
         datasets, runs, models = "datasets/", "runs/", "models/"
         storage.grant_prefix_read(self.validate_data.role, datasets)
+        storage.grant_prefix_list(self.validate_data.role, datasets)
         storage.grant_prefix_write(self.validate_data.role, runs)
         storage.grant_prefix_read(self.train_candidate.role, datasets)
         storage.grant_prefix_write(self.train_candidate.role, runs)

@@ -203,6 +203,7 @@ def test_registry_role_writes_metadata_and_models_but_never_deletes_objects(
         ),
         (("dynamodb:Query",), _arn_with_suffix(table_id, "/index/gsi1")),
         (("s3:GetObject", "s3:GetObjectVersion"), _arn_with_suffix(bucket_id, "/*")),
+        (("s3:ListBucket",), _arn(bucket_id)),
         (("s3:PutObject",), _arn_with_suffix(bucket_id, "/models/*")),
         (("events:PutEvents",), _arn(synthesized.logical_id(synthesized.stack.events.bus))),
     }
@@ -234,4 +235,20 @@ def test_function_code_excludes_caches_and_tests(tmp_path: Path) -> None:
     assert sorted(path.relative_to(staged).as_posix() for path in staged.rglob("*") if path.is_file()) == [
         "handler.py",
         "routes/models.py",
+    ]
+
+
+def test_validate_data_may_list_only_the_datasets_prefix(synthesized: SynthesizedApp) -> None:
+    # Listing lets S3 answer a missing dataset with 404 (a named InvalidTrainingRequest),
+    # not 403 (which would look like a dependency failure).
+    role = synthesized.stack.training.validate_data.role
+    listing = [s for s in synthesized.role_policy_statements(role) if s["Action"] == "s3:ListBucket"]
+    bucket_id = synthesized.logical_id(synthesized.stack.storage.artifacts_bucket)
+    assert listing == [
+        {
+            "Action": "s3:ListBucket",
+            "Condition": {"StringLike": {"s3:prefix": ["datasets/*"]}},
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [bucket_id, "Arn"]},
+        }
     ]
