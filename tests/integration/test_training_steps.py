@@ -148,3 +148,20 @@ def test_mark_failed_records_the_lambda_error(
     run = tracker.get("run-1")
     assert run["status"] == "FAILED"
     assert run["failure"] == {"error": "DataValidationError", "cause": "2 violation(s): a; b"}
+
+
+def test_mark_failed_still_records_when_the_event_cannot_be_published(
+    services: tuple[ArtifactStore, ModelRegistry, RunTracker],
+) -> None:
+    from mlops_core.events import EventPublisher
+
+    store, _, tracker = services
+    validate_data(_request(), store, tracker)
+
+    record = mark_failed(
+        {"run_id": "run-1", "error": {"Error": "Boom", "Cause": "x"}}, tracker, EventPublisher("no-such-bus")
+    )
+
+    assert record["error"] == "Boom"
+    assert record["note"].startswith("TrainingRunFailed not published")
+    assert tracker.get("run-1")["status"] == "FAILED"

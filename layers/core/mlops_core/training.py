@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlops_core import datasets, metrics
 from mlops_core.artifacts import MODEL_FILE, SIGNATURE_FILE, ModelSignature, sha256_hex
 from mlops_core.datasets import DatasetSchema, ExpectationSuite
-from mlops_core.errors import Invalid, NotFound
+from mlops_core.errors import Invalid, NotFound, Unavailable
 from mlops_core.estimators import CandidateSpec, SearchSpec, check_candidate, expand
 from mlops_core.events import EventPublisher, TrainingRunFailed
 from mlops_core.registry import ALIAS_PATTERN, MODEL_NAME_PATTERN, ModelRegistry, RegisterVersionRequest
@@ -447,14 +447,15 @@ def mark_failed(
         except NotFound:
             record["note"] = "the run failed before its record was written"
     if publisher is not None:
-        publisher.publish(
-            TrainingRunFailed(
-                run_id=run_id,
-                model_name=state.get("model_name"),
-                error=record["error"],
-                cause=record["cause"],
-            )
+        event = TrainingRunFailed(
+            run_id=run_id, model_name=state.get("model_name"), error=record["error"], cause=record["cause"]
         )
+        try:
+            publisher.publish(event)
+        except Unavailable as error:
+            # The run record already says why; failing here would replace the step's own
+            # error with this one in the execution's result.
+            record["note"] = f"TrainingRunFailed not published: {error.message}"
     return {"run_id": run_id, "model_name": state.get("model_name"), **record}
 
 
