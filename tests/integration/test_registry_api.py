@@ -26,6 +26,12 @@ def uploaded() -> str:
     return "uploads/breast-cancer/model.onnx"
 
 
+def _register_event(**changes: object) -> dict:
+    """The sample registration with some fields of its body changed."""
+    request = json.loads(load_event("registry/register_version.json")["body"]) | changes
+    return load_event("registry/register_version.json", body=request)
+
+
 def _items() -> list[dict]:
     return boto3.client("dynamodb", region_name=REGION).scan(TableName=TABLE)["Items"]
 
@@ -79,8 +85,8 @@ def test_registered_artifact_checksum_is_the_sha256_of_its_bytes(
 def test_versions_are_numbered_in_order_and_listed_newest_first(
     registry_api: ModuleType, uploaded: str
 ) -> None:
-    for _ in range(3):
-        assert call(registry_api, load_event("registry/register_version.json"))["statusCode"] == 201
+    for run in range(3):
+        assert call(registry_api, _register_event(run_id=f"run-{run}"))["statusCode"] == 201
 
     listed = body(call(registry_api, load_event("registry/list_versions.json")))
 
@@ -90,9 +96,9 @@ def test_versions_are_numbered_in_order_and_listed_newest_first(
 
 
 def test_concurrent_registrations_get_distinct_numbers(registry: ModelRegistry, uploaded: str) -> None:
-    def register(_: int) -> int:
+    def register(run: int) -> int:
         return registry.register_version(
-            "breast-cancer", RegisterVersionRequest(artifact_key=uploaded)
+            "breast-cancer", RegisterVersionRequest(artifact_key=uploaded, run_id=f"run-{run}")
         ).version
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -128,8 +134,8 @@ def test_get_alias(registry_api: ModuleType, uploaded: str) -> None:
 def test_stale_expected_revision_is_409_with_the_current_state(
     registry_api: ModuleType, uploaded: str
 ) -> None:
-    call(registry_api, load_event("registry/register_version.json"))
-    call(registry_api, load_event("registry/register_version.json"))
+    call(registry_api, _register_event(run_id="run-a"))
+    call(registry_api, _register_event(run_id="run-b"))
     call(registry_api, load_event("registry/set_alias.json", body={"version": 1}))
 
     stale = call(
@@ -147,8 +153,10 @@ def test_stale_expected_revision_is_409_with_the_current_state(
 
 
 def test_concurrent_alias_moves_each_take_a_distinct_revision(registry: ModelRegistry, uploaded: str) -> None:
-    for _ in range(4):
-        registry.register_version("breast-cancer", RegisterVersionRequest(artifact_key=uploaded))
+    for run in range(4):
+        registry.register_version(
+            "breast-cancer", RegisterVersionRequest(artifact_key=uploaded, run_id=f"run-{run}")
+        )
 
     def move(version: int) -> int | None:
         try:
@@ -250,3 +258,28 @@ def test_failed_transaction_writes_nothing_to_the_table(registry_api: ModuleType
     assert response["statusCode"] == 503
     assert header(response, "Retry-After") == "1"
     assert _items() == []
+
+
+def test_a_retried_registration_returns_the_same_version_and_writes_nothing(
+    registry_api: ModuleType, uploaded: str
+) -> None:
+    first = call(registry_api, load_event("registry/register_version.json"))
+    items = _items()
+
+    retried = call(registry_api, load_event("registry/register_version.json"))
+
+    assert first["statusCode"] == retried["statusCode"] == 201
+    assert body(retried) == body(first)
+    assert _items() == items
+
+
+def test_concurrent_duplicate_registrations_make_one_version(registry: ModelRegistry, uploaded: str) -> None:
+    def register(_: int) -> int:
+        request = RegisterVersionRequest(artifact_key=uploaded, run_id="run-same")
+        return registry.register_version("breast-cancer", request).version
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        versions = set(pool.map(register, range(4)))
+
+    assert versions == {1}
+    assert [v.version for v in registry.list_versions("breast-cancer")] == [1]

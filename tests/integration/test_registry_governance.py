@@ -30,7 +30,10 @@ def versions(registry: ModelRegistry) -> list[int]:
     registered = []
     for i, (key, sig) in enumerate([("lr", signature)] * 3 + [("rf", rf_signature)]):
         request = RegisterVersionRequest(
-            artifact_key=f"uploads/{key}.onnx", signature=sig, metrics={"roc_auc": 0.90 + 0.02 * i}
+            artifact_key=f"uploads/{key}.onnx",
+            signature=sig,
+            metrics={"roc_auc": 0.90 + 0.02 * i},
+            run_id=f"run-{i}",
         )
         registered.append(registry.register_version("breast-cancer", request).version)
     return registered
@@ -80,9 +83,10 @@ def test_thirty_two_concurrent_promotions_win_one_per_revision(
     registry: ModelRegistry, versions: list[int]
 ) -> None:
     _, _, signature = trained_model("logistic_regression")
-    for _ in range(28):
+    for i in range(28):
         registry.register_version(
-            "breast-cancer", RegisterVersionRequest(artifact_key="uploads/lr.onnx", signature=signature)
+            "breast-cancer",
+            RegisterVersionRequest(artifact_key="uploads/lr.onnx", signature=signature, run_id=f"extra-{i}"),
         )
     start = threading.Barrier(32)
 

@@ -295,6 +295,10 @@ class ModelRegistry:
         The model is created on its first version. The artifact's sha256 is computed here
         from the bytes read (and must equal ``request.sha256`` when given); the S3 object
         version written is recorded so that later overwrites never change what is served.
+
+        Idempotent: the same artifact (sha256) from the same run registered again — a
+        client retrying after a timeout — returns the version already registered. A
+        marker item written in the registration's transaction makes this race-free.
         """
         check_model_name(name)
         source = self.store.get(request.artifact_key)
@@ -308,7 +312,11 @@ class ModelRegistry:
         if validate_model is not None:
             validate_model(source.data, signature)
 
+        marker_sk = f"REGISTERED#{checksum}#{request.run_id or '-'}"
         for _ in range(_MAX_REGISTER_ATTEMPTS):
+            already = self.table.get(model_pk(name), marker_sk, consistent=True)
+            if already is not None:
+                return self.get_version(name, int(already["version"]))
             existing = self.table.get(model_pk(name), "MODEL", consistent=True)
             previous = int(existing["latest_version"]) if existing else 0
             version = previous + 1
@@ -367,10 +375,16 @@ class ModelRegistry:
                         bump,
                         self.table.put_op(version_item, condition="attribute_not_exists(pk)"),
                         self._audit_op(audit),
+                        self.table.put_op(
+                            {"pk": model_pk(name), "sk": marker_sk, "version": version},
+                            condition="attribute_not_exists(pk)",
+                        ),
                     ]
                 )
             except Conflict:
-                continue  # another registration took this number; the object version we wrote is unreferenced
+                # Another registration took this number (or registered this very artifact):
+                # the loop reads again; the object version we wrote stays unreferenced.
+                continue
             self._announce(
                 ModelVersionRegistered(
                     model_name=name,
