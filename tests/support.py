@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +38,6 @@ def load_event(name: str, **changes: Any) -> dict[str, Any]:
     """A sample event from ``events/``; ``body=`` (a dict or a raw string) and
     ``path_params=`` replace those parts."""
     event = json.loads((EVENTS / name).read_text())
-    event = copy.deepcopy(event)
     if "body" in changes:
         body = changes.pop("body")
         event["body"] = body if isinstance(body, str) or body is None else json.dumps(body)

@@ -45,7 +45,10 @@ class PredictRequest(BaseModel):
             "Rows to score: lists of values in the signature's feature order, or objects keyed by "
             f"feature name. At most {settings.max_batch_size} per call."
         ),
-        examples=[[[5.1, 3.5, 1.4, 0.2]], [{"sepal_length": 5.1, "sepal_width": 3.5}]],
+        examples=[
+            [[17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]],
+            [{"mean_radius": 17.99, "mean_texture": 10.38, "...": "one key per signature feature"}],
+        ],
     )
 
 

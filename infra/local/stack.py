@@ -255,6 +255,7 @@ class EmbeddedStack:
         self._http_thread: threading.Thread | None = None
         self.template: dict[str, Any] = {}
         self.description: StackDescription | None = None
+        self._function_configurations: dict[str, Any] = {}
 
     def start(self) -> StackDescription:
         ensure_port_free(self.host, self.api_port, "api")
@@ -308,9 +309,12 @@ class EmbeddedStack:
         from infra.local.lambda_runtime import SOURCE_TAG, LocalLambdaContext, load_handler
 
         assert self.description is not None
-        configuration = boto3.client("lambda").get_function(
-            FunctionName=self.description.functions[logical_id]
-        )
+        configuration = self._function_configurations.get(logical_id)
+        if configuration is None:  # read once per function, not on every request
+            configuration = boto3.client("lambda").get_function(
+                FunctionName=self.description.functions[logical_id]
+            )
+            self._function_configurations[logical_id] = configuration
         config = configuration["Configuration"]
         handler = load_handler(
             configuration["Tags"][SOURCE_TAG],

@@ -324,3 +324,16 @@ def test_model_card_is_served_and_stored_beside_the_artifact(
 def test_model_card_of_an_unknown_version_is_404(registry_api: ModuleType, versions: list[int]) -> None:
     response = call(registry_api, load_event("registry/get_model_card.json", path_params={"version": "9"}))
     assert response["statusCode"] == 404
+
+
+def test_editing_an_unknown_model_is_404_and_writes_nothing(
+    registry_api: ModuleType, versions: list[int]
+) -> None:
+    before = boto3.client("dynamodb", region_name=REGION).scan(TableName="mlops-metadata-test")["Items"]
+    response = call(
+        registry_api, load_event("registry/update_model.json", path_params={"name": "no-such-model"})
+    )
+    after = boto3.client("dynamodb", region_name=REGION).scan(TableName="mlops-metadata-test")["Items"]
+    assert response["statusCode"] == 404
+    assert body(response)["message"] == "model 'no-such-model' not found"
+    assert after == before

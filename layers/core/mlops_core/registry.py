@@ -663,6 +663,7 @@ class ModelRegistry:
     def update_model(
         self, name: str, *, description: str | None = None, tags: dict[str, str] | None = None
     ) -> RegisteredModel:
+        self.get_model(name)  # a 404 naming the model, before any write
         self._update_fields(model_pk(name), "MODEL", description=description, tags=tags)
         return self.get_model(name)
 
@@ -680,17 +681,11 @@ class ModelRegistry:
         names = {f"#f{i}": k for i, k in enumerate(changes)}
         values = {f":v{i}": v for i, v in enumerate(changes.values())}
         assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(changes)))
-        try:
-            self.table.update(
-                pk,
-                sk,
-                update=f"SET {assignments}",
-                condition="attribute_exists(pk)",
-                names=names,
-                values=values,
-            )
-        except Conflict:
-            raise NotFound(f"{pk.removeprefix('MODEL#')} not found") from None
+        # Callers check that the item exists first; the condition only keeps a concurrent
+        # delete from turning this update into a stray partial item.
+        self.table.update(
+            pk, sk, update=f"SET {assignments}", condition="attribute_exists(pk)", names=names, values=values
+        )
 
 
 def _public_alias(item: Item | None) -> dict[str, Any] | None:
