@@ -67,6 +67,8 @@ from _common import (
 
 ensure_import_paths()
 
+from infra.runtime import FUNCTION_ENVIRONMENT  # noqa: E402 (needs the import paths above)
+
 MODEL_NAME = "breast-cancer"  # the name in events/inference/predict.json
 PREDICT_EVENT = ROOT / "events" / "inference" / "predict.json"
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -77,7 +79,7 @@ COLD_GOAL = 0.3  # ours/peer, median cold start
 WARM_GOAL = 1.0  # ours/peer, median warm single-row latency
 # Modules that must never load in the inference function (DESIGN.md, "Models").
 FORBIDDEN_MODULES = ("sklearn", "scipy")
-WATCHED_MODULES = (*FORBIDDEN_MODULES, "joblib", "pandas", "skl2onnx", "onnx")
+WATCHED_MODULES = (*FORBIDDEN_MODULES, "joblib", "pandas", "skl2onnx", "onnx", "boto3", "botocore.session")
 PACKAGES = (
     "onnxruntime",
     "scikit-learn",
@@ -94,6 +96,7 @@ OTHERS_KEY = "CPU used by other processes during the run"
 PYC_MODES = {
     "pyc": "bytecode cached (.pyc, as a layer built with precompiled bytecode)",
     "nopyc": "no .pyc (every module compiled from source at import)",
+    "traced": "bytecode cached, tracing on as deployed (X-Ray SDK imported, libraries patched)",
 }
 
 # ---- cold-start child scripts -----------------------------------------------------------
@@ -227,6 +230,7 @@ def aws_env(endpoint: str, bucket: str, table: str) -> dict[str, str]:
         "POWERTOOLS_SERVICE_NAME": "inference-benchmark",
         "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        **FUNCTION_ENVIRONMENT,  # as every deployed function has it
     }
 
 
@@ -247,6 +251,17 @@ def child_envs(tmp: Path, aws: dict[str, str]) -> dict[str, dict[str, str]]:
             **base,
             "PYTHONPYCACHEPREFIX": str(tmp / "no-pycache"),
             "PYTHONDONTWRITEBYTECODE": "1",
+        },
+        # As in Lambda: the X-Ray SDK sees LAMBDA_TASK_ROOT (so it uses Lambda's sampling
+        # and context instead of building a sampling-rule poller) and a sampled trace header;
+        # it records subsegments and sends them over UDP to the (absent) daemon address.
+        "traced": {
+            **base,
+            "PYTHONPYCACHEPREFIX": str(tmp / "pycache"),
+            "POWERTOOLS_TRACE_DISABLED": "false",
+            "LAMBDA_TASK_ROOT": str(tmp),
+            "_X_AMZN_TRACE_ID": "Root=1-6747a2b0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1",
+            "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
         },
     }
 
@@ -433,8 +448,8 @@ HANDLER_MODULE = "functions.inference.handler"
 # What our first request spends its time on, looked up in a cProfile of that call.
 FIRST_CALL_PARTS = (
     ("whole first call (lambda_handler)", "functions/inference/handler.py", "lambda_handler"),
-    ("creating the boto3 clients (S3, DynamoDB)", "mlops_core/aws.py", "client"),
-    ("AWS API calls (alias, version, artifact; moto)", "botocore/client.py", "_make_api_call"),
+    ("signed reads (GetItem alias, GetItem version, GetObject; moto)", "mlops_core/aws_reads.py", "_send"),
+    ("boto3 clients created (none: reads are signed by aws_reads)", "mlops_core/aws.py", "client"),
     ("sha256 check of the artifact", "mlops_core/artifacts.py", "verify_checksum"),
     ("ONNX Runtime session from the artifact", "mlops_core/predict.py", "load_session"),
     ("request rows -> input matrix", "mlops_core/instances.py", "instances_to_matrix"),
@@ -514,6 +529,14 @@ def alternate(
     return ours_s, peer_s
 
 
+def _counting(transport: Callable[[Any], Any], count: Callable[[], None]) -> Callable[[Any], Any]:
+    def counted(request: Any) -> Any:
+        count()
+        return transport(request)
+
+    return counted
+
+
 def warm_child(tmp: Path, calls: int, warmup: int) -> None:
     """(Own process.) Our handler, imported first as in the function, against the peer's
     ``predict_proba``; per-call latencies written to ``tmp/warm.json``."""
@@ -521,7 +544,7 @@ def warm_child(tmp: Path, calls: int, warmup: int) -> None:
     import numpy as np
 
     from functions.inference import handler
-    from mlops_core.aws import client
+    from mlops_core.aws import reader
     from tests.support import FakeLambdaContext
 
     context = FakeLambdaContext()
@@ -532,7 +555,11 @@ def warm_child(tmp: Path, calls: int, warmup: int) -> None:
         aws_calls["n"] += 1
 
     for service in ("s3", "dynamodb"):
-        client(service).meta.events.register("before-send", count, unique_id="benchmark-count")
+        client = reader(service)  # type: ignore[arg-type]
+        if hasattr(client, "transport"):  # a signed reader: count at its transport
+            client.transport = _counting(client.transport, count)
+        else:  # boto3 (MLOPS_SIGNED_READS=false)
+            client.meta.events.register("before-send", count, unique_id="benchmark-count")
 
     def ours_for(event: dict[str, Any]) -> Callable[[], None]:
         def call() -> None:
@@ -657,8 +684,11 @@ def build_report(
     cold = colds["pyc"]
     cold_ratio = median_ratio(cold, "in_process")
     wall_ratio = median_ratio(cold, "wall")
-    loaded_ours = sorted({m for runs in colds.values() for r in runs["ours"] for m in r.loaded})
-    forbidden = [m for m in FORBIDDEN_MODULES if m in loaded_ours]
+    loaded_ours = sorted(
+        {m for mode, runs in colds.items() if mode != "traced" for r in runs["ours"] for m in r.loaded}
+    )
+    loaded_traced = sorted({m for r in colds.get("traced", {"ours": []})["ours"] for m in r.loaded})
+    forbidden = [m for m in FORBIDDEN_MODULES if m in {*loaded_ours, *loaded_traced}]
     cold_diff = max(
         abs(a - b)
         for a, b in zip(cold["ours"][0].probabilities[0], cold["peer"][0].probabilities[0], strict=True)
@@ -690,6 +720,12 @@ def build_report(
         nopyc_ratio = median_ratio(colds["nopyc"], "in_process")
         summary["cold_nopyc_ratio"] = nopyc_ratio
         ratios.append(["cold start without .pyc, median in-process", f"{nopyc_ratio:.2f}", "", ""])
+    if "traced" in colds:
+        traced_ratio = median_ratio(colds["traced"], "in_process")
+        summary["cold_traced_ratio"] = traced_ratio
+        ratios.append(
+            ["cold start with tracing on (as deployed), median in-process", f"{traced_ratio:.2f}", "", ""]
+        )
     ratios += [
         [
             "warm 1 row, median",
@@ -714,7 +750,9 @@ def build_report(
     checks = [
         f"sklearn/scipy after our first prediction: "
         f"{'NOT loaded (ok)' if not forbidden else 'LOADED: ' + ', '.join(forbidden)}"
-        f" (watched modules loaded by ours: {', '.join(loaded_ours) or 'none'})",
+        f" (watched modules loaded by ours: {', '.join(loaded_ours) or 'none'}"
+        + (f"; with tracing on: {', '.join(loaded_traced) or 'none'}" if "traced" in colds else "")
+        + ")",
         f"same predictions: max |ours - peer| probability difference {cold_diff:.2g} (cold, 1 row), "
         f"{warm['max_abs_diff']:.2g} (warm); ONNX takes float32",
         f"AWS calls during the timed warm loops: {aws_calls} (alias cache TTL {warm['alias_ttl_s']:g} s; "
@@ -744,6 +782,7 @@ def build_report(
     runs_note = (
         f"cold: median of {len(cold['ours'])} fresh processes per side with .pyc cached"
         + (f" and {len(colds['nopyc']['ours'])} without" if "nopyc" in colds else "")
+        + (f" and {len(colds['traced']['ours'])} with tracing on" if "traced" in colds else "")
         + f", interleaved; warm: {warm['1 row']['ours'].n} calls per side after {args.warmup} warm-up calls, "
         "alternating"
     )
@@ -783,6 +822,7 @@ def build_report(
             ".venv/bin/python benchmarks/inference_cold_warm.py",
             f"--runs {len(cold['ours'])}",
             f"--no-pyc-runs {len(colds['nopyc']['ours']) if 'nopyc' in colds else 0}",
+            f"--traced-runs {len(colds['traced']['ours']) if 'traced' in colds else 0}",
             f"--calls {warm['1 row']['ours'].n}",
         ]
     )
@@ -854,6 +894,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="cold starts per side without .pyc (default 5; 1 with --quick; 0 skips)",
     )
+    parser.add_argument(
+        "--traced-runs",
+        type=int,
+        help="cold starts per side with tracing on, as deployed (default 5; 1 with --quick; 0 skips)",
+    )
     parser.add_argument("--calls", type=int, help="timed warm calls per side and size (default 500)")
     parser.add_argument("--quick", action="store_true", help="smoke test: few runs, docs left alone")
     parser.add_argument(
@@ -867,12 +912,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.runs = args.runs or (3 if args.quick else 15)
     if args.no_pyc_runs is None:
         args.no_pyc_runs = 1 if args.quick else 5
+    if args.traced_runs is None:
+        args.traced_runs = 1 if args.quick else 5
     args.calls = args.calls or (100 if args.quick else 500)
     args.warmup = 10 if args.quick else 50
     if args.write_docs is None:
         args.write_docs = not args.quick
-    if args.runs < 1 or args.calls < 1 or args.no_pyc_runs < 0:
-        parser.error("--runs and --calls must be at least 1, --no-pyc-runs at least 0")
+    if args.runs < 1 or args.calls < 1 or args.no_pyc_runs < 0 or args.traced_runs < 0:
+        parser.error("--runs and --calls must be at least 1, --no-pyc-runs and --traced-runs at least 0")
     return args
 
 
@@ -893,6 +940,8 @@ def main(argv: list[str] | None = None) -> int:
         colds = {"pyc": cold_start(ws, args.runs, "pyc")}
         if args.no_pyc_runs:
             colds["nopyc"] = cold_start(ws, args.no_pyc_runs, "nopyc")
+        if args.traced_runs:
+            colds["traced"] = cold_start(ws, args.traced_runs, "traced")
         log("attribution: one more run of our child with -X importtime and the first call profiled")
         attributed = attribution(ws)
         log(f"warm latency: {args.calls} calls per side and size (own process)")

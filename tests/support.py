@@ -171,12 +171,37 @@ def corrupt_recorded_checksum(model: str, version: int) -> None:
 def aws_fault(service: str, operation: str, code: str, status: int = 400) -> Iterator[None]:
     """Make every ``operation`` call of the project's ``service`` client fail with ``code``.
 
-    Injected through botocore's event hooks, so the real client, its error parsing and
-    the adapters' translation all run.
+    boto3 clients: injected through botocore's event hooks. The signed readers
+    (``GetItem``, ``GetObject``): their transport answers with the error response AWS
+    sends (JSON for DynamoDB, XML for S3). Either way the real client, its error parsing
+    and retries, and the adapters' translation all run.
     """
+    from mlops_core.aws import reader
+    from mlops_core.aws_reads import HttpRequest, HttpResponse
+
+    signed_reader = {("dynamodb", "GetItem"), ("s3", "GetObject")}
+    if (service, operation) in signed_reader and hasattr(reader(service), "transport"):  # type: ignore[arg-type]
+        client = reader(service)  # type: ignore[arg-type]
+        transport = client.transport
+        if service == "dynamodb":
+            error_type = f"com.amazonaws.dynamodb.v20120810#{code}"
+            payload = json.dumps({"__type": error_type, "message": "injected"})
+        else:
+            payload = f"<Error><Code>{code}</Code><Message>injected</Message></Error>"
+
+        def answer_with_error(request: HttpRequest) -> HttpResponse:
+            return HttpResponse(status, {}, payload.encode())
+
+        client.transport = answer_with_error
+        try:
+            yield
+        finally:
+            client.transport = transport
+        return
+
     from botocore.exceptions import ClientError
 
-    from mlops_core.aws import client
+    from mlops_core.aws import client as boto3_client
 
     def fail(**_: Any) -> None:
         raise ClientError(
@@ -184,7 +209,7 @@ def aws_fault(service: str, operation: str, code: str, status: int = 400) -> Ite
             operation,
         )
 
-    events = client(service).meta.events
+    events = boto3_client(service).meta.events
     events.register(f"before-call.{service}.{operation}", fail, unique_id="fault")
     try:
         yield

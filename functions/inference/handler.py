@@ -27,7 +27,8 @@ from mlops_core.s3 import ArtifactStore
 from mlops_core.settings import inference_settings
 
 logger = Logger()
-tracer = make_tracer()
+# Its only AWS calls are signed reads over http.client: X-Ray patches just that.
+tracer = make_tracer(patch_modules=("httplib",))
 metrics = Metrics(namespace="ServerlessMLOps")
 app = APIGatewayRestResolver(enable_validation=True)
 register_error_handlers(app, logger)

@@ -43,7 +43,7 @@ metrics = Metrics(namespace="ServerlessMLOps")
 app = APIGatewayRestResolver(enable_validation=True)
 register_error_handlers(app, logger)
 
-settings = EventSettings()
+settings = EventSettings.from_environment()
 table = MetadataTable(settings.metadata_table)
 store = ArtifactStore(settings.artifacts_bucket)
 registry = ModelRegistry(table, store, EventPublisher(settings.event_bus_name))

@@ -32,7 +32,7 @@ tracer = make_tracer()
 app = APIGatewayRestResolver(enable_validation=True)
 register_error_handlers(app, logger)
 
-settings = TrainingApiSettings()
+settings = TrainingApiSettings.from_environment()
 tracker = RunTracker(MetadataTable(settings.metadata_table))
 workflow = TrainingWorkflow(settings.state_machine_arn)
 

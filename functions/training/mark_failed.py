@@ -12,7 +12,7 @@ from mlops_core.tracking import RunTracker
 from mlops_core.training import mark_failed
 
 logger = Logger()
-settings = EventSettings()
+settings = EventSettings.from_environment()
 tracker = RunTracker(MetadataTable(settings.metadata_table))
 publisher = EventPublisher(settings.event_bus_name)
 

@@ -14,7 +14,7 @@ from mlops_core.tracking import RunTracker
 from mlops_core.training import register_model
 
 logger = Logger()
-settings = EventSettings()
+settings = EventSettings.from_environment()
 table = MetadataTable(settings.metadata_table)
 # The registry announces ModelVersionRegistered (and ModelPromoted for promote_to).
 registry = ModelRegistry(

@@ -16,6 +16,7 @@ from aws_cdk import Acknowledgment, Duration, Tags, Validations, aws_iam, aws_la
 from constructs import Construct
 
 from infra.constructs.layers import LAYER_ARCHITECTURE, LAYER_RUNTIME
+from infra.runtime import FUNCTION_ENVIRONMENT
 
 #: Metric namespace shared by every function (Powertools Metrics, EMF).
 METRICS_NAMESPACE = "ServerlessMLOps"
@@ -94,7 +95,7 @@ class ServiceFunction(Construct):
             environment={
                 "POWERTOOLS_SERVICE_NAME": service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "LOG_LEVEL": "INFO",
+                **FUNCTION_ENVIRONMENT,
                 **environment,
             },
         )

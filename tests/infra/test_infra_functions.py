@@ -119,6 +119,7 @@ def test_function_environment_names_its_resources_and_service(synthesized: Synth
         "POWERTOOLS_SERVICE_NAME": name,
         "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",
         "LOG_LEVEL": "INFO",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
     } | (publishes_events if name == "registry" else {})
 
 

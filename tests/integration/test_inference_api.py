@@ -237,3 +237,52 @@ def test_holdout_predictions_match_through_the_handler(inference: ModuleType, pr
     x, _ = breast_cancer_xy()
     response = call(inference, load_event("inference/predict.json", body={"instances": x[:500].tolist()}))
     np.testing.assert_allclose(body(response)["probabilities"], estimator.predict_proba(x[:500]), atol=1e-5)
+
+
+def test_the_first_prediction_reads_through_signed_requests_only(
+    inference: ModuleType, production_model: int
+) -> None:
+    """Alias, version and artifact are three signed HTTP reads (mlops_core.aws_reads) against
+    the moto server; no boto3 client makes a call on the prediction path."""
+    from mlops_core.aws import client, reader
+
+    sent: list[str] = []
+    boto3_calls: list[str] = []
+    transport = reader("dynamodb").transport
+    assert reader("s3").transport is transport  # one transport: connections are shared
+
+    def recording(request):  # type: ignore[no-untyped-def]
+        sent.append(request.headers.get("x-amz-target") or f"{request.method} {request.url.split('?')[0]}")
+        return transport(request)
+
+    for service in ("dynamodb", "s3"):
+        reader(service).transport = recording  # type: ignore[arg-type]
+        client(service).meta.events.register(
+            "before-send", lambda **kw: boto3_calls.append(kw["request"].url), unique_id="count"
+        )
+    try:
+        assert call(inference, load_event("inference/predict.json"))["statusCode"] == 200
+    finally:
+        for service in ("dynamodb", "s3"):
+            reader(service).transport = transport  # type: ignore[arg-type]
+            client(service).meta.events.unregister("before-send", unique_id="count")
+    assert sent[:2] == ["DynamoDB_20120810.GetItem", "DynamoDB_20120810.GetItem"]
+    assert sent[2].startswith("GET http://127.0.0.1:") and sent[2].endswith(
+        "/models/breast-cancer/1/model.onnx"
+    )
+    assert len(sent) == 3 and boto3_calls == []
+
+
+def test_unreachable_metadata_table_is_503_not_a_hang(inference: ModuleType, production_model: int) -> None:
+    from mlops_core.aws import reader
+
+    table = reader("dynamodb")
+    saved = table.endpoint_url, table.sleep
+    table.endpoint_url, table.sleep = "http://127.0.0.1:9", lambda _: None  # nothing listens on port 9
+    try:
+        response = call(inference, load_event("inference/predict.json"))
+    finally:
+        table.endpoint_url, table.sleep = saved
+    assert response["statusCode"] == 503
+    assert "metadata table is unreachable" in body(response)["message"]
+    assert int(header(response, "Retry-After") or 0) >= 1

@@ -16,7 +16,7 @@ from tests.support import ROOT
 PROBE = """
 import json, sys
 import functions.inference.handler
-print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+print(json.dumps(sorted(set(sys.modules) | {m.split(".")[0] for m in sys.modules})))
 """
 
 
@@ -38,6 +38,27 @@ def test_inference_handler_imports_neither_scikit_learn_nor_scipy_nor_xray_when_
     modules = _modules_after_import(POWERTOOLS_TRACE_DISABLED="true")
     assert {"onnxruntime", "numpy", "aws_lambda_powertools", "pydantic"} <= modules
     assert not modules & {"sklearn", "scipy", "skl2onnx", "onnx", "aws_xray_sdk", "joblib"}
+    # Its reads are signed by mlops_core.aws_reads; boto3 loads only if a write needs it.
+    # (Powertools imports the bare ``botocore`` package to read its version: 1 ms.)
+    assert not modules & {"boto3", "botocore.session", "botocore.client", "pydantic_settings"}
+
+
+def test_with_tracing_on_as_in_lambda_no_botocore_client_code_loads(tmp_path: object) -> None:
+    """X-Ray patches only http.client here (the signed reads); outside Lambda its sampler
+    would import botocore, inside Lambda it does not."""
+    modules = _modules_after_import(
+        POWERTOOLS_TRACE_DISABLED="false",
+        LAMBDA_TASK_ROOT=str(tmp_path),
+        _X_AMZN_TRACE_ID="Root=1-6747a2b0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1",
+    )
+    assert {"aws_xray_sdk", "aws_xray_sdk.ext.httplib"} <= modules
+    assert not modules & {
+        "boto3",
+        "botocore.session",
+        "botocore.client",
+        "aws_xray_sdk.ext.botocore",
+        "requests",
+    }
 
 
 def test_no_tracer_decorators_return_the_function_itself() -> None:

@@ -1,43 +1,47 @@
-"""boto3 clients and the translation of AWS failures into domain exceptions.
+"""AWS clients and the translation of AWS failures into domain exceptions.
 
 Clients are created once per process (cold start) and reused. ``AWS_ENDPOINT_URL``
 (honoured by boto3 itself) points them at the local stack.
+
+boto3 is imported on first use, not with this module: the inference function reads
+through ``reader`` (``mlops_core.aws_reads``) and never loads botocore at all, which is
+about 300 ms of its cold start.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
+from mlops_core.aws_reads import (
+    THROTTLING_CODES,
+    AwsServiceError,
+    DynamoDBReader,
+    S3Reader,
+    readers_from_environment,
+)
 from mlops_core.errors import Conflict, NotFound, Unavailable
 
-# Short timeouts and bounded retries: a prediction call must fail fast with a 503
-# rather than hang until API Gateway's 29 s limit.
-_CLIENT_CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=5,
-    retries={"mode": "standard", "max_attempts": 3},
-)
+if TYPE_CHECKING:
+    import boto3
 
-_THROTTLING = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "Throttling",
-    "RequestLimitExceeded",
-    "SlowDown",
-    "TooManyRequestsException",
-}
+# Short timeouts and bounded retries: a prediction call must fail fast with a 503
+# rather than hang until API Gateway's 29 s limit (the signed readers use the same).
+_CLIENT_CONFIG = {"connect_timeout": 2, "read_timeout": 5, "retries": {"mode": "standard", "max_attempts": 3}}
+# Set to "false" to send every read through boto3 (an escape hatch, not a tuning knob).
+SIGNED_READS_ENV = "MLOPS_SIGNED_READS"
+
 _NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
 
 
 _clients: dict[str, Any] = {}
 _session: list[boto3.session.Session] = []
+_readers: dict[str, DynamoDBReader | S3Reader | None] = {}
+_reads_endpoint: list[str] = []
 # Clients are thread-safe, the session creating them is not (the local stack runs Map
 # iterations in threads): creation is serialized, use is not.
 _clients_lock = threading.Lock()
@@ -54,21 +58,56 @@ def client(service: str) -> Any:
         with _clients_lock:
             found = _clients.get(service)
             if found is None:
+                import boto3
+                from botocore.config import Config
+
                 if not _session:
                     _session.append(boto3.session.Session())
-                found = _clients[service] = _session[0].client(service, config=_CLIENT_CONFIG)
+                found = _clients[service] = _session[0].client(service, config=Config(**_CLIENT_CONFIG))
     return found
 
 
+def reader(service: Literal["dynamodb", "s3"]) -> Any:
+    """The client for single-item reads: ``get_item`` (DynamoDB), ``get_object`` (S3).
+
+    A signed reader from ``mlops_core.aws_reads`` when the environment is one it fully
+    understands (credentials in the environment, as Lambda provides them; a region of a
+    known partition or a configured endpoint; no FIPS or dual-stack endpoint), else the
+    boto3 client. Both take the same arguments and return the same shape.
+    """
+    if service not in _readers:
+        with _clients_lock:
+            if service not in _readers:
+                readers = None
+                if os.environ.get(SIGNED_READS_ENV, "true").lower() != "false":
+                    endpoint = _reads_endpoint[0] if _reads_endpoint else None
+                    readers = readers_from_environment(endpoint_url=endpoint)
+                _readers["dynamodb"], _readers["s3"] = readers or (None, None)
+    return _readers[service] or client(service)
+
+
+def send_reads_to(endpoint_url: str | None) -> None:
+    """Point the signed readers at ``endpoint_url`` whatever the environment says.
+
+    For tests that run moto in-process: boto3 calls are intercepted there, plain HTTP is
+    not, so the readers go to a moto server thread sharing the same in-memory state.
+    """
+    with _clients_lock:
+        _reads_endpoint[:] = [endpoint_url] if endpoint_url else []
+        _readers.clear()
+
+
+def error_code(error: Any) -> str:
+    """The AWS error code of a botocore ``ClientError``."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 def reset_clients() -> None:
-    """Forget cached clients and their session (tests that change endpoints or credentials)."""
+    """Forget cached clients, readers and the session (tests that change endpoints or credentials)."""
     with _clients_lock:
         _clients.clear()
         _session.clear()
-
-
-def error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+        _readers.clear()
 
 
 @contextmanager
@@ -82,21 +121,37 @@ def translate_errors(what: str) -> Iterator[None]:
     """
     try:
         yield
-    except ClientError as error:
-        code = error_code(error)
-        if code == "ConditionalCheckFailedException":
+    except AwsServiceError as error:
+        if error.code == "ConnectionError":
+            raise Unavailable(f"{what} is unreachable ({error.message})", retry_after_seconds=2) from error
+        _raise_for_code(what, error.code, error)
+    except Exception as error:
+        # botocore's exceptions, without importing botocore where it was never loaded.
+        botocore_errors = sys.modules.get("botocore.exceptions")
+        if botocore_errors is None:
+            raise
+        if isinstance(error, botocore_errors.ClientError):
+            _raise_for_code(what, error_code(error), error)
+        if isinstance(error, botocore_errors.BotoCoreError):
+            raise Unavailable(
+                f"{what} is unreachable ({type(error).__name__})", retry_after_seconds=2
+            ) from error
+        raise
+
+
+def _raise_for_code(what: str, code: str, error: Exception) -> NoReturn:
+    if code == "ConditionalCheckFailedException":
+        raise Conflict(f"{what}: the item changed or already exists") from error
+    if code == "TransactionCanceledException":
+        response = getattr(error, "response", {})
+        reasons = [r.get("Code") for r in response.get("CancellationReasons", [])]
+        if "ConditionalCheckFailed" in reasons:
             raise Conflict(f"{what}: the item changed or already exists") from error
-        if code == "TransactionCanceledException":
-            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if "ConditionalCheckFailed" in reasons:
-                raise Conflict(f"{what}: the item changed or already exists") from error
-            if any(r in {"ThrottlingError", "ProvisionedThroughputExceeded"} for r in reasons):
-                raise Unavailable(f"{what} is throttled, retry shortly", retry_after_seconds=1) from error
-            raise Unavailable(f"{what}: transaction cancelled ({', '.join(map(str, reasons))})") from error
-        if code in _NOT_FOUND:
-            raise NotFound(f"{what}: object not found") from error
-        if code in _THROTTLING:
+        if any(r in {"ThrottlingError", "ProvisionedThroughputExceeded"} for r in reasons):
             raise Unavailable(f"{what} is throttled, retry shortly", retry_after_seconds=1) from error
-        raise Unavailable(f"{what} is unavailable ({code or 'error'})", retry_after_seconds=2) from error
-    except BotoCoreError as error:
-        raise Unavailable(f"{what} is unreachable ({type(error).__name__})", retry_after_seconds=2) from error
+        raise Unavailable(f"{what}: transaction cancelled ({', '.join(map(str, reasons))})") from error
+    if code in _NOT_FOUND:
+        raise NotFound(f"{what}: object not found") from error
+    if code in THROTTLING_CODES:
+        raise Unavailable(f"{what} is throttled, retry shortly", retry_after_seconds=1) from error
+    raise Unavailable(f"{what} is unavailable ({code or 'error'})", retry_after_seconds=2) from error

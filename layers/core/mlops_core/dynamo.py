@@ -6,52 +6,87 @@ stored as DynamoDB numbers via ``Decimal`` so they round-trip exactly.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
-from mlops_core.aws import client, translate_errors
+from mlops_core.aws import client, reader, translate_errors
 from mlops_core.errors import Invalid
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 Item = dict[str, Any]
 
 
-def _to_dynamo_value(value: Any) -> Any:
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise Invalid(f"non-finite number {value!r} cannot be stored")
-        return Decimal(repr(value))
+# DynamoDB attribute values, written here rather than taken from boto3.dynamodb.types:
+# importing that module imports boto3 and botocore (~200 ms), which the inference
+# function's cold path never loads. tests/unit/test_dynamo_values.py checks both agree.
+def _serialize_value(value: Any) -> dict[str, Any]:  # noqa: PLR0911 (a branch per type, in order)
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float | Decimal):
+        return {"N": _number(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bytes | bytearray):
+        return {"B": bytes(value)}
     if isinstance(value, Mapping):
-        return {str(k): _to_dynamo_value(v) for k, v in value.items()}
+        return {"M": {str(k): _serialize_value(v) for k, v in value.items()}}
     if isinstance(value, list | tuple):
-        return [_to_dynamo_value(v) for v in value]
-    return value
+        return {"L": [_serialize_value(v) for v in value]}
+    if isinstance(value, set | frozenset) and value:
+        if all(isinstance(v, str) for v in value):
+            return {"SS": sorted(value)}
+        if all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in value):
+            return {"NS": [_number(v) for v in value]}
+        if all(isinstance(v, bytes | bytearray) for v in value):
+            return {"BS": [bytes(v) for v in value]}
+    raise Invalid(f"a {type(value).__name__} value cannot be stored: {value!r:.80}")
 
 
-def _from_dynamo_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
-    if isinstance(value, dict):
-        return {k: _from_dynamo_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo_value(v) for v in value]
-    return value
+def _number(value: int | float | Decimal) -> str:
+    if isinstance(value, int):
+        return str(value)
+    number = Decimal(repr(value)) if isinstance(value, float) else value
+    if not number.is_finite():
+        raise Invalid(f"non-finite number {value!r} cannot be stored")
+    return str(number)
+
+
+def _deserialize_value(value: Mapping[str, Any]) -> Any:
+    ((kind, inner),) = value.items()
+    decode = _DECODERS.get(kind)
+    if decode is None:
+        raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
+    return decode(inner)
+
+
+def _from_number(text: str) -> int | float:
+    # Integral numbers written without a decimal point come back as int, others as float.
+    number = Decimal(text)
+    return int(number) if number == number.to_integral_value() and "." not in str(number) else float(number)
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "S": str,
+    "BOOL": bool,
+    "NULL": lambda _: None,
+    "N": _from_number,
+    "B": bytes,
+    "M": lambda inner: {k: _deserialize_value(v) for k, v in inner.items()},
+    "L": lambda inner: [_deserialize_value(v) for v in inner],
+    "SS": set,
+    "NS": lambda inner: {_from_number(v) for v in inner},
+    "BS": lambda inner: {bytes(v) for v in inner},
+}
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(_to_dynamo_value(v)) for k, v in item.items()}
+    return {k: _serialize_value(v) for k, v in item.items()}
 
 
 def deserialize(raw: Mapping[str, Any]) -> Item:
-    return {k: _from_dynamo_value(_deserializer.deserialize(v)) for k, v in raw.items()}
+    return {k: _deserialize_value(v) for k, v in raw.items()}
 
 
 def key(pk: str, sk: str) -> dict[str, Any]:
@@ -72,7 +107,7 @@ class MetadataTable:
 
     def get(self, pk: str, sk: str, *, consistent: bool = False) -> Item | None:
         with translate_errors(self.what):
-            response = self._client.get_item(
+            response = reader("dynamodb").get_item(
                 TableName=self.table_name, Key=key(pk, sk), ConsistentRead=consistent
             )
         raw = response.get("Item")

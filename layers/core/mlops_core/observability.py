@@ -8,7 +8,7 @@ tracing ACTIVE), and otherwise a stand-in whose decorators return the function a
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,10 +32,16 @@ def tracing_enabled() -> bool:
     return os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() not in {"1", "true", "yes"}
 
 
-def make_tracer() -> Any:
-    """A Powertools Tracer when tracing is on, else a no-op with the same decorators."""
+def make_tracer(*, patch_modules: Sequence[str] | None = None) -> Any:
+    """A Powertools Tracer when tracing is on, else a no-op with the same decorators.
+
+    ``patch_modules`` limits which libraries X-Ray instruments (default: every supported
+    one installed, which imports each of them). A function whose AWS calls are all signed
+    reads (``mlops_core.aws_reads``, over ``http.client``) passes ``("httplib",)`` and so
+    does not import botocore just to patch it.
+    """
     if not tracing_enabled():
         return _NoTracer()
     from aws_lambda_powertools import Tracer
 
-    return Tracer()
+    return Tracer(patch_modules=list(patch_modules) if patch_modules is not None else None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_core.aws import client, translate_errors
+from mlops_core.aws import client, reader, translate_errors
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ArtifactStore:
         if version_id:
             request["VersionId"] = version_id
         with translate_errors(f"{self.what} (s3://{self.bucket}/{key})"):
-            response = self._client.get_object(**request)
+            response = reader("s3").get_object(**request)
             data = response["Body"].read()
         return StoredObject(key=key, version_id=response.get("VersionId"), data=data)
 

@@ -1,0 +1,474 @@
+"""Signed reads without botocore: DynamoDB ``GetItem`` and S3 ``GetObject``.
+
+Why this exists: importing botocore and creating a DynamoDB and an S3 client costs about
+300 ms of a 750 ms inference cold start (each client parses its service model and endpoint
+rule set), and these two reads are all the prediction path does with AWS. Here they are
+plain HTTPS requests signed with Signature Version 4 (checked byte for byte against
+botocore's signer in the tests), over ``http.client`` with keep-alive. Everything else
+(writes, queries, transactions) stays on boto3; see ``mlops_core.aws.reader`` for when
+this client is used and ``docs/decision_log.md`` (2026-11-27) for the alternatives.
+
+Behaviour matches the project's boto3 clients: connect timeout 2 s, read timeout 5 s, up to
+3 attempts for throttling, 5xx and connection failures with jittered exponential backoff,
+and responses shaped as boto3 returns them (``{"Item": ...}``, ``{"Body": ..., "VersionId":
+...}``), so the adapters use either client the same way. Failures raise ``AwsServiceError``
+with AWS's error code, which ``mlops_core.aws.translate_errors`` maps like a ``ClientError``.
+
+Only the standard library is imported here: this module is on the cold path.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import io
+import json
+import os
+import random
+import re
+import threading
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+CONNECT_TIMEOUT_S = 2.0
+READ_TIMEOUT_S = 5.0
+MAX_ATTEMPTS = 3
+BACKOFF_BASE_S = 0.05
+BACKOFF_CAP_S = 1.0
+USER_AGENT = "serverless-mlops/signed-reads"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+# AWS error codes that mean "slow down": retried here, a 503 with Retry-After for callers.
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "TooManyRequestsException",
+        "RequestThrottled",
+    }
+)
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Regions of the partitions this client knows the endpoints of. Anything else (ISO
+# partitions, the European Sovereign Cloud, a region added later) is left to boto3.
+_PARTITIONS = (
+    (re.compile(r"^cn-[a-z]+-\d+$"), "amazonaws.com.cn"),
+    (re.compile(r"^us-gov-[a-z]+-\d+$"), "amazonaws.com"),
+    (re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d+$"), "amazonaws.com"),
+)
+_DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+class AwsServiceError(Exception):
+    """An AWS request that failed for good (after retries where they apply).
+
+    ``code`` is AWS's error code (``NoSuchKey``, ``ThrottlingException``…), or
+    ``ConnectionError`` when no response came back.
+    """
+
+    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key: str
+    secret_key: str
+    token: str | None = None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Credentials | None:
+        """The credentials Lambda puts in every function's environment, if present."""
+        access_key = environ.get("AWS_ACCESS_KEY_ID")
+        secret_key = environ.get("AWS_SECRET_ACCESS_KEY")
+        if not access_key or not secret_key:
+            return None
+        return cls(access_key, secret_key, environ.get("AWS_SESSION_TOKEN") or None)
+
+
+def dns_suffix(region: str) -> str | None:
+    """The endpoint domain of ``region``'s partition, or None for partitions left to boto3."""
+    for pattern, suffix in _PARTITIONS:
+        if pattern.match(region):
+            return suffix
+    return None
+
+
+def configured_endpoint(service_env_name: str, environ: Mapping[str, str] = os.environ) -> str | None:
+    """``AWS_ENDPOINT_URL_<SERVICE>`` or ``AWS_ENDPOINT_URL``, as boto3 reads them."""
+    if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    return environ.get(f"AWS_ENDPOINT_URL_{service_env_name}") or environ.get("AWS_ENDPOINT_URL") or None
+
+
+# ---- Signature Version 4 ------------------------------------------------------------------
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+def sign(
+    *,
+    method: str,
+    host: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    payload_sha256: str,
+    service: str,
+    region: str,
+    credentials: Credentials,
+    now: datetime,
+) -> dict[str, str]:
+    """The headers to send: ``headers`` plus host, date, token and ``Authorization``.
+
+    ``path`` is already URI-encoded (S3 keys are encoded once, as S3 expects). Every header
+    passed in is signed, so callers pass only what AWS must see unaltered.
+    """
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    day = amz_date[:8]
+    signed = {name.lower(): " ".join(str(value).split()) for name, value in headers.items()}
+    signed["host"] = host
+    signed["x-amz-date"] = amz_date
+    if credentials.token:
+        signed["x-amz-security-token"] = credentials.token
+    names = sorted(signed)
+    canonical_query = "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query.items())
+    )
+    canonical_request = "\n".join(
+        [
+            method,
+            path,
+            canonical_query,
+            "".join(f"{name}:{signed[name]}\n" for name in names),
+            ";".join(names),
+            payload_sha256,
+        ]
+    )
+    scope = f"{day}/{region}/{service}/aws4_request"
+    string_to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+    )
+    key = _hmac(
+        _hmac(_hmac(_hmac(f"AWS4{credentials.secret_key}".encode(), day), region), service), "aws4_request"
+    )
+    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    signed["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={signature}"
+    )
+    return signed
+
+
+# ---- transport ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    url: str  # scheme://host[:port]/path?query, path and query already encoded
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+Transport = Callable[[HttpRequest], HttpResponse]
+
+
+class HttpTransport:
+    """``http.client`` with one kept-alive connection per host and thread."""
+
+    def __init__(
+        self, *, connect_timeout: float = CONNECT_TIMEOUT_S, read_timeout: float = READ_TIMEOUT_S
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._local = threading.local()
+        self._ssl_context: Any = None
+
+    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        connections: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
+            "connections", {}
+        )
+        connection = connections.get((scheme, netloc))
+        if connection is None:
+            if scheme == "https":
+                connection = http.client.HTTPSConnection(
+                    netloc, timeout=self.connect_timeout, context=self._tls_context()
+                )
+            else:
+                connection = http.client.HTTPConnection(netloc, timeout=self.connect_timeout)
+            connections[(scheme, netloc)] = connection
+        return connection
+
+    def _tls_context(self) -> Any:
+        # Created on the first HTTPS request only (loading CA certificates takes ~20 ms);
+        # AWS_CA_BUNDLE is honoured as boto3 honours it.
+        if self._ssl_context is None:
+            import ssl
+
+            self._ssl_context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+        return self._ssl_context
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        parts = urlsplit(request.url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection = self._connection(parts.scheme, parts.netloc)
+        try:
+            if connection.sock is None:
+                connection.connect()
+            connection.sock.settimeout(self.read_timeout)
+            connection.request(request.method, target, body=request.body or None, headers=request.headers)
+            response = connection.getresponse()
+            body = response.read()
+        except BaseException:
+            connection.close()  # a half-read or stale keep-alive connection is never reused
+            raise
+        if response.will_close:
+            connection.close()
+        return HttpResponse(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+
+
+# ---- the clients ------------------------------------------------------------------------
+
+
+class _SignedClient:
+    service = ""
+    env_name = ""
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        credentials: Credentials,
+        endpoint_url: str | None = None,
+        transport: Transport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.region = region
+        self.credentials = credentials
+        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        self.transport: Transport = transport or HttpTransport()
+        self.sleep = sleep
+        self.clock = clock
+        if self.endpoint_url is None and dns_suffix(region) is None:
+            raise ValueError(f"no known endpoint for region '{region}'")
+
+    def _send(
+        self,
+        *,
+        method: str,
+        url: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+        payload_sha256: str,
+    ) -> HttpResponse:
+        host = urlsplit(url).netloc
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            signed = sign(
+                method=method,
+                host=_canonical_host(url),
+                path=path,
+                query=query,
+                headers=headers,
+                payload_sha256=payload_sha256,
+                service=self.service,
+                region=self.region,
+                credentials=self.credentials,
+                now=self.clock(),
+            )
+            signed["user-agent"] = USER_AGENT
+            try:
+                response = self.transport(HttpRequest(method, url, signed, body))
+            except (OSError, http.client.HTTPException) as error:
+                if attempt == MAX_ATTEMPTS:
+                    raise AwsServiceError(
+                        "ConnectionError", f"{host}: {type(error).__name__}: {error}"
+                    ) from error
+            else:
+                if response.status < 300:
+                    return response
+                failure = self._error(response)
+                if attempt == MAX_ATTEMPTS or not _retryable(failure):
+                    raise failure
+            # Full jitter (not a secret): spreads retries of many containers apart.
+            self.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))  # noqa: S311
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _error(self, response: HttpResponse) -> AwsServiceError:
+        raise NotImplementedError
+
+
+def _canonical_host(url: str) -> str:
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    host = parts.hostname or ""
+    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+
+
+def _retryable(error: AwsServiceError) -> bool:
+    return error.code in THROTTLING_CODES or (error.status is not None and error.status in _RETRYABLE_STATUS)
+
+
+def _decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _decode_value(value) for name, value in item.items()}
+
+
+def _decode_value(value: Mapping[str, Any]) -> dict[str, Any]:
+    """An attribute value with ``B``/``BS`` decoded from base64 to bytes, as botocore does."""
+    ((kind, inner),) = value.items()
+    if kind == "B":
+        return {"B": base64.b64decode(inner)}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(v) for v in inner]}
+    if kind == "M":
+        return {"M": _decode_item(inner)}
+    if kind == "L":
+        return {"L": [_decode_value(v) for v in inner]}
+    return dict(value)
+
+
+class DynamoDBReader(_SignedClient):
+    """``get_item`` with boto3's arguments and response shape."""
+
+    service = "dynamodb"
+    env_name = "DYNAMODB"
+
+    def _url(self) -> str:
+        return self.endpoint_url or f"https://dynamodb.{self.region}.{dns_suffix(self.region)}"
+
+    def get_item(
+        self, *, TableName: str, Key: Mapping[str, Any], ConsistentRead: bool = False
+    ) -> dict[str, Any]:
+        body = json.dumps({"TableName": TableName, "Key": Key, "ConsistentRead": ConsistentRead}).encode()
+        response = self._send(
+            method="POST",
+            url=self._url() + "/",
+            path="/",
+            query={},
+            headers={
+                "content-type": "application/x-amz-json-1.0",
+                "x-amz-target": "DynamoDB_20120810.GetItem",
+            },
+            body=body,
+            payload_sha256=hashlib.sha256(body).hexdigest(),
+        )
+        expected_crc = response.headers.get("x-amz-crc32")
+        if expected_crc is not None and zlib.crc32(response.body) != int(expected_crc):
+            raise AwsServiceError("CRC32CheckFailed", "the response body does not match its x-amz-crc32")
+        result: dict[str, Any] = json.loads(response.body or b"{}")
+        if "Item" in result:
+            result["Item"] = _decode_item(result["Item"])
+        return result
+
+    def _error(self, response: HttpResponse) -> AwsServiceError:
+        try:
+            payload = json.loads(response.body)
+            code = str(payload.get("__type", "")).rpartition("#")[2]
+            message = str(payload.get("message") or payload.get("Message") or "")
+        except ValueError:
+            code, message = "", response.body[:200].decode(errors="replace")
+        return AwsServiceError(code or f"HTTP{response.status}", message, status=response.status)
+
+
+class S3Reader(_SignedClient):
+    """``get_object`` with boto3's arguments and response shape (``Body`` is readable)."""
+
+    service = "s3"
+    env_name = "S3"
+
+    def _location(self, bucket: str, key: str) -> tuple[str, str]:
+        encoded_key = quote(key, safe="/~")
+        if self.endpoint_url:  # a configured endpoint (moto, a proxy): path-style addressing
+            parts = urlsplit(self.endpoint_url)
+            path = f"{parts.path}/{bucket}/{encoded_key}"
+            return f"{parts.scheme}://{parts.netloc}{path}", path
+        suffix = dns_suffix(self.region)
+        if _DNS_BUCKET.match(bucket):  # virtual-hosted style, as boto3 uses for such names
+            return f"https://{bucket}.s3.{self.region}.{suffix}/{encoded_key}", f"/{encoded_key}"
+        path = f"/{bucket}/{encoded_key}"
+        return f"https://s3.{self.region}.{suffix}{path}", path
+
+    def get_object(self, *, Bucket: str, Key: str, VersionId: str | None = None) -> dict[str, Any]:
+        base, path = self._location(Bucket, Key)
+        query = {"versionId": VersionId} if VersionId else {}
+        url = base + ("?versionId=" + quote(VersionId, safe="-_.~") if VersionId else "")
+        response = self._send(
+            method="GET",
+            url=url,
+            path=path,
+            query=query,
+            headers={"x-amz-content-sha256": EMPTY_SHA256},
+            body=b"",
+            payload_sha256=EMPTY_SHA256,
+        )
+        return {
+            "Body": io.BytesIO(response.body),
+            "ContentLength": len(response.body),
+            "VersionId": response.headers.get("x-amz-version-id"),
+            "ETag": response.headers.get("etag"),
+        }
+
+    def _error(self, response: HttpResponse) -> AwsServiceError:
+        text = response.body.decode(errors="replace")
+        code = re.search(r"<Code>([^<]*)</Code>", text)
+        message = re.search(r"<Message>([^<]*)</Message>", text)
+        return AwsServiceError(
+            code.group(1) if code else f"HTTP{response.status}",
+            message.group(1) if message else "",
+            status=response.status,
+        )
+
+
+def readers_from_environment(
+    environ: Mapping[str, str] = os.environ, *, endpoint_url: str | None = None
+) -> tuple[DynamoDBReader, S3Reader] | None:
+    """Both readers when the environment is one they fully understand, else None.
+
+    That is: credentials in the environment (as Lambda provides them), a region, no FIPS or
+    dual-stack endpoint asked for, and either a configured endpoint or a region of a known
+    partition. Profiles, SSO, instance roles and other partitions are left to boto3.
+    """
+    credentials = Credentials.from_environment(environ)
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if credentials is None or not region:
+        return None
+    if any(
+        environ.get(flag, "").lower() == "true"
+        for flag in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")
+    ):
+        return None
+    dynamodb_endpoint = endpoint_url or configured_endpoint(DynamoDBReader.env_name, environ)
+    s3_endpoint = endpoint_url or configured_endpoint(S3Reader.env_name, environ)
+    if dns_suffix(region) is None and not (dynamodb_endpoint and s3_endpoint):
+        return None
+    transport = HttpTransport()
+    return (
+        DynamoDBReader(
+            region=region, credentials=credentials, endpoint_url=dynamodb_endpoint, transport=transport
+        ),
+        S3Reader(region=region, credentials=credentials, endpoint_url=s3_endpoint, transport=transport),
+    )
