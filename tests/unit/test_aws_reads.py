@@ -29,7 +29,7 @@ from mlops_core.aws_reads import (
     readers_from_environment,
     sign,
 )
-from mlops_core.errors import Conflict, NotFound, Unavailable
+from mlops_core.errors import Conflict, Invalid, NotFound, Unavailable
 
 NOW = datetime(2026, 11, 27, 13, 45, 10, tzinfo=UTC)
 CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session/token+==")
@@ -202,6 +202,8 @@ def test_configured_endpoints_are_honoured_like_boto3_and_use_path_style() -> No
         {"AWS_USE_DUALSTACK_ENDPOINT": "TRUE"},
         {"AWS_REGION": "us-isob-east-1"},  # a partition this client does not know
         {"AWS_REGION": "eusc-de-east-1"},
+        {"HTTPS_PROXY": "http://proxy:3128"},  # boto3 honours proxies; these readers do not
+        {"http_proxy": "http://proxy:3128"},
     ],
 )
 def test_environments_it_does_not_fully_understand_are_left_to_boto3(change: dict[str, str]) -> None:
@@ -274,7 +276,7 @@ def test_throttling_is_retried_with_backoff_and_then_succeeds() -> None:
     )
     assert dynamodb(script).get_item(TableName="t", Key={"pk": {"S": "a"}}) == item
     assert len(script.requests) == 3
-    assert len(script.sleeps) == 2 and all(0 <= s <= 1.0 for s in script.sleeps)
+    assert len(script.sleeps) == 2 and 0 <= script.sleeps[0] <= 1.0 and 0 <= script.sleeps[1] <= 2.0
     # each attempt is signed afresh (a retry after a long backoff must not carry a stale date)
     assert all("authorization" in r.headers for r in script.requests)
 
@@ -305,13 +307,104 @@ def test_connection_failures_are_retried_then_reported_as_connection_errors() ->
     assert "ConnectionRefusedError" in raised.value.message
 
 
-def test_a_dynamodb_body_that_fails_its_crc32_is_refused() -> None:
+def test_a_dynamodb_body_that_fails_its_crc32_is_retried_then_refused() -> None:
     body = b'{"Item": {"pk": {"S": "a"}}}'
     good = HttpResponse(200, {"x-amz-crc32": str(zlib.crc32(body))}, body)
-    assert dynamodb(Script(good)).get_item(TableName="t", Key={})["Item"] == {"pk": {"S": "a"}}
     bad = HttpResponse(200, {"x-amz-crc32": str(zlib.crc32(body) ^ 1)}, body)
+    assert dynamodb(Script(bad, good)).get_item(TableName="t", Key={})["Item"] == {"pk": {"S": "a"}}
+    garbled = HttpResponse(200, {"x-amz-crc32": "abc"}, body)
     with pytest.raises(AwsServiceError, match="CRC32"):
-        dynamodb(Script(bad)).get_item(TableName="t", Key={})
+        dynamodb(Script(bad, garbled, bad)).get_item(TableName="t", Key={})
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        HttpResponse(200, {}, b"<html>proxy login</html>"),  # a captive portal or a proxy page
+        HttpResponse(200, {}, b'{"Item": {"pk": {"S": "a", "N": "1"}}}'),  # not one type per value
+        HttpResponse(200, {}, b'["not", "an", "object"]'),
+    ],
+)
+def test_a_response_that_is_not_dynamodbs_json_is_an_aws_error_not_a_crash(answer: HttpResponse) -> None:
+    script = Script(answer, answer, answer)
+    with pytest.raises(AwsServiceError) as raised:
+        dynamodb(script).get_item(TableName="t", Key={})
+    assert raised.value.code == "InvalidResponse"
+    with pytest.raises(Unavailable), aws.translate_errors("metadata table"):
+        raise raised.value
+
+
+def test_error_bodies_that_are_not_json_objects_fall_back_to_the_status() -> None:
+    script = Script(*[HttpResponse(500, {}, b"null")] * 3)
+    with pytest.raises(AwsServiceError) as raised:
+        dynamodb(script).get_item(TableName="t", Key={})
+    assert (raised.value.code, raised.value.status) == ("500", 500)
+    bodiless = Script(HttpResponse(404, {}, b""))
+    with pytest.raises(NotFound), aws.translate_errors("artifact store"):
+        s3(bodiless).get_object(Bucket="b-1", Key="k")
+
+
+def test_throttling_backs_off_like_botocore_and_transient_errors_sooner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("mlops_core.aws_reads.random.uniform", lambda low, high: high)  # the longest wait
+    throttled = Script(*[ddb_error("ThrottlingException")] * 3)
+    with pytest.raises(AwsServiceError):
+        dynamodb(throttled).get_item(TableName="t", Key={})
+    assert throttled.sleeps == [1.0, 2.0]
+    transient = Script(*[s3_error("InternalError", 500)] * 3)
+    with pytest.raises(AwsServiceError):
+        s3(transient).get_object(Bucket="b-1", Key="k")
+    assert transient.sleeps == [0.05, 0.1]
+
+
+def test_a_certificate_that_does_not_verify_is_not_retried() -> None:
+    import ssl
+
+    script = Script(ssl.SSLCertVerificationError("certificate verify failed"))
+    with pytest.raises(AwsServiceError, match="SSLCertVerificationError"):
+        dynamodb(script).get_item(TableName="t", Key={})
+    assert len(script.requests) == 1
+
+
+def test_an_endpoint_with_a_path_signs_the_path_it_sends() -> None:
+    script = Script(HttpResponse(200, {}, b"{}"))
+    DynamoDBReader(
+        region="us-east-1",
+        credentials=CREDENTIALS,
+        endpoint_url="https://proxy.example/dynamodb",
+        transport=script,
+    ).get_item(TableName="t", Key={})
+    request = script.requests[0]
+    assert request.url == "https://proxy.example/dynamodb/"
+    expected = sign(
+        method="POST",
+        host="proxy.example",
+        path="/dynamodb/",
+        query={},
+        headers={"content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.GetItem"},
+        payload_sha256=hashlib.sha256(request.body).hexdigest(),
+        service="dynamodb",
+        region="us-east-1",
+        credentials=CREDENTIALS,
+        now=datetime.strptime(request.headers["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC),
+    )
+    assert request.headers["authorization"] == expected["authorization"]
+
+
+def test_an_ipv6_endpoint_keeps_its_brackets_in_the_signed_host() -> None:
+    script = Script(HttpResponse(200, {}, b"{}"))
+    DynamoDBReader(
+        region="us-east-1", credentials=CREDENTIALS, endpoint_url="http://[::1]:5000", transport=script
+    ).get_item(TableName="t", Key={})
+    assert script.requests[0].headers["host"] == "[::1]:5000"
+
+
+def test_an_empty_key_is_refused_before_anything_is_sent() -> None:
+    script = Script()
+    with pytest.raises(ValueError, match="bucket and a key"):
+        s3(script).get_object(Bucket="b-1", Key="")
+    assert script.requests == []
 
 
 def test_binary_attributes_come_back_as_bytes_as_from_botocore() -> None:
@@ -351,6 +444,11 @@ def test_get_object_returns_a_readable_body_and_the_version_id() -> None:
         (AwsServiceError("AccessDenied", "m", status=403), Unavailable, r"unavailable \(AccessDenied\)"),
         (AwsServiceError("ConnectionError", "host: TimeoutError"), Unavailable, "unreachable"),
         (AwsServiceError("ConditionalCheckFailedException", "m", status=400), Conflict, "changed"),
+        (
+            AwsServiceError("ValidationException", "Item size has exceeded the maximum", status=400),
+            Invalid,
+            "metadata table refused the request: Item size has exceeded",
+        ),
     ],
 )
 def test_reader_errors_translate_like_boto3_errors(
@@ -393,17 +491,19 @@ def loopback() -> Iterator[str]:
     server.server_close()
 
 
-def test_a_keep_alive_connection_the_server_dropped_is_replaced(loopback: str) -> None:
+def test_a_keep_alive_connection_the_server_dropped_is_replaced_without_a_retry(loopback: str) -> None:
+    sleeps: list[float] = []
     reader = DynamoDBReader(
         region="us-east-1",
         credentials=CREDENTIALS,
         endpoint_url=loopback,
         transport=HttpTransport(),
-        sleep=lambda _: None,
+        sleep=sleeps.append,
     )
     for _ in range(3):
         item = reader.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"]
         assert item == {"pk": {"S": "DynamoDB_20120810.GetItem"}}
+    assert sleeps == []  # each stale connection was replaced at once, not retried with a backoff
 
 
 def test_an_unreachable_endpoint_is_a_connection_error_not_a_hang() -> None:

@@ -89,7 +89,36 @@ def test_sets_and_bytes_serialize_as_boto3_does() -> None:
     assert deserialize(ours)["tags"] == {"a", "b"}
 
 
-@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, Decimal("NaN"), object(), set()])
+@pytest.mark.parametrize(
+    "value",
+    [
+        math.nan,
+        math.inf,
+        -math.inf,
+        Decimal("NaN"),
+        object(),
+        set(),
+        10**38,  # 39 digits
+        1e-200,
+        5e-324,
+        1e200,
+        Decimal("1E+130"),
+        Decimal("1." + "1" * 40),
+        complex(1, 2),
+    ],
+)
 def test_values_dynamodb_cannot_hold_are_refused_with_a_clear_error(value: Any) -> None:
     with pytest.raises(Invalid, match="cannot be stored"):
         serialize({"x": value})
+
+
+def test_numpy_scalars_are_stored_as_numbers() -> None:
+    import numpy as np
+
+    raw = serialize({"f": np.float64(0.1), "f32": np.float32(0.5), "i": np.int64(7)})
+    assert raw == {"f": {"N": "0.1"}, "f32": {"N": "0.5"}, "i": {"N": "7"}}
+
+
+def test_the_largest_numbers_dynamodb_holds_are_kept_exactly() -> None:
+    raw = serialize({"big": 10**37 + 1, "precise": Decimal("1." + "1" * 37), "small": Decimal("1E-130")})
+    assert raw == {"big": {"N": str(10**37 + 1)}, "precise": {"N": "1." + "1" * 37}, "small": {"N": "1E-130"}}

@@ -24,7 +24,7 @@ from mlops_core.aws_reads import (
     S3Reader,
     readers_from_environment,
 )
-from mlops_core.errors import Conflict, NotFound, Unavailable
+from mlops_core.errors import Conflict, Invalid, NotFound, Unavailable
 
 if TYPE_CHECKING:
     import boto3
@@ -124,14 +124,15 @@ def translate_errors(what: str) -> Iterator[None]:
     except AwsServiceError as error:
         if error.code == "ConnectionError":
             raise Unavailable(f"{what} is unreachable ({error.message})", retry_after_seconds=2) from error
-        _raise_for_code(what, error.code, error)
+        _raise_for_code(what, error.code, error, error.message)
     except Exception as error:
         # botocore's exceptions, without importing botocore where it was never loaded.
         botocore_errors = sys.modules.get("botocore.exceptions")
         if botocore_errors is None:
             raise
         if isinstance(error, botocore_errors.ClientError):
-            _raise_for_code(what, error_code(error), error)
+            message = str(error.response.get("Error", {}).get("Message", ""))
+            _raise_for_code(what, error_code(error), error, message)
         if isinstance(error, botocore_errors.BotoCoreError):
             raise Unavailable(
                 f"{what} is unreachable ({type(error).__name__})", retry_after_seconds=2
@@ -139,7 +140,7 @@ def translate_errors(what: str) -> Iterator[None]:
         raise
 
 
-def _raise_for_code(what: str, code: str, error: Exception) -> NoReturn:
+def _raise_for_code(what: str, code: str, error: Exception, message: str = "") -> NoReturn:
     if code == "ConditionalCheckFailedException":
         raise Conflict(f"{what}: the item changed or already exists") from error
     if code == "TransactionCanceledException":
@@ -152,6 +153,8 @@ def _raise_for_code(what: str, code: str, error: Exception) -> NoReturn:
         raise Unavailable(f"{what}: transaction cancelled ({', '.join(map(str, reasons))})") from error
     if code in _NOT_FOUND:
         raise NotFound(f"{what}: object not found") from error
+    if code == "ValidationException":  # retrying cannot help: an item too large, say
+        raise Invalid(f"{what} refused the request: {message or code}") from error
     if code in THROTTLING_CODES:
         raise Unavailable(f"{what} is throttled, retry shortly", retry_after_seconds=1) from error
     raise Unavailable(f"{what} is unavailable ({code or 'error'})", retry_after_seconds=2) from error

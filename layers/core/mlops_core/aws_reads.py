@@ -9,10 +9,12 @@ botocore's signer in the tests), over ``http.client`` with keep-alive. Everythin
 this client is used and ``docs/decision_log.md`` (2026-11-27) for the alternatives.
 
 Behaviour matches the project's boto3 clients: connect timeout 2 s, read timeout 5 s, up to
-3 attempts for throttling, 5xx and connection failures with jittered exponential backoff,
-and responses shaped as boto3 returns them (``{"Item": ...}``, ``{"Body": ..., "VersionId":
-...}``), so the adapters use either client the same way. Failures raise ``AwsServiceError``
-with AWS's error code, which ``mlops_core.aws.translate_errors`` maps like a ``ClientError``.
+3 attempts for throttling (backing off as botocore's standard mode does), 5xx, timeouts,
+bad checksums and connection failures, a kept-alive connection the server closed replaced
+without counting an attempt, and responses shaped as boto3 returns them (``{"Item": ...}``,
+``{"Body": ..., "VersionId": ...}``), so the adapters use either client the same way.
+Failures raise ``AwsServiceError`` with AWS's error code, which
+``mlops_core.aws.translate_errors`` maps like a ``ClientError``.
 
 Only the standard library is imported here: this module is on the cold path.
 """
@@ -22,12 +24,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import http.client
 import io
 import json
 import os
 import random
 import re
+import sys
 import threading
 import time
 import zlib
@@ -41,7 +45,8 @@ CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 5.0
 MAX_ATTEMPTS = 3
 BACKOFF_BASE_S = 0.05
-BACKOFF_CAP_S = 1.0
+THROTTLING_BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 20.0
 USER_AGENT = "serverless-mlops/signed-reads"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
@@ -58,6 +63,16 @@ THROTTLING_CODES = frozenset(
     }
 )
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Failures that say nothing about the request itself (botocore retries these too).
+_TRANSIENT_CODES = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "CRC32CheckFailed",
+        "InvalidResponse",
+    }
+)
 # Regions of the partitions this client knows the endpoints of. Anything else (ISO
 # partitions, the European Sovereign Cloud, a region added later) is left to boto3.
 _PARTITIONS = (
@@ -193,6 +208,8 @@ class HttpResponse:
 
 
 Transport = Callable[[HttpRequest], HttpResponse]
+# What sending on a connection the server already closed raises.
+_STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
 class HttpTransport:
@@ -234,6 +251,21 @@ class HttpTransport:
         parts = urlsplit(request.url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         connection = self._connection(parts.scheme, parts.netloc)
+        reused = connection.sock is not None
+        try:
+            return self._exchange(connection, request, target)
+        except _STALE_CONNECTION:
+            if not reused:
+                raise
+        # The server closed the kept-alive connection while it was idle (S3 does after
+        # ~20 s, and a Lambda container may be frozen far longer): the request never
+        # reached it, so it is sent again at once on a new connection, not counted as
+        # a failed attempt.
+        return self._exchange(connection, request, target)
+
+    def _exchange(
+        self, connection: http.client.HTTPConnection, request: HttpRequest, target: str
+    ) -> HttpResponse:
         try:
             if connection.sock is None:
                 connection.connect()
@@ -242,7 +274,7 @@ class HttpTransport:
             response = connection.getresponse()
             body = response.read()
         except BaseException:
-            connection.close()  # a half-read or stale keep-alive connection is never reused
+            connection.close()  # a half-read or stale connection is never reused
             raise
         if response.will_close:
             connection.close()
@@ -285,7 +317,10 @@ class _SignedClient:
         headers: Mapping[str, str],
         body: bytes,
         payload_sha256: str,
+        check: Callable[[HttpResponse], AwsServiceError | None] = lambda _: None,
     ) -> HttpResponse:
+        """Send, retrying what may succeed later. ``check`` vets a 2xx response (a failed
+        check is retried like a transient error)."""
         host = urlsplit(url).netloc
         for attempt in range(1, MAX_ATTEMPTS + 1):
             signed = sign(
@@ -304,33 +339,53 @@ class _SignedClient:
             try:
                 response = self.transport(HttpRequest(method, url, signed, body))
             except (OSError, http.client.HTTPException) as error:
-                if attempt == MAX_ATTEMPTS:
-                    raise AwsServiceError(
-                        "ConnectionError", f"{host}: {type(error).__name__}: {error}"
-                    ) from error
+                failure = AwsServiceError("ConnectionError", f"{host}: {type(error).__name__}: {error}")
+                if attempt == MAX_ATTEMPTS or _is_certificate_error(error):
+                    raise failure from error
             else:
-                if response.status < 300:
+                problem = check(response) if response.status < 300 else self._error(response)
+                if problem is None:
                     return response
-                failure = self._error(response)
+                failure = problem
                 if attempt == MAX_ATTEMPTS or not _retryable(failure):
                     raise failure
-            # Full jitter (not a secret): spreads retries of many containers apart.
-            self.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))  # noqa: S311
+            self.sleep(_backoff(failure, attempt))
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _error(self, response: HttpResponse) -> AwsServiceError:
         raise NotImplementedError
 
 
+def _backoff(failure: AwsServiceError, attempt: int) -> float:
+    """Full jitter (not a secret: it spreads the retries of many containers apart).
+
+    Throttling backs off as botocore's standard mode does (up to 1 s, then 2 s): retrying
+    a throttled table sooner only adds load. Transient failures retry sooner.
+    """
+    base = THROTTLING_BACKOFF_BASE_S if failure.code in THROTTLING_CODES else BACKOFF_BASE_S
+    return random.uniform(0, min(BACKOFF_CAP_S, base * 2 ** (attempt - 1)))  # noqa: S311
+
+
+def _is_certificate_error(error: BaseException) -> bool:
+    ssl = sys.modules.get("ssl")  # never imported for plain-HTTP endpoints
+    return ssl is not None and isinstance(error, ssl.SSLCertVerificationError)
+
+
 def _canonical_host(url: str) -> str:
     parts = urlsplit(url)
     default = 443 if parts.scheme == "https" else 80
     host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal keeps its brackets, as in the Host header
+        host = f"[{host}]"
     return host if parts.port in (None, default) else f"{host}:{parts.port}"
 
 
 def _retryable(error: AwsServiceError) -> bool:
-    return error.code in THROTTLING_CODES or (error.status is not None and error.status in _RETRYABLE_STATUS)
+    return (
+        error.code in THROTTLING_CODES
+        or error.code in _TRANSIENT_CODES
+        or (error.status is not None and error.status in _RETRYABLE_STATUS)
+    )
 
 
 def _decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -364,10 +419,30 @@ class DynamoDBReader(_SignedClient):
         self, *, TableName: str, Key: Mapping[str, Any], ConsistentRead: bool = False
     ) -> dict[str, Any]:
         body = json.dumps({"TableName": TableName, "Key": Key, "ConsistentRead": ConsistentRead}).encode()
-        response = self._send(
+        url = self._url() + "/"
+        parsed: list[dict[str, Any]] = []
+
+        def check(response: HttpResponse) -> AwsServiceError | None:
+            expected_crc = response.headers.get("x-amz-crc32", "")
+            if expected_crc and (
+                not expected_crc.isdigit() or zlib.crc32(response.body) != int(expected_crc)
+            ):
+                return AwsServiceError("CRC32CheckFailed", "the response body does not match its x-amz-crc32")
+            try:
+                result = json.loads(response.body or b"{}")
+                if not isinstance(result, dict):
+                    raise TypeError(f"expected a JSON object, got {type(result).__name__}")
+                if "Item" in result:
+                    result["Item"] = _decode_item(result["Item"])
+            except (ValueError, TypeError, AttributeError) as error:  # not DynamoDB's JSON (a proxy page?)
+                return AwsServiceError("InvalidResponse", f"unreadable GetItem response: {error}")
+            parsed.append(result)
+            return None
+
+        self._send(
             method="POST",
-            url=self._url() + "/",
-            path="/",
+            url=url,
+            path=urlsplit(url).path,
             query={},
             headers={
                 "content-type": "application/x-amz-json-1.0",
@@ -375,23 +450,21 @@ class DynamoDBReader(_SignedClient):
             },
             body=body,
             payload_sha256=hashlib.sha256(body).hexdigest(),
+            check=check,
         )
-        expected_crc = response.headers.get("x-amz-crc32")
-        if expected_crc is not None and zlib.crc32(response.body) != int(expected_crc):
-            raise AwsServiceError("CRC32CheckFailed", "the response body does not match its x-amz-crc32")
-        result: dict[str, Any] = json.loads(response.body or b"{}")
-        if "Item" in result:
-            result["Item"] = _decode_item(result["Item"])
-        return result
+        return parsed[-1]
 
     def _error(self, response: HttpResponse) -> AwsServiceError:
+        code, message = "", response.body[:200].decode(errors="replace")
         try:
             payload = json.loads(response.body)
-            code = str(payload.get("__type", "")).rpartition("#")[2]
-            message = str(payload.get("message") or payload.get("Message") or "")
         except ValueError:
-            code, message = "", response.body[:200].decode(errors="replace")
-        return AwsServiceError(code or f"HTTP{response.status}", message, status=response.status)
+            payload = None
+        if isinstance(payload, dict):
+            # "com.amazonaws.dynamodb.v20120810#ThrottlingException" or "Code:detail", as botocore reads it
+            code = str(payload.get("__type", "")).rpartition("#")[2].partition(":")[0]
+            message = str(payload.get("message") or payload.get("Message") or "")
+        return AwsServiceError(code or str(response.status), message, status=response.status)
 
 
 class S3Reader(_SignedClient):
@@ -413,6 +486,8 @@ class S3Reader(_SignedClient):
         return f"https://s3.{self.region}.{suffix}{path}", path
 
     def get_object(self, *, Bucket: str, Key: str, VersionId: str | None = None) -> dict[str, Any]:
+        if not Bucket or not Key:  # "GET /" would be a listing, answered with its XML
+            raise ValueError("get_object needs a bucket and a key")
         base, path = self._location(Bucket, Key)
         query = {"versionId": VersionId} if VersionId else {}
         url = base + ("?versionId=" + quote(VersionId, safe="-_.~") if VersionId else "")
@@ -437,8 +512,8 @@ class S3Reader(_SignedClient):
         code = re.search(r"<Code>([^<]*)</Code>", text)
         message = re.search(r"<Message>([^<]*)</Message>", text)
         return AwsServiceError(
-            code.group(1) if code else f"HTTP{response.status}",
-            message.group(1) if message else "",
+            html.unescape(code.group(1)) if code else str(response.status),  # a HEAD-like 404 has no body
+            html.unescape(message.group(1)) if message else "",
             status=response.status,
         )
 
@@ -449,8 +524,9 @@ def readers_from_environment(
     """Both readers when the environment is one they fully understand, else None.
 
     That is: credentials in the environment (as Lambda provides them), a region, no FIPS or
-    dual-stack endpoint asked for, and either a configured endpoint or a region of a known
-    partition. Profiles, SSO, instance roles and other partitions are left to boto3.
+    dual-stack endpoint asked for, no proxy, and either a configured endpoint or a region of
+    a known partition. Profiles, SSO, instance roles, proxies and other partitions are left
+    to boto3.
     """
     credentials = Credentials.from_environment(environ)
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
@@ -459,7 +535,7 @@ def readers_from_environment(
     if any(
         environ.get(flag, "").lower() == "true"
         for flag in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")
-    ):
+    ) or any(environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")):
         return None
     dynamodb_endpoint = endpoint_url or configured_endpoint(DynamoDBReader.env_name, environ)
     s3_endpoint = endpoint_url or configured_endpoint(S3Reader.env_name, environ)

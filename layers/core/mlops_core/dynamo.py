@@ -6,8 +6,19 @@ stored as DynamoDB numbers via ``Decimal`` so they round-trip exactly.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from decimal import Decimal
+from decimal import (
+    Clamped,
+    Context,
+    Decimal,
+    DecimalException,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+    Underflow,
+)
 from typing import Any
 
 from mlops_core.aws import client, reader, translate_errors
@@ -24,7 +35,7 @@ def _serialize_value(value: Any) -> dict[str, Any]:  # noqa: PLR0911 (a branch p
         return {"NULL": True}
     if isinstance(value, bool):
         return {"BOOL": value}
-    if isinstance(value, int | float | Decimal):
+    if isinstance(value, numbers.Number):
         return {"N": _number(value)}
     if isinstance(value, str):
         return {"S": value}
@@ -37,20 +48,38 @@ def _serialize_value(value: Any) -> dict[str, Any]:  # noqa: PLR0911 (a branch p
     if isinstance(value, set | frozenset) and value:
         if all(isinstance(v, str) for v in value):
             return {"SS": sorted(value)}
-        if all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in value):
+        if all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in value):
             return {"NS": [_number(v) for v in value]}
         if all(isinstance(v, bytes | bytearray) for v in value):
             return {"BS": [bytes(v) for v in value]}
     raise Invalid(f"a {type(value).__name__} value cannot be stored: {value!r:.80}")
 
 
-def _number(value: int | float | Decimal) -> str:
-    if isinstance(value, int):
-        return str(value)
-    number = Decimal(repr(value)) if isinstance(value, float) else value
+# DynamoDB numbers: up to 38 significant digits, magnitudes 1E-130 to 1E+126 (boto3's context).
+_DYNAMODB_NUMBERS = Context(
+    Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow, InvalidOperation]
+)
+
+
+def _number(value: Any) -> str:
+    """A number as DynamoDB stores it; numpy scalars and other ``numbers`` types included."""
+    if isinstance(value, numbers.Integral):
+        number = Decimal(int(value))
+    elif isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, numbers.Real):
+        number = Decimal(repr(float(value)))  # shortest repr: 0.1 is stored as 0.1
+    else:
+        raise Invalid(f"a {type(value).__name__} number cannot be stored: {value!r:.80}")
     if not number.is_finite():
         raise Invalid(f"non-finite number {value!r} cannot be stored")
-    return str(number)
+    try:
+        return str(_DYNAMODB_NUMBERS.create_decimal(number))
+    except DecimalException as error:
+        raise Invalid(
+            f"number {value!r:.60} cannot be stored: DynamoDB keeps 38 significant digits "
+            "and magnitudes between 1E-130 and 1E+126"
+        ) from error
 
 
 def _deserialize_value(value: Mapping[str, Any]) -> Any:
