@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops_core.api_errors import register_error_handlers
 from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import IntegrityError
-from mlops_core.observability import make_tracer
+from mlops_core.observability import count_errors, make_tracer
 from mlops_core.predict import Predictor
 from mlops_core.registry import MODEL_NAME_PATTERN, ModelRegistry, ModelVersion
 from mlops_core.s3 import ArtifactStore
@@ -115,9 +115,5 @@ def predict(
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = app.resolve(event, context)
-    status = int(response.get("statusCode", 500))
-    if status >= 400:
-        metrics.add_metric(
-            name="ServerErrors" if status >= 500 else "ClientErrors", unit=MetricUnit.Count, value=1
-        )
+    count_errors(metrics, response)
     return response

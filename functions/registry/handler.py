@@ -20,7 +20,7 @@ from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import NotFound
 from mlops_core.events import EventPublisher
 from mlops_core.model_card import ModelCard, build_model_card, render_markdown
-from mlops_core.observability import make_tracer
+from mlops_core.observability import count_errors, make_tracer
 from mlops_core.predict import load_session
 from mlops_core.registry import (
     ALIAS_PATTERN,
@@ -264,4 +264,6 @@ def model_card(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    response = app.resolve(event, context)
+    count_errors(metrics, response)
+    return response

@@ -286,3 +286,11 @@ def test_unreachable_metadata_table_is_503_not_a_hang(inference: ModuleType, pro
     assert response["statusCode"] == 503
     assert "metadata table is unreachable" in body(response)["message"]
     assert int(header(response, "Retry-After") or 0) >= 1
+
+
+def test_errors_are_counted_for_alarms(
+    inference: ModuleType, production_model: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unknown = load_event("inference/predict.json", path_params={"name": "no-such-model"})
+    assert call(inference, unknown)["statusCode"] == 404
+    assert '"ClientErrors":[1.0]' in capsys.readouterr().out

@@ -283,3 +283,11 @@ def test_concurrent_duplicate_registrations_make_one_version(registry: ModelRegi
 
     assert versions == {1}
     assert [v.version for v in registry.list_versions("breast-cancer")] == [1]
+
+
+def test_registry_errors_are_counted_for_alarms(
+    registry_api: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    response = call(registry_api, load_event("registry/get_version.json", path_params={"name": "nope"}))
+    assert response["statusCode"] == 404
+    assert '"ClientErrors":[1.0]' in capsys.readouterr().out

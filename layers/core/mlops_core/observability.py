@@ -1,4 +1,4 @@
-"""Tracing that costs nothing when it is off.
+"""Tracing that costs nothing when it is off, and the metrics every API function emits.
 
 Powertools' ``Tracer()`` imports the X-Ray SDK (~150 ms) even when tracing is disabled.
 ``make_tracer`` returns a real Tracer only when tracing is on (the deployed functions:
@@ -45,3 +45,10 @@ def make_tracer(*, patch_modules: Sequence[str] | None = None) -> Any:
     from aws_lambda_powertools import Tracer
 
     return Tracer(patch_modules=list(patch_modules) if patch_modules is not None else None)
+
+
+def count_errors(metrics: Any, response: dict[str, Any]) -> None:
+    """``ClientErrors`` / ``ServerErrors`` (EMF) for a 4xx / 5xx response: what alarms watch."""
+    status = int(response.get("statusCode", 500))
+    if status >= 400:
+        metrics.add_metric(name="ServerErrors" if status >= 500 else "ClientErrors", unit="Count", value=1)
