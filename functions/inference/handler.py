@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_core.api_errors import register_error_handlers
+from mlops_core.api_errors import register_error_handlers, resolve
 from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import IntegrityError
 from mlops_core.observability import count_errors, make_tracer
@@ -114,6 +114,6 @@ def predict(
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = app.resolve(event, context)
+    response = resolve(app, event, context)
     count_errors(metrics, response)
     return response

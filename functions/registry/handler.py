@@ -14,7 +14,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_core.api_errors import register_error_handlers
+from mlops_core.api_errors import register_error_handlers, resolve
 from mlops_core.artifacts import model_key
 from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import NotFound
@@ -32,6 +32,7 @@ from mlops_core.registry import (
     PromotionPolicy,
     RegisteredModel,
     RegisterVersionRequest,
+    Tags,
 )
 from mlops_core.s3 import ArtifactStore
 from mlops_core.settings import EventSettings
@@ -60,7 +61,7 @@ class CreateModelRequest(BaseModel):
 
     name: str = Field(pattern=MODEL_NAME_PATTERN)
     description: str = Field(default="", max_length=2000)
-    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+    tags: Tags = Field(default_factory=dict, max_length=50)
 
 
 class SetAliasRequest(BaseModel):
@@ -95,7 +96,7 @@ class UpdateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str | None = Field(default=None, max_length=2000)
-    tags: dict[str, str] | None = Field(default=None, max_length=50)
+    tags: Tags | None = Field(default=None, max_length=50)
 
 
 class ModelDetail(BaseModel):
@@ -264,6 +265,6 @@ def model_card(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = app.resolve(event, context)
+    response = resolve(app, event, context)
     count_errors(metrics, response)
     return response

@@ -17,7 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
-from mlops_core.api_errors import register_error_handlers
+from mlops_core.api_errors import register_error_handlers, resolve
 from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import Invalid, NotFound
 from mlops_core.observability import make_tracer
@@ -95,4 +95,4 @@ def list_runs(
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return resolve(app, event, context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from types import ModuleType
 from unittest import mock
@@ -294,3 +295,66 @@ def test_errors_are_counted_for_alarms(
     unknown = load_event("inference/predict.json", path_params={"name": "no-such-model"})
     assert call(inference, unknown)["statusCode"] == 404
     assert '"ClientErrors":[1.0]' in capsys.readouterr().out
+
+
+# ---- requests a fuzzer found (schemathesis against the local stack): 4xx, never 500 -------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "raw_body"),
+    [
+        ("text/plain", '{"instances": []}'),
+        ("multipart/form-data", "x"),
+        ("application/x-www-form-urlencoded", "a=1"),
+    ],
+)
+def test_a_body_that_is_not_json_is_415(
+    inference: ModuleType, production_model: int, content_type: str, raw_body: str
+) -> None:
+    event = load_event("inference/predict.json", body=raw_body)
+    event["headers"]["Content-Type"] = content_type
+    response = call(inference, event)
+    assert response["statusCode"] == 415
+    assert body(response)["code"] == "unsupported_media_type"
+
+
+def test_a_body_that_is_not_utf8_is_400(inference: ModuleType, production_model: int) -> None:
+    event = load_event("inference/predict.json", body=base64.b64encode(b"\xff\xfe").decode())
+    event["isBase64Encoded"] = True
+    response = call(inference, event)
+    assert response["statusCode"] == 400
+    assert body(response)["message"] == "malformed body: not UTF-8 text"
+
+
+def test_json_nested_too_deeply_is_400(inference: ModuleType, production_model: int) -> None:
+    response = call(inference, load_event("inference/predict.json", body="[" * 5000 + "]" * 5000))
+    assert response["statusCode"] == 400
+    assert "nested too deeply" in body(response)["message"]
+
+
+def test_a_path_no_route_accepts_is_404_not_500(inference: ModuleType) -> None:
+    response = call(inference, load_event("inference/predict.json", path_params={"name": 'a"b\u20ac'}))
+    assert response["statusCode"] == 404
+    assert body(response)["message"].startswith("no such resource: POST /models/")
+
+
+@pytest.mark.parametrize("value", [10**400, 1e39, -3.5e38])
+def test_numbers_the_models_float32_input_cannot_hold_are_422(
+    inference: ModuleType, production_model: int, value: float
+) -> None:
+    response = call(inference, load_event("inference/predict.json", body={"instances": [[value, *ROW0[1:]]]}))
+    assert response["statusCode"] == 422
+    (problem,) = body(response)["detail"]
+    assert problem["loc"] == ["body", "instances", 0, FEATURES[0]]
+    assert problem["type"] == "number_range"
+
+
+def test_rows_the_model_cannot_score_are_422_not_nan(inference: ModuleType, production_model: int) -> None:
+    """Finite float32 inputs can still overflow inside a linear model (NaN probabilities,
+    which are not even valid JSON); those rows are refused and named."""
+    extreme = [3e38 if i % 2 else -3e38 for i in range(len(ROW0))]
+    response = call(inference, load_event("inference/predict.json", body={"instances": [ROW0, extreme]}))
+    assert response["statusCode"] == 422
+    assert [d["loc"] for d in body(response)["detail"]] == [["body", "instances", 1]]
+    assert body(response)["detail"][0]["type"] == "non_finite_output"
+    assert "NaN" not in response["body"]

@@ -291,3 +291,23 @@ def test_registry_errors_are_counted_for_alarms(
     response = call(registry_api, load_event("registry/get_version.json", path_params={"name": "nope"}))
     assert response["statusCode"] == 404
     assert '"ClientErrors":[1.0]' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "loc"),
+    [
+        ("registry/create_model.json", {"name": "m1", "tags": {"": "x"}}, ["body", "tags", ""]),
+        ("registry/update_model.json", {"tags": {"": "x"}}, ["body", "tags", ""]),
+        ("registry/set_policy.json", {"thresholds": {"": {"min": 1}}}, ["body", "thresholds", ""]),
+    ],
+)
+def test_empty_map_keys_are_422_and_nothing_is_written(
+    registry_api: ModuleType, event: str, payload: dict, loc: list
+) -> None:
+    """DynamoDB refuses empty map keys (moto stored a broken item that then failed every read)."""
+    call(registry_api, load_event("registry/create_model.json"))
+    response = call(registry_api, load_event(event, body=payload))
+    assert response["statusCode"] == 422, response["body"]
+    assert any(d["loc"][: len(loc) - 1] == loc[:-1] for d in body(response)["detail"])
+    assert call(registry_api, load_event("registry/get_model.json"))["statusCode"] == 200
+    assert call(registry_api, load_event("registry/list_models.json"))["statusCode"] == 200

@@ -105,6 +105,7 @@ def test_sets_and_bytes_serialize_as_boto3_does() -> None:
         Decimal("1E+130"),
         Decimal("1." + "1" * 40),
         complex(1, 2),
+        {"": 1},  # DynamoDB refuses empty map keys
     ],
 )
 def test_values_dynamodb_cannot_hold_are_refused_with_a_clear_error(value: Any) -> None:

@@ -1,17 +1,23 @@
 """The one place where domain exceptions become HTTP responses.
 
-Every REST handler calls ``register_error_handlers(app, logger)``. Response bodies are
-``{"message": ..., "code": ..., "detail": [...]}``; nothing ever carries a stack trace.
+Every REST handler calls ``register_error_handlers(app, logger)`` and answers through
+``resolve(app, event, context)``. Response bodies are ``{"message": ..., "code": ...,
+"detail": [...]}``; nothing ever carries a stack trace.
 """
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from mlops_core.errors import Conflict, IntegrityError, Invalid, MlopsError, NotFound, Unavailable
 
@@ -34,6 +40,30 @@ def error_response(
     )
 
 
+def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``app.resolve(event, context)``, refusing bodies that are not JSON first (415).
+
+    Powertools would also parse form and multipart bodies (this API takes neither), and a
+    multipart type without a boundary raises a bare ``ValueError`` there.
+    """
+    content_type = next(
+        (str(v) for k, v in (event.get("headers") or {}).items() if k.lower() == "content-type"), ""
+    )
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if event.get("body") and media_type not in ("", "application/json"):
+        body = {
+            "message": f"unsupported Content-Type '{content_type[:100]}': send application/json",
+            "code": "unsupported_media_type",
+        }
+        return {
+            "statusCode": HTTPStatus.UNSUPPORTED_MEDIA_TYPE.value,
+            "multiValueHeaders": {"Content-Type": [content_types.APPLICATION_JSON]},
+            "body": json.dumps(body),
+            "isBase64Encoded": False,
+        }
+    return app.resolve(event, context)
+
+
 def _validation_detail(errors: Any) -> list[dict[str, Any]]:
     # pydantic's messages name the field and the rule, never our code; the offending
     # input is left out so a response never echoes a large or sensitive payload.
@@ -53,6 +83,30 @@ def register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None
             return error_response(HTTPStatus.BAD_REQUEST, f"malformed JSON body: {reason}".rstrip(": "))
         return error_response(
             HTTPStatus.UNPROCESSABLE_ENTITY, "request validation failed", detail=_validation_detail(errors)
+        )
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_content_type(error: RequestUnsupportedContentType) -> Response:
+        return error_response(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported Content-Type: send application/json"
+        )
+
+    @app.exception_handler(UnicodeDecodeError)
+    def _not_utf8(error: UnicodeDecodeError) -> Response:
+        return error_response(HTTPStatus.BAD_REQUEST, "malformed body: not UTF-8 text")
+
+    @app.exception_handler(RecursionError)
+    def _too_deep(error: RecursionError) -> Response:
+        # json.loads gives up near 1000 levels of nesting; no request here needs more than 3.
+        return error_response(HTTPStatus.BAD_REQUEST, "malformed JSON body: nested too deeply")
+
+    @app.not_found
+    def _no_route(error: NotFoundError) -> Response:
+        # A path API Gateway routed here that no route of this function matches (a path
+        # parameter with characters the routes do not accept, say).
+        event = app.current_event
+        return error_response(
+            HTTPStatus.NOT_FOUND, f"no such resource: {event.http_method} {event.path[:200]}"
         )
 
     @app.exception_handler(Invalid)

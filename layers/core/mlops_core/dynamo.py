@@ -42,6 +42,8 @@ def _serialize_value(value: Any) -> dict[str, Any]:  # noqa: PLR0911 (a branch p
     if isinstance(value, bytes | bytearray):
         return {"B": bytes(value)}
     if isinstance(value, Mapping):
+        if any(str(k) == "" for k in value):
+            raise Invalid("a map with an empty key cannot be stored")
         return {"M": {str(k): _serialize_value(v) for k, v in value.items()}}
     if isinstance(value, list | tuple):
         return {"L": [_serialize_value(v) for v in value]}

@@ -18,7 +18,9 @@ from mlops_core.errors import Invalid, detail
 MAX_REPORTED_PROBLEMS = 20
 
 
-def _check_value(value: Any, spec: FeatureSpec, loc: list[str | int], problems: list[dict[str, Any]]) -> None:
+def _check_value(
+    value: Any, spec: FeatureSpec, loc: list[str | int], problems: list[dict[str, Any]], limit: float
+) -> None:
     kind = type(value)
     if value is None:
         problems.append(detail(loc, f"'{spec.name}' is null; a {spec.type} is required", "missing_value"))
@@ -30,12 +32,20 @@ def _check_value(value: Any, spec: FeatureSpec, loc: list[str | int], problems: 
         problems.append(detail(loc, f"'{spec.name}' must be a number, got {name}", "number_type"))
     elif kind is float and not math.isfinite(value):
         problems.append(detail(loc, f"'{spec.name}' must be finite, got {value}", "finite_number"))
+    elif abs(value) > limit:  # would become inf in the model's input type (or not convert at all)
+        problems.append(
+            detail(loc, f"'{spec.name}' is out of range: |value| must be at most {limit:.6g}", "number_range")
+        )
     elif spec.type == "integer" and kind is float and not value.is_integer():
         problems.append(detail(loc, f"'{spec.name}' must be an integer, got {value}", "int_type"))
 
 
 def _check_mapping(
-    row: Mapping[str, Any], signature: ModelSignature, loc: list[str | int], problems: list[dict[str, Any]]
+    row: Mapping[str, Any],
+    signature: ModelSignature,
+    loc: list[str | int],
+    problems: list[dict[str, Any]],
+    limit: float,
 ) -> list[Any]:
     names = set(signature.feature_names)
     problems.extend(
@@ -46,7 +56,7 @@ def _check_mapping(
     values = []
     for spec in signature.features:
         if spec.name in row:
-            _check_value(row[spec.name], spec, [*loc, spec.name], problems)
+            _check_value(row[spec.name], spec, [*loc, spec.name], problems, limit)
         else:
             problems.append(detail([*loc, spec.name], f"missing feature '{spec.name}'", "missing"))
         values.append(row.get(spec.name))
@@ -54,7 +64,11 @@ def _check_mapping(
 
 
 def _check_list(
-    row: list[Any], signature: ModelSignature, loc: list[str | int], problems: list[dict[str, Any]]
+    row: list[Any],
+    signature: ModelSignature,
+    loc: list[str | int],
+    problems: list[dict[str, Any]],
+    limit: float,
 ) -> list[Any]:
     if len(row) != len(signature.features):
         problems.append(
@@ -62,7 +76,7 @@ def _check_list(
         )
         return row
     for spec, value in zip(signature.features, row, strict=True):
-        _check_value(value, spec, [*loc, spec.name], problems)
+        _check_value(value, spec, [*loc, spec.name], problems, limit)
     return row
 
 
@@ -86,14 +100,16 @@ def instances_to_matrix(
                 detail(["body", "instances"], f"at most {max_batch_size} instances per call", "too_long")
             ],
         )
+    dtype = np.float32 if signature.input_dtype == "float32" else np.float64
+    limit = float(np.finfo(dtype).max)
     problems: list[dict[str, Any]] = []
     rows: list[list[Any]] = []
     for i, instance in enumerate(instances):
         loc: list[str | int] = ["body", "instances", i]
         if isinstance(instance, Mapping):
-            rows.append(_check_mapping(instance, signature, loc, problems))
+            rows.append(_check_mapping(instance, signature, loc, problems, limit))
         elif isinstance(instance, list):
-            rows.append(_check_list(instance, signature, loc, problems))
+            rows.append(_check_list(instance, signature, loc, problems, limit))
         else:
             problems.append(detail(loc, "an instance is a list of values or an object of features", "type"))
         if len(problems) > MAX_REPORTED_PROBLEMS:
@@ -106,4 +122,4 @@ def instances_to_matrix(
             f"[{', '.join(signature.feature_names[:8])}{', …' if len(signature.features) > 8 else ''}]{more}",
             details=shown,
         )
-    return np.asarray(rows, dtype=np.float32 if signature.input_dtype == "float32" else np.float64)
+    return np.asarray(rows, dtype=dtype)

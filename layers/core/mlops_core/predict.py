@@ -93,9 +93,29 @@ class LoadedModel:
     def run(self, matrix: np.ndarray) -> tuple[list[Any], list[list[float]] | None]:
         outputs = self.session.run(self.output_names, {self.version.signature.input_name: matrix})
         labels = np.asarray(outputs[0]).reshape(len(matrix), -1)
+        scores = np.asarray(outputs[1], dtype=np.float64) if len(outputs) > 1 else None
+        numeric = [
+            a.reshape(len(matrix), -1) for a in (labels, scores) if a is not None and a.dtype.kind == "f"
+        ]
+        bad_rows = sorted({int(i) for a in numeric for i in np.flatnonzero(~np.isfinite(a).all(axis=1))})
+        if bad_rows:
+            # Finite inputs far outside what the model was trained on can overflow inside it
+            # (a linear model's logit, say): refuse those rows rather than answer NaN.
+            raise Invalid(
+                f"model '{self.version.model_name}' v{self.version.version} cannot score "
+                f"{len(bad_rows)} instance(s): its output is not finite (values far outside the "
+                "training range?)",
+                details=[
+                    detail(
+                        ["body", "instances", i],
+                        "the model's output for this instance is not finite",
+                        "non_finite_output",
+                    )
+                    for i in bad_rows[:20]
+                ],
+            )
         predictions = labels[:, 0].tolist() if labels.shape[1] == 1 else labels.tolist()
-        probabilities = np.asarray(outputs[1], dtype=np.float64).tolist() if len(outputs) > 1 else None
-        return predictions, probabilities
+        return predictions, scores.tolist() if scores is not None else None
 
 
 @dataclass(frozen=True)

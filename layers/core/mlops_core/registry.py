@@ -21,9 +21,9 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from mlops_core.artifacts import (
     ARTIFACT_FORMAT,
@@ -46,6 +46,12 @@ from mlops_core.s3 import ArtifactStore
 LOGGER = logging.getLogger(__name__)
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+# Keys of caller-supplied maps must not be empty (DynamoDB refuses empty map keys), and
+# are bounded like AWS resource tags.
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+TagValue = Annotated[str, StringConstraints(max_length=256)]
+Tags = dict[TagKey, TagValue]
+MetricName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 _MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 _ALIAS = re.compile(ALIAS_PATTERN)
 MODELS_INDEX = "gsi1"
@@ -115,7 +121,7 @@ class PromotionPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    thresholds: dict[str, MetricBound] = Field(
+    thresholds: dict[MetricName, MetricBound] = Field(
         default_factory=dict, description='e.g. {"roc_auc": {"min": 0.9}, "log_loss": {"max": 0.3}}'
     )
     require_staging: bool = Field(default=False, description="The version must be in Staging first")
@@ -187,9 +193,9 @@ class RegisterVersionRequest(BaseModel):
     signature: ModelSignature | None = Field(
         default=None, description="Defaults to signature.json next to the artifact"
     )
-    metrics: dict[str, float] = Field(default_factory=dict, max_length=100)
+    metrics: dict[MetricName, float] = Field(default_factory=dict, max_length=100)
     run_id: str | None = Field(default=None, max_length=128)
-    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+    tags: Tags = Field(default_factory=dict, max_length=50)
     description: str = Field(default="", max_length=2000)
 
     @field_validator("artifact_key")
