@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_core.api_errors import register_error_handlers, resolve
+from mlops_core.api_errors import register_error_handlers, resolve, responses
 from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import IntegrityError
 from mlops_core.observability import count_errors, make_tracer
@@ -81,12 +81,12 @@ predictor = Predictor(
 )
 
 
-@app.get("/health")
+@app.get("/health", responses=responses(()))
 def health() -> dict[str, Any]:
     return {"status": "ok", "loaded_models": predictor.loaded_count}
 
 
-@app.post("/models/<name>/predict")
+@app.post("/models/<name>/predict", responses=responses((400, 403, 404, 415, 422, 429, 503)))
 @tracer.capture_method
 def predict(
     name: Annotated[str, Path(pattern=MODEL_NAME_PATTERN, max_length=128)], request: PredictRequest

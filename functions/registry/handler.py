@@ -14,7 +14,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_core.api_errors import register_error_handlers, resolve
+from mlops_core.api_errors import READ_ERRORS, WRITE_ERRORS, register_error_handlers, resolve, responses
 from mlops_core.artifacts import model_key
 from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import NotFound
@@ -115,12 +115,12 @@ def _created(body: T) -> Response[T]:
     )
 
 
-@app.get("/models")
+@app.get("/models", responses=responses((403, 503)))
 def list_models() -> dict[str, list[RegisteredModel]]:
     return {"models": registry.list_models()}
 
 
-@app.post("/models")
+@app.post("/models", responses=responses(WRITE_ERRORS, success=201, description="Created"))
 def create_model(request: CreateModelRequest) -> Response[RegisteredModel]:
     model = registry.create_model(
         request.name, description=request.description, tags=request.tags, owner=_actor()
@@ -128,19 +128,19 @@ def create_model(request: CreateModelRequest) -> Response[RegisteredModel]:
     return _created(model)
 
 
-@app.get("/models/<name>")
+@app.get("/models/<name>", responses=responses(READ_ERRORS))
 def get_model(name: ModelName) -> ModelDetail:
     return ModelDetail(model=registry.get_model(name), aliases=registry.list_aliases(name))
 
 
-@app.get("/models/<name>/versions")
+@app.get("/models/<name>/versions", responses=responses(READ_ERRORS))
 def list_versions(
     name: ModelName, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, list[ModelVersion]]:
     return {"versions": registry.list_versions(name, limit=limit)}
 
 
-@app.post("/models/<name>/versions")
+@app.post("/models/<name>/versions", responses=responses(WRITE_ERRORS, success=201, description="Registered"))
 @tracer.capture_method
 def register_version(name: ModelName, request: RegisterVersionRequest) -> Response[ModelVersion]:
     version = registry.register_version(name, request, actor=_actor(), validate_model=load_session)
@@ -149,17 +149,17 @@ def register_version(name: ModelName, request: RegisterVersionRequest) -> Respon
     return _created(version)
 
 
-@app.get("/models/<name>/versions/<version>")
+@app.get("/models/<name>/versions/<version>", responses=responses(READ_ERRORS))
 def get_version(name: ModelName, version: VersionNumber) -> ModelVersion:
     return registry.get_version(name, version)
 
 
-@app.get("/models/<name>/aliases/<alias>")
+@app.get("/models/<name>/aliases/<alias>", responses=responses(READ_ERRORS))
 def get_alias(name: ModelName, alias: AliasName) -> Alias:
     return registry.get_alias(name, alias)
 
 
-@app.put("/models/<name>/aliases/<alias>")
+@app.put("/models/<name>/aliases/<alias>", responses=responses(WRITE_ERRORS))
 def set_alias(name: ModelName, alias: AliasName, request: SetAliasRequest) -> Alias:
     return registry.set_alias(
         name,
@@ -171,7 +171,7 @@ def set_alias(name: ModelName, alias: AliasName, request: SetAliasRequest) -> Al
     )
 
 
-@app.post("/models/<name>/versions/<version>/promote")
+@app.post("/models/<name>/versions/<version>/promote", responses=responses(WRITE_ERRORS))
 def promote_version(name: ModelName, version: VersionNumber, request: PromoteRequest) -> Alias:
     """Point an alias (production by default) at this version, under the model's policy."""
     return registry.move_alias(
@@ -184,7 +184,7 @@ def promote_version(name: ModelName, version: VersionNumber, request: PromoteReq
     )
 
 
-@app.post("/models/<name>/rollback")
+@app.post("/models/<name>/rollback", responses=responses(WRITE_ERRORS))
 def rollback(name: ModelName, request: RollbackRequest) -> Alias:
     """Move an alias (production by default) back to the version it named before."""
     return registry.rollback(
@@ -196,24 +196,24 @@ def rollback(name: ModelName, request: RollbackRequest) -> Alias:
     )
 
 
-@app.get("/models/<name>/audit")
+@app.get("/models/<name>/audit", responses=responses(READ_ERRORS))
 def audit_trail(
     name: ModelName, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, list[AuditRecord]]:
     return {"audit": registry.list_audit(name, limit=limit)}
 
 
-@app.put("/models/<name>/policy")
+@app.put("/models/<name>/policy", responses=responses(WRITE_ERRORS))
 def set_policy(name: ModelName, policy: PromotionPolicy) -> RegisteredModel:
     return registry.set_policy(name, policy, actor=_actor())
 
 
-@app.patch("/models/<name>")
+@app.patch("/models/<name>", responses=responses(WRITE_ERRORS))
 def update_model(name: ModelName, request: UpdateRequest) -> RegisteredModel:
     return registry.update_model(name, description=request.description, tags=request.tags)
 
 
-@app.patch("/models/<name>/versions/<version>")
+@app.patch("/models/<name>/versions/<version>", responses=responses(WRITE_ERRORS))
 def update_version(name: ModelName, version: VersionNumber, request: UpdateRequest) -> ModelVersion:
     return registry.update_version(name, version, description=request.description, tags=request.tags)
 
@@ -244,7 +244,18 @@ def _store_model_card(name: str, version: int) -> ModelCard:
     return card
 
 
-@app.get("/models/<name>/versions/<version>/card")
+_CARD_RESPONSES = responses(READ_ERRORS) | {
+    200: {
+        "description": "The card: Markdown by default, the same content as JSON with format=json",
+        "content": {
+            "text/markdown": {"schema": {"type": "string"}},
+            "application/json": {"model": ModelCard},
+        },
+    }
+}
+
+
+@app.get("/models/<name>/versions/<version>/card", responses=_CARD_RESPONSES)
 def model_card(
     name: ModelName,
     version: VersionNumber,

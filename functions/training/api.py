@@ -17,7 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
-from mlops_core.api_errors import register_error_handlers, resolve
+from mlops_core.api_errors import READ_ERRORS, WRITE_ERRORS, register_error_handlers, resolve, responses
 from mlops_core.dynamo import MetadataTable
 from mlops_core.errors import Invalid, NotFound
 from mlops_core.observability import make_tracer
@@ -54,7 +54,7 @@ def new_run_id(model_name: str) -> str:
     return f"{model_name[:40].replace('.', '-')}-{stamp}-{secrets.token_hex(3)}"
 
 
-@app.post("/training")
+@app.post("/training", responses=responses(WRITE_ERRORS, success=202, description="Started"))
 @tracer.capture_method
 def start_training(request: StartTrainingRequest) -> Response[TrainingStarted]:
     run_id = request.run_id or new_run_id(request.model_name)
@@ -74,7 +74,7 @@ def start_training(request: StartTrainingRequest) -> Response[TrainingStarted]:
     )
 
 
-@app.get("/runs/<run_id>")
+@app.get("/runs/<run_id>", responses=responses(READ_ERRORS))
 def get_run(run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN)]) -> dict[str, Any]:
     execution = workflow.describe(run_id)
     try:
@@ -85,7 +85,7 @@ def get_run(run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN)]) -> dict[str, A
     return {**run, "execution": execution}
 
 
-@app.get("/models/<name>/runs")
+@app.get("/models/<name>/runs", responses=responses((403, 422, 503)))
 def list_runs(
     name: Annotated[str, Path(pattern=MODEL_NAME_PATTERN)], limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> dict[str, list[dict[str, Any]]]:

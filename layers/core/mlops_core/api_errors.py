@@ -8,6 +8,7 @@ Every REST handler calls ``register_error_handlers(app, logger)`` and answers th
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -18,8 +19,72 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, Field
 
 from mlops_core.errors import Conflict, IntegrityError, Invalid, MlopsError, NotFound, Unavailable
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx/5xx answer from the functions."""
+
+    message: str = Field(description="What went wrong, for a person")
+    code: str = Field(
+        description="The status phrase in snake_case (not_found, conflict…), or integrity_failure, "
+        "unsupported_media_type"
+    )
+    detail: list[dict[str, Any]] | None = Field(
+        default=None, description="One entry per problem: loc (where), msg, type"
+    )
+    current: dict[str, Any] | None = Field(default=None, description="409: the state the request ran into")
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed request: JSON that does not parse, a body that is not UTF-8",
+    404: "The model, version, alias, run or object does not exist",
+    409: "The request contradicts the current state (exists already, stale revision, promotion policy)",
+    415: "The body is not application/json",
+    422: "Validation failed: detail lists each problem with its location",
+    503: "A dependency is throttled or unavailable, or an artifact failed its checksum; see Retry-After",
+}
+_GATEWAY_ERRORS: dict[int, OpenAPIResponse] = {
+    403: {
+        "description": "Refused by API Gateway: missing or invalid API key, or IAM credentials",
+        "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"message": {"type": "string"}}}}
+        },
+    },
+    429: {
+        "description": "Throttled by API Gateway (stage or usage-plan limits)",
+        "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"message": {"type": "string"}}}}
+        },
+    },
+}
+# Error statuses of the usual kinds of route (422 covers path and query parameters too).
+READ_ERRORS = (403, 404, 422, 503)
+WRITE_ERRORS = (400, 403, 404, 409, 415, 422, 503)
+
+
+def responses(
+    errors: Iterable[int], *, success: int = 200, description: str = "Success"
+) -> dict[int, OpenAPIResponse]:
+    """The OpenAPI ``responses`` of a route: its success (schema from the return annotation)
+    and each error status it can answer, with ``ErrorBody`` (API Gateway's own for 403/429)."""
+    documented: dict[int, OpenAPIResponse] = {success: {"description": description}}
+    for status in errors:
+        documented[status] = _GATEWAY_ERRORS.get(status) or {
+            "description": _ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+        if status == HTTPStatus.SERVICE_UNAVAILABLE:
+            documented[status]["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait before retrying",
+                    "schema": {"type": "integer"},
+                }
+            }
+    return documented
 
 
 def error_response(
