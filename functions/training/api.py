@@ -24,7 +24,7 @@ from mlops_core.observability import make_tracer
 from mlops_core.registry import MODEL_NAME_PATTERN
 from mlops_core.settings import TrainingApiSettings
 from mlops_core.tracking import RUN_ID_PATTERN, RunTracker
-from mlops_core.training import TrainingRequest
+from mlops_core.training import TrainingRequest, check_before_start
 from mlops_core.workflow import TrainingWorkflow
 
 logger = Logger()
@@ -65,6 +65,7 @@ def start_training(request: StartTrainingRequest) -> Response[TrainingStarted]:
             f"invalid run_id {run_id!r}",
             details=[{"loc": ["body", "run_id"], "msg": f"must match {RUN_ID_PATTERN}", "type": "pattern"}],
         ) from None
+    check_before_start(execution_input)
     arn = workflow.start(run_id, execution_input.model_dump(mode="json", exclude_none=True))
     logger.info("training started", extra={"run_id": run_id})
     return Response(
@@ -85,7 +86,7 @@ def get_run(run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN)]) -> dict[str, A
     return {**run, "execution": execution}
 
 
-@app.get("/models/<name>/runs", responses=responses((403, 422, 503)))
+@app.get("/models/<name>/runs", responses=responses(READ_ERRORS))
 def list_runs(
     name: Annotated[str, Path(pattern=MODEL_NAME_PATTERN)], limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> dict[str, list[dict[str, Any]]]:

@@ -87,6 +87,33 @@ def test_a_bad_request_is_422_and_starts_nothing(training_api: ModuleType, chang
     assert sfn.list_executions(stateMachineArn=STATE_MACHINE_ARN)["executions"] == []
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"candidates": [{"family": "svm", "params": {}}]}, "unknown estimator family 'svm'"),
+        (
+            {"candidates": [{"family": "logistic_regression", "params": {"C": -1}}]},
+            "invalid hyper-parameters",
+        ),
+        ({"candidates": [{"family": "random_forest", "params": {"": 1}}]}, "invalid hyper-parameters"),
+        ({"candidates": [], "search": None}, "no candidates"),
+        ({"threshold": 5e-324}, "cannot be stored"),
+        ({"search": {"family": "random_forest", "grid": {"": [1]}}}, "invalid hyper-parameters"),
+    ],
+)
+def test_what_can_be_checked_without_the_dataset_is_422_before_any_run_starts(
+    training_api: ModuleType, change: dict, message: str
+) -> None:
+    """Found by fuzzing: these were accepted (202) and the run failed in ValidateData."""
+    request = json.loads(load_event("training/start_training.json")["body"]) | change
+    response = call(training_api, load_event("training/start_training.json", body=request))
+
+    assert response["statusCode"] == 422, response["body"]
+    assert message in body(response)["message"]
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    assert sfn.list_executions(stateMachineArn=STATE_MACHINE_ARN)["executions"] == []
+
+
 def test_get_run_merges_the_record_with_the_execution(training_api: ModuleType) -> None:
     started = body(call(training_api, load_event("training/start_training.json")))
     _wait(started["run_id"])

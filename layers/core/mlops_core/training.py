@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlops_core import datasets, metrics
 from mlops_core.artifacts import MODEL_FILE, SIGNATURE_FILE, ModelSignature, sha256_hex
 from mlops_core.datasets import DatasetSchema, ExpectationSuite
+from mlops_core.dynamo import serialize
 from mlops_core.errors import Invalid, NotFound, Unavailable
-from mlops_core.estimators import CandidateSpec, SearchSpec, check_candidate, expand
+from mlops_core.estimators import FAMILIES, CandidateSpec, SearchSpec, check_candidate, expand
 from mlops_core.events import EventPublisher, TrainingRunFailed
 from mlops_core.registry import ALIAS_PATTERN, MODEL_NAME_PATTERN, ModelRegistry, RegisterVersionRequest
 from mlops_core.s3 import ArtifactStore
@@ -132,6 +133,17 @@ def _load_table(store: ArtifactStore, dataset: DatasetRef) -> tuple[datasets.Tab
     if sha256_hex(data) != dataset.sha256:
         raise InvalidTrainingRequest(f"dataset '{dataset.key}' changed since it was validated")
     return datasets.load_csv(data, schema), schema
+
+
+def check_before_start(request: TrainingRequest) -> None:
+    """What can be checked without the dataset, so that a bad request is a 422 at
+    ``POST /training`` rather than a run that fails later: the candidates' families and
+    hyper-parameters (ValidateData checks the family's task against the dataset), and that
+    the request can be kept in the run record (DynamoDB's numbers, no empty map keys)."""
+    for index, spec in enumerate(expand(request.candidates, request.search)):
+        family = FAMILIES.get(spec.family)
+        check_candidate(spec, family[1] if family else "", index)
+    serialize(request.model_dump(mode="json"))
 
 
 # ---- ValidateData -----------------------------------------------------------------------
