@@ -25,6 +25,12 @@ os.environ.update(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",
         "POWERTOOLS_DEV": "false",
+        # Set by the template on functions the local runtime imports, and left set after
+        # (see infra.local.lambda_runtime._environment): given here so that no test sees
+        # another function's value.
+        "EVENT_BUS_NAME": "default",
+        "LOG_LEVEL": "INFO",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)

@@ -95,16 +95,19 @@ def load_handler(source: str, handler: str, environment: dict[str, str] | None =
 
 @contextmanager
 def _environment(variables: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in variables}
+    """Lay ``variables`` over the process environment; put back the values they replaced.
+
+    Variables the process did not have stay set afterwards: deleting one while another
+    thread iterates ``os.environ`` (urllib's proxy lookup when a Step Functions Map
+    iteration creates a boto3 client, say) raises ``KeyError`` in that thread. Settings
+    ignore variables they do not name, so a leftover one changes nothing.
+    """
+    saved = {name: os.environ[name] for name in variables if name in os.environ}
     os.environ.update(variables)
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        os.environ.update(saved)
 
 
 def invoke_handler(function: Any, event: Any) -> tuple[str, bool, str]:

@@ -20,8 +20,14 @@ class EnvironmentSettings(BaseModel):
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> Self:
-        """Validated from ``os.environ``; ``overrides`` (by variable name) win."""
-        return cls.model_validate({**os.environ, **overrides})
+        """Validated from ``os.environ``; ``overrides`` (by variable name) win.
+
+        Only the variables the fields name are read (``get``, never iterating the
+        environment: another thread may be changing it, as the local stack's does).
+        """
+        names = {f.validation_alias for f in cls.model_fields.values() if isinstance(f.validation_alias, str)}
+        values = {name: value for name in names if (value := os.environ.get(name)) is not None}
+        return cls.model_validate(values | overrides)
 
 
 class CoreSettings(EnvironmentSettings):
