@@ -42,6 +42,12 @@ def test_a_regression_family_is_refused_for_a_classification_dataset() -> None:
         check_candidate(CandidateSpec(family="ridge"), "classification", 0)
 
 
+def test_before_the_dataset_is_read_any_family_passes_but_its_parameters_are_checked() -> None:
+    assert check_candidate(CandidateSpec(family="ridge"), None, 0)["alpha"] == 1.0
+    with pytest.raises(Invalid, match="invalid hyper-parameters"):
+        check_candidate(CandidateSpec(family="ridge", params={"alpha": -1}), None, 0)
+
+
 def test_grid_expands_in_a_fixed_order_up_to_the_budget() -> None:
     search = SearchSpec(
         family="random_forest", grid={"n_estimators": [10, 50], "max_depth": [3, 5, None]}, budget=4

@@ -7,10 +7,8 @@ from typing import Any
 
 import pytest
 
-from mlops_core import metrics
 from mlops_core.artifacts import FeatureSpec, ModelSignature
 from mlops_core.model_card import (
-    _HIGHER_IS_BETTER,
     NOT_DECLARED,
     GateRow,
     ModelCard,
@@ -342,10 +340,6 @@ def test_a_run_without_a_threshold_adds_no_gate_row(
     card = build_model_card(model, version, [], run, None, now=NOW)
 
     assert card.gate == []
-
-
-def test_metric_directions_agree_with_the_gate_the_training_applies() -> None:
-    assert metrics.HIGHER_IS_BETTER == _HIGHER_IS_BETTER
 
 
 # ---- Markdown -------------------------------------------------------------------------

@@ -87,6 +87,22 @@ def responses(
     return documented
 
 
+def error_body(
+    status: HTTPStatus,
+    message: str,
+    *,
+    detail: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An ``ErrorBody``: the code is the status phrase in snake_case unless ``extra`` says otherwise."""
+    body: dict[str, Any] = {"message": message, "code": status.phrase.lower().replace(" ", "_")}
+    if detail:
+        body["detail"] = detail
+    if extra:
+        body.update(extra)
+    return body
+
+
 def error_response(
     status: HTTPStatus,
     message: str,
@@ -95,11 +111,7 @@ def error_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {"message": message, "code": status.phrase.lower().replace(" ", "_")}
-    if detail:
-        body["detail"] = detail
-    if extra:
-        body.update(extra)
+    body = error_body(status, message, detail=detail, extra=extra)
     return Response(
         status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
     )
@@ -116,12 +128,10 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     )
     media_type = content_type.split(";", 1)[0].strip().lower()
     if event.get("body") and media_type not in ("", "application/json"):
-        body = {
-            "message": f"unsupported Content-Type '{content_type[:100]}': send application/json",
-            "code": "unsupported_media_type",
-        }
+        status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+        body = error_body(status, f"unsupported Content-Type '{content_type[:100]}': send application/json")
         return {
-            "statusCode": HTTPStatus.UNSUPPORTED_MEDIA_TYPE.value,
+            "statusCode": status.value,
             "multiValueHeaders": {"Content-Type": [content_types.APPLICATION_JSON]},
             "body": json.dumps(body),
             "isBase64Encoded": False,

@@ -18,6 +18,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from mlops_core.aws_reads import (
+    CONNECT_TIMEOUT_S,
+    MAX_ATTEMPTS,
+    READ_TIMEOUT_S,
     THROTTLING_CODES,
     AwsServiceError,
     DynamoDBReader,
@@ -31,7 +34,11 @@ if TYPE_CHECKING:
 
 # Short timeouts and bounded retries: a prediction call must fail fast with a 503
 # rather than hang until API Gateway's 29 s limit (the signed readers use the same).
-_CLIENT_CONFIG = {"connect_timeout": 2, "read_timeout": 5, "retries": {"mode": "standard", "max_attempts": 3}}
+_CLIENT_CONFIG = {
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "read_timeout": READ_TIMEOUT_S,
+    "retries": {"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+}
 # Set to "false" to send every read through boto3 (an escape hatch, not a tuning knob).
 SIGNED_READS_ENV = "MLOPS_SIGNED_READS"
 

@@ -78,8 +78,12 @@ class SearchSpec(BaseModel):
     budget: int = Field(default=16, ge=1, le=256)
 
 
-def check_candidate(spec: CandidateSpec, task: str, index: int) -> dict[str, Any]:
-    """The candidate's full parameter set (defaults filled in), or ``Invalid`` naming the problem."""
+def check_candidate(spec: CandidateSpec, task: str | None, index: int) -> dict[str, Any]:
+    """The candidate's full parameter set (defaults filled in), or ``Invalid`` naming the problem.
+
+    ``task`` is the dataset's; None when it is not known yet (the family is then not
+    checked against it).
+    """
     loc: list[str | int] = ["candidates", index]
     if spec.family not in FAMILIES:
         raise Invalid(
@@ -87,7 +91,7 @@ def check_candidate(spec: CandidateSpec, task: str, index: int) -> dict[str, Any
             details=[detail([*loc, "family"], f"one of {sorted(FAMILIES)}", "unknown_family")],
         )
     params_model, family_task = FAMILIES[spec.family]
-    if family_task != task:
+    if task is not None and family_task != task:
         raise Invalid(
             f"candidate {index}: '{spec.family}' is a {family_task} family, the dataset is {task}",
             details=[detail([*loc, "family"], f"not a {task} family", "task_mismatch")],

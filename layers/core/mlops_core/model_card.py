@@ -17,23 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_core.artifacts import ClassLabel, FeatureSpec
+from mlops_core.metrics import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
     from mlops_core.registry import ModelVersion, RegisteredModel
 
 NOT_DECLARED = "Not declared."
 
-# Which way each gated metric must go. This mirrors ``mlops_core.metrics.HIGHER_IS_BETTER``
-# (tests hold the two equal) rather than importing it, which would pull numpy into a
-# module that only formats records.
-_HIGHER_IS_BETTER: dict[str, bool] = {
-    "accuracy": True,
-    "roc_auc": True,
-    "f1": True,
-    "log_loss": False,
-    "rmse": False,
-    "r2": True,
-}
 
 Direction = Literal["min", "max"]
 
@@ -254,10 +244,10 @@ def _training_gate(metrics: dict[str, float], run: dict[str, Any] | None) -> lis
     threshold = evaluation.get("threshold")
     if metric is None or threshold is None:
         return []
-    if metric not in _HIGHER_IS_BETTER:
+    if metric not in HIGHER_IS_BETTER:
         raise ValueError(f"the run was gated on '{metric}', whose direction is unknown")
     value = (evaluation.get("holdout_metrics") or {}).get(metric, metrics.get(metric))
-    return [_gate_row(metric, value, threshold, "min" if _HIGHER_IS_BETTER[metric] else "max", "training")]
+    return [_gate_row(metric, value, threshold, "min" if HIGHER_IS_BETTER[metric] else "max", "training")]
 
 
 # ---- Markdown ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 from mlops_core.artifacts import ModelSignature, verify_checksum
 from mlops_core.errors import IntegrityError, Invalid, detail
-from mlops_core.instances import instances_to_matrix
+from mlops_core.instances import MAX_REPORTED_PROBLEMS, instances_to_matrix
 from mlops_core.registry import ModelRegistry, ModelVersion
 from mlops_core.s3 import ArtifactStore
 
@@ -111,7 +111,7 @@ class LoadedModel:
                         "the model's output for this instance is not finite",
                         "non_finite_output",
                     )
-                    for i in bad_rows[:20]
+                    for i in bad_rows[:MAX_REPORTED_PROBLEMS]
                 ],
             )
         predictions = labels[:, 0].tolist() if labels.shape[1] == 1 else labels.tolist()
