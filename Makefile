@@ -48,7 +48,7 @@ synth: install ## Synthesize the CDK app (no Docker needed)
 	npx cdk synth --quiet
 
 openapi: install ## Regenerate docs/openapi.json from the handlers and the template
-	$(VENV)/bin/python -m infra.openapi > docs/openapi.json
+	$(VENV)/bin/python -m infra.cdk.openapi > docs/openapi.json
 
 benchmark: install ## Run the benchmarks and print the ratios recorded in docs/benchmarks.md
 	$(VENV)/bin/python benchmarks/inference_cold_warm.py

@@ -67,7 +67,7 @@ from _common import (
 
 ensure_import_paths()
 
-from infra.runtime import FUNCTION_ENVIRONMENT  # noqa: E402 (needs the import paths above)
+from infra.cdk.runtime import FUNCTION_ENVIRONMENT  # noqa: E402 (needs the import paths above)
 
 MODEL_NAME = "breast-cancer"  # the name in events/inference/predict.json
 PREDICT_EVENT = ROOT / "events" / "inference" / "predict.json"

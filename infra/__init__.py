@@ -1,6 +1,5 @@
-"""The CDK app of the serverless MLOps project: `app.py` is the entry point, `stack.py`
-composes one construct per domain from `constructs/`, and `bundling.py` builds the
-Lambda layers without Docker."""
+"""Everything that is not deployed code, in three parts: `cdk/` (the CDK app), `local/`
+(the embedded local stack on moto) and `cli/` (the `mlops` command and its API client)."""
 
 import os
 

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from rich.console import Console
 
-from infra.client import ApiClient
+from infra.cli.client import ApiClient
 from infra.local.sample_data import DATASET_PREFIX, SAMPLE_MODEL, breast_cancer
 from infra.local.stack import StackDescription
 

@@ -98,7 +98,7 @@ _TEMPLATE_INPUTS = ("infra", "functions", "layers", "cdk.json", "pyproject.toml"
 
 def template_inputs_digest() -> str:
     """A digest of the files the template depends on (and of the commit, which it records)."""
-    from infra.stack import code_version
+    from infra.cdk.stack import code_version
 
     digest = hashlib.sha256(code_version(REPO_ROOT).encode())
     for name in _TEMPLATE_INPUTS:
@@ -120,8 +120,8 @@ def synthesize_template(*, cache: bool = True) -> dict[str, Any]:
     cached = STATE_DIR / f"template-{template_inputs_digest()}.json"
     if cache and cached.exists():
         return dict(json.loads(cached.read_text()))
-    from infra.app import STACK_NAME as APP_STACK
-    from infra.app import build_app
+    from infra.cdk.app import STACK_NAME as APP_STACK
+    from infra.cdk.app import build_app
 
     with tempfile.TemporaryDirectory(prefix="mlops-synth-") as outdir:
         # An empty bundling-stacks list makes CDK skip every asset bundling step.

@@ -25,7 +25,7 @@ import requests
 from tests.support import ROOT, ROW0
 
 pytestmark = pytest.mark.e2e
-MLOPS = [sys.executable, "-m", "infra.cli"]
+MLOPS = [sys.executable, "-m", "infra.cli.main"]
 
 
 def _free_port() -> int:

@@ -14,8 +14,8 @@ import pytest
 from aws_cdk.assertions import Template
 from synthesized_app import SynthesizedApp
 
-from infra.app import build_app
-from infra.stack import ServerlessMlopsStack
+from infra.cdk.app import build_app
+from infra.cdk.stack import ServerlessMlopsStack
 
 #: Context key that makes an in-process synthesis report validation failures instead of raising.
 FAIL_SYNTH_ON_VALIDATION_ERRORS = "@aws-cdk/core:failSynthOnValidationErrors"

@@ -15,7 +15,7 @@ from aws_cdk import App, CfnElement, Stack
 from aws_cdk.assertions import Template
 from constructs import IConstruct
 
-from infra.stack import ServerlessMlopsStack
+from infra.cdk.stack import ServerlessMlopsStack
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import App, Stack, aws_lambda
 from synthesized_app import SynthesizedApp
 
-from infra.constructs.functions import CODE_EXCLUDES, SOURCE_TAG, ServiceFunction
+from infra.cdk.constructs.functions import CODE_EXCLUDES, SOURCE_TAG, ServiceFunction
 
 pytestmark = pytest.mark.infra
 

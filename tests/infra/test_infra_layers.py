@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from synthesized_app import SynthesizedApp
 
-from infra.bundling import (
+from infra.cdk.bundling import (
     BYTECODE_PYTHON_ENV,
     RUNTIME_PROVIDED_DISTRIBUTIONS,
     LayerBuilder,
@@ -23,7 +23,7 @@ from infra.bundling import (
     directory_size,
     find_bytecode_interpreter,
 )
-from infra.constructs.layers import LOCKED_EXTRAS
+from infra.cdk.constructs.layers import LOCKED_EXTRAS
 
 pytestmark = pytest.mark.infra
 

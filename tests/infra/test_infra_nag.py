@@ -16,7 +16,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 from synthesized_app import SynthesizedApp
 
-from infra.app import build_app
+from infra.cdk.app import build_app
 
 pytestmark = pytest.mark.infra
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.bundling import RUNTIME_PROVIDED_DISTRIBUTIONS, canonical_name
+from infra.cdk.bundling import RUNTIME_PROVIDED_DISTRIBUTIONS, canonical_name
 
 pytestmark = pytest.mark.infra
 

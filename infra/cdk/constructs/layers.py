@@ -16,7 +16,7 @@ from pathlib import Path
 from aws_cdk import AssetHashType, BundlingOptions, aws_lambda
 from constructs import Construct
 
-from infra.bundling import (
+from infra.cdk.bundling import (
     PLACEHOLDER_BUNDLING_IMAGE,
     LayerBuilder,
     LayerSpec,

@@ -16,11 +16,11 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack, aws_logs
 from constructs import Construct
 
-from infra.constructs.api import ApiConstruct, ApiLimits
-from infra.constructs.events import EventsConstruct
-from infra.constructs.layers import LayersConstruct
-from infra.constructs.storage import StorageConstruct
-from infra.constructs.training import TrainingConstruct
+from infra.cdk.constructs.api import ApiConstruct, ApiLimits
+from infra.cdk.constructs.events import EventsConstruct
+from infra.cdk.constructs.layers import LayersConstruct
+from infra.cdk.constructs.storage import StorageConstruct
+from infra.cdk.constructs.training import TrainingConstruct
 
 #: Prefix of this project's context keys in cdk.json.
 CONTEXT_PREFIX = "serverless-mlops:"

@@ -5,7 +5,7 @@ this merges them into one document and marks each operation with the authorisati
 the template gives it (API key or SigV4). ``make openapi`` writes ``docs/openapi.json``;
 the local stack serves it, with Swagger UI, under ``/_local/``.
 
-    python -m infra.openapi > docs/openapi.json
+    python -m infra.cdk.openapi > docs/openapi.json
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Entry point of the CDK app: `python infra/app.py` (what cdk.json runs) synthesizes it.
+"""Entry point of the CDK app: `python infra/cdk/app.py` (what cdk.json runs) synthesizes it.
 
 `build_app` builds the app without synthesizing it, so that tests can synthesize it
 in-process into a directory of their choosing.
@@ -13,18 +13,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Run as a script, Python puts infra/ first on sys.path, where the project's
-# infra/constructs/ package would shadow the `constructs` library that aws-cdk-lib
+# Run as a script, Python puts infra/cdk/ first on sys.path, where the project's
+# infra/cdk/constructs/ package would shadow the `constructs` library that aws-cdk-lib
 # imports. Put the repository root there instead, so `infra.*` imports resolve.
-if sys.path and Path(sys.path[0] or ".").resolve() == REPO_ROOT / "infra":
+if sys.path and Path(sys.path[0] or ".").resolve() == REPO_ROOT / "infra" / "cdk":
     sys.path[0] = str(REPO_ROOT)
 
 from aws_cdk import App, Environment, Stack, Validations  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
-from infra.stack import ServerlessMlopsStack  # noqa: E402
+from infra.cdk.stack import ServerlessMlopsStack  # noqa: E402
 
 STACK_NAME = "ServerlessMlops"
 

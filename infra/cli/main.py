@@ -27,7 +27,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.client import ApiClient, ApiError, StackNotFound, Target
+from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
 
 app = typer.Typer(
     help="Run the embedded local stack, and drive a stack (local by default, or --stack NAME).",
@@ -103,7 +103,7 @@ def up(
     from infra.local.stack import STATE_DIR, EmbeddedStack, PortInUse
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[_RichLog()])
-    for noisy in ("werkzeug", "botocore", "moto", "aws_lambda_powertools", "infra.bundling"):
+    for noisy in ("werkzeug", "botocore", "moto", "aws_lambda_powertools", "infra.cdk.bundling"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="moto")
     warnings.filterwarnings("ignore", module="aws_lambda_powertools")

@@ -34,9 +34,9 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from infra.constructs.functions import ServiceFunction
-from infra.constructs.layers import LayersConstruct
-from infra.constructs.storage import StorageConstruct
+from infra.cdk.constructs.functions import ServiceFunction
+from infra.cdk.constructs.layers import LayersConstruct
+from infra.cdk.constructs.storage import StorageConstruct
 
 #: Parallel TrainCandidate invocations per execution.
 MAX_CONCURRENCY = 4

@@ -29,9 +29,9 @@ from pathlib import Path
 from aws_cdk import Acknowledgment, Duration, Validations, aws_apigateway, aws_events, aws_lambda, aws_logs
 from constructs import Construct
 
-from infra.constructs.functions import ServiceFunction
-from infra.constructs.layers import LayersConstruct
-from infra.constructs.storage import MODELS_PREFIX, StorageConstruct
+from infra.cdk.constructs.functions import ServiceFunction
+from infra.cdk.constructs.layers import LayersConstruct
+from infra.cdk.constructs.storage import MODELS_PREFIX, StorageConstruct
 
 STAGE_NAME = "prod"
 

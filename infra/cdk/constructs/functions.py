@@ -15,8 +15,8 @@ from pathlib import Path
 from aws_cdk import Acknowledgment, Duration, Tags, Validations, aws_iam, aws_lambda, aws_logs
 from constructs import Construct
 
-from infra.constructs.layers import LAYER_ARCHITECTURE, LAYER_RUNTIME
-from infra.runtime import FUNCTION_ENVIRONMENT
+from infra.cdk.constructs.layers import LAYER_ARCHITECTURE, LAYER_RUNTIME
+from infra.cdk.runtime import FUNCTION_ENVIRONMENT
 
 #: Metric namespace shared by every function (Powertools Metrics, EMF).
 METRICS_NAMESPACE = "ServerlessMLOps"
@@ -25,8 +25,8 @@ METRICS_NAMESPACE = "ServerlessMLOps"
 #: the handler from there, and a reader of the deployed function finds its code.
 SOURCE_TAG = "mlops:source"
 
-#: The repository this infra package belongs to (infra/constructs/functions.py -> root).
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The repository this infra package belongs to (infra/cdk/constructs/functions.py -> root).
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 #: Files of a function folder that must not be deployed: local caches and tests.
 CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/tests"]
