@@ -7,8 +7,8 @@ import json
 import pytest
 from synthesized_app import SynthesizedApp
 
-from infra.local.gateway import routes_from_template
 from infra.cdk.openapi import build_openapi
+from infra.local.gateway import routes_from_template
 from tests.support import ROOT
 
 pytestmark = pytest.mark.infra
