@@ -33,9 +33,10 @@ test: install ## Install, then run the whole test suite (what CI runs)
 test-fast: install ## Unit and integration tests only (no CDK synth, no local stack)
 	$(VENV)/bin/python -m pytest tests/unit tests/integration
 
-lint: install ## ruff lint + format check
+lint: install ## ruff lint + format check + the architecture's import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -310,7 +310,7 @@ def setup_child(tmp: Path) -> None:
     from sklearn.datasets import load_breast_cancer
     from sklearn.ensemble import RandomForestClassifier
 
-    from mlops_core.export import export_sklearn
+    from mlops_core.training.export import export_sklearn
 
     data = load_breast_cancer()
     x, y = data.data, data.target
@@ -336,10 +336,11 @@ def prepare(tmp: Path, endpoint: str) -> Workspace:
     os.environ.update(aws)  # before any boto3 client of this process is created
     import boto3
 
-    from mlops_core.artifacts import ModelSignature
-    from mlops_core.dynamo import MetadataTable
-    from mlops_core.registry import ModelRegistry, RegisterVersionRequest
-    from mlops_core.s3 import ArtifactStore
+    from mlops_core.registry.entities import RegisterVersionRequest
+    from mlops_core.registry.service import ModelRegistry
+    from mlops_core.registry.signature import ModelSignature
+    from mlops_core.storage.dynamo import MetadataTable
+    from mlops_core.storage.s3 import ArtifactStore
 
     create_resources()  # the bucket and table as infra/ declares them
     store = ArtifactStore(BUCKET)
@@ -544,7 +545,7 @@ def warm_child(tmp: Path, calls: int, warmup: int) -> None:
     import numpy as np
 
     from functions.inference import handler
-    from mlops_core.aws import reader
+    from mlops_core.storage.clients import reader
     from tests.support import FakeLambdaContext
 
     context = FakeLambdaContext()

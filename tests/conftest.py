@@ -43,20 +43,20 @@ def moto_session() -> Iterator[object]:
     from moto.server import ThreadedMotoServer
 
     from infra.local import lambda_runtime
-    from mlops_core import aws
+    from mlops_core.storage import clients
 
     lambda_runtime.install()  # in-process Lambda, executing Step Functions, atomic DynamoDB requests
     mock = mock_aws()
     mock.start()
-    # The signed readers (mlops_core.aws_reads) speak plain HTTP, which mock_aws does not
+    # The signed readers (mlops_core.storage.signed_reads) speak plain HTTP, which mock_aws does not
     # intercept: they go to a moto server thread serving the same in-memory state.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    aws.send_reads_to(f"http://{host}:{port}")
+    clients.send_reads_to(f"http://{host}:{port}")
     yield mock
-    aws.send_reads_to(None)
+    clients.send_reads_to(None)
     server.stop()
     mock.stop()
 

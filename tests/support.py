@@ -112,7 +112,7 @@ def trained_model(family: str = "logistic_regression") -> tuple[Any, bytes, Any]
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from mlops_core.export import export_sklearn
+    from mlops_core.training.export import export_sklearn
 
     estimators = {
         "logistic_regression": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
@@ -176,8 +176,8 @@ def aws_fault(service: str, operation: str, code: str, status: int = 400) -> Ite
     sends (JSON for DynamoDB, XML for S3). Either way the real client, its error parsing
     and retries, and the adapters' translation all run.
     """
-    from mlops_core.aws import reader
-    from mlops_core.aws_reads import HttpRequest, HttpResponse
+    from mlops_core.storage.clients import reader
+    from mlops_core.storage.signed_reads import HttpRequest, HttpResponse
 
     signed_reader = {("dynamodb", "GetItem"), ("s3", "GetObject")}
     if (service, operation) in signed_reader and hasattr(reader(service), "transport"):  # type: ignore[arg-type]
@@ -201,7 +201,7 @@ def aws_fault(service: str, operation: str, code: str, status: int = 400) -> Ite
 
     from botocore.exceptions import ClientError
 
-    from mlops_core.aws import client as boto3_client
+    from mlops_core.storage.clients import client as boto3_client
 
     def fail(**_: Any) -> None:
         raise ClientError(

@@ -1,6 +1,6 @@
 """Inference function: ``POST /models/{name}/predict`` and ``GET /health``.
 
-Thin entry point: parse and validate the request, call ``mlops_core.predict`` and map
+Thin entry point: parse and validate the request, call ``mlops_core.serving.predictor`` and map
 errors. Imports numpy, onnxruntime, pydantic and Powertools only; scikit-learn and
 scipy never load here.
 """
@@ -24,14 +24,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_core.api_errors import register_error_handlers, resolve, responses
-from mlops_core.dynamo import MetadataTable
+from mlops_core.config.observability import count_errors, make_tracer
+from mlops_core.config.settings import inference_settings
 from mlops_core.errors import IntegrityError
-from mlops_core.observability import count_errors, make_tracer
-from mlops_core.predict import Predictor
-from mlops_core.registry import MODEL_NAME_PATTERN, ModelRegistry, ModelVersion
-from mlops_core.s3 import ArtifactStore
-from mlops_core.settings import inference_settings
+from mlops_core.http import register_error_handlers, resolve, responses
+from mlops_core.registry.entities import MODEL_NAME_PATTERN, ModelVersion
+from mlops_core.registry.lookup import RegistryLookup
+from mlops_core.serving.predictor import Predictor
+from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.s3 import ArtifactStore
 
 logger = Logger()
 # Its only AWS calls are signed reads over http.client: X-Ray patches just that.
@@ -79,7 +80,7 @@ def _record_integrity_failure(version: ModelVersion, error: IntegrityError) -> N
 
 
 predictor = Predictor(
-    ModelRegistry(MetadataTable(settings.metadata_table), ArtifactStore(settings.artifacts_bucket)),
+    RegistryLookup(MetadataTable(settings.metadata_table)),
     ArtifactStore(settings.artifacts_bucket),
     alias_ttl=settings.alias_cache_ttl_seconds,
     cache_size=settings.model_cache_size,

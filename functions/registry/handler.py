@@ -1,6 +1,6 @@
 """Registry function: models, versions and aliases (IAM-authenticated routes).
 
-Thin entry point over ``mlops_core.registry``. The caller's IAM principal, taken from
+Thin entry point over ``mlops_core.registry.service``. The caller's IAM principal, taken from
 the request context, is recorded as the actor of every write.
 """
 
@@ -14,29 +14,27 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_core.api_errors import READ_ERRORS, WRITE_ERRORS, register_error_handlers, resolve, responses
-from mlops_core.artifacts import model_key
-from mlops_core.dynamo import MetadataTable
-from mlops_core.errors import NotFound
-from mlops_core.events import EventPublisher
-from mlops_core.model_card import ModelCard, build_model_card, render_markdown
-from mlops_core.observability import count_errors, make_tracer
-from mlops_core.predict import load_session
-from mlops_core.registry import (
+from mlops_core.config.observability import count_errors, make_tracer
+from mlops_core.config.settings import EventSettings
+from mlops_core.http import READ_ERRORS, WRITE_ERRORS, register_error_handlers, resolve, responses
+from mlops_core.registry.entities import (
     ALIAS_PATTERN,
     MODEL_NAME_PATTERN,
     Alias,
     AuditRecord,
-    ModelRegistry,
     ModelVersion,
     PromotionPolicy,
     RegisteredModel,
     RegisterVersionRequest,
     Tags,
 )
-from mlops_core.s3 import ArtifactStore
-from mlops_core.settings import EventSettings
-from mlops_core.tracking import RunTracker
+from mlops_core.registry.model_card import ModelCard, render_markdown
+from mlops_core.registry.service import ModelRegistry
+from mlops_core.serving.sessions import load_session
+from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.eventbridge import EventPublisher
+from mlops_core.storage.s3 import ArtifactStore
+from mlops_core.training.tracking import RunTracker
 
 logger = Logger()
 tracer = make_tracer()
@@ -47,8 +45,9 @@ register_error_handlers(app, logger)
 settings = EventSettings.from_environment()
 table = MetadataTable(settings.metadata_table)
 store = ArtifactStore(settings.artifacts_bucket)
-registry = ModelRegistry(table, store, EventPublisher(settings.event_bus_name))
-runs = RunTracker(table)
+registry = ModelRegistry(
+    table, store, EventPublisher(settings.event_bus_name), runs=RunTracker(table).get_with_candidates
+)
 
 T = TypeVar("T", bound=BaseModel)
 ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, max_length=128)]
@@ -145,7 +144,6 @@ def list_versions(
 def register_version(name: ModelName, request: RegisterVersionRequest) -> Response[ModelVersion]:
     version = registry.register_version(name, request, actor=_actor(), validate_model=load_session)
     logger.info("version registered", extra={"model": name, "version": version.version})
-    _store_model_card(name, version.version)
     return _created(version)
 
 
@@ -218,32 +216,6 @@ def update_version(name: ModelName, version: VersionNumber, request: UpdateReque
     return registry.update_version(name, version, description=request.description, tags=request.tags)
 
 
-def _store_model_card(name: str, version: int) -> ModelCard:
-    """Build the card from the registry and the training run, and keep it beside the artifact."""
-    model = registry.get_model(name)
-    model_version = registry.get_version(name, version)
-    aliases = [a.alias for a in registry.list_aliases(name) if a.version == version]
-    run = None
-    if model_version.run_id:
-        try:
-            run = runs.get_with_candidates(model_version.run_id)
-        except NotFound:
-            run = None
-    thresholds = model.policy.model_dump()["thresholds"]
-    card = build_model_card(model, model_version, aliases, run, thresholds)
-    store.put(
-        model_key(name, version, "model_card.md"),
-        render_markdown(card).encode(),
-        content_type="text/markdown",
-    )
-    store.put(
-        model_key(name, version, "model_card.json"),
-        card.model_dump_json(indent=2).encode(),
-        content_type="application/json",
-    )
-    return card
-
-
 _CARD_RESPONSES = responses(READ_ERRORS) | {
     200: {
         "description": "The card: Markdown by default, the same content as JSON with format=json",
@@ -263,8 +235,9 @@ def model_card(
         Literal["markdown", "json"], Query(description="markdown (default) or json")
     ] = "markdown",
 ) -> Response[str]:
-    """The version's model card, regenerated from current metadata and stored beside the artifact."""
-    card = _store_model_card(name, version)
+    """The version's model card, built from current metadata (the copy stored beside the
+    artifact is the one written at registration)."""
+    card = registry.model_card(name, version)
     if format == "json":
         return Response(
             status_code=200, content_type=content_types.APPLICATION_JSON, body=card.model_dump_json()

@@ -5,8 +5,6 @@ A run is a named Step Functions execution; its name is the run id. The request i
 validated here in full, so a bad request is a 422 and no execution starts.
 """
 
-import secrets
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -17,15 +15,15 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
-from mlops_core.api_errors import READ_ERRORS, WRITE_ERRORS, register_error_handlers, resolve, responses
-from mlops_core.dynamo import MetadataTable
+from mlops_core.config.observability import make_tracer
+from mlops_core.config.settings import TrainingApiSettings
 from mlops_core.errors import Invalid, NotFound
-from mlops_core.observability import make_tracer
-from mlops_core.registry import MODEL_NAME_PATTERN
-from mlops_core.settings import TrainingApiSettings
-from mlops_core.tracking import RUN_ID_PATTERN, RunTracker
-from mlops_core.training import TrainingRequest, check_before_start
-from mlops_core.workflow import TrainingWorkflow
+from mlops_core.http import READ_ERRORS, WRITE_ERRORS, register_error_handlers, resolve, responses
+from mlops_core.registry.entities import MODEL_NAME_PATTERN
+from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.stepfunctions import TrainingWorkflow
+from mlops_core.training.requests import TrainingRequest, check_before_start
+from mlops_core.training.tracking import RUN_ID_PATTERN, RunTracker, new_run_id, status_before_record
 
 logger = Logger()
 tracer = make_tracer()
@@ -47,11 +45,6 @@ class TrainingStarted(BaseModel):
     run_id: str
     execution_arn: str
     status_path: str
-
-
-def new_run_id(model_name: str) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{model_name[:40].replace('.', '-')}-{stamp}-{secrets.token_hex(3)}"
 
 
 @app.post("/training", responses=responses(WRITE_ERRORS, success=202, description="Started"))
@@ -82,7 +75,7 @@ def get_run(run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN)]) -> dict[str, A
         run = tracker.get_with_candidates(run_id)
     except NotFound:
         # Started, but ValidateData has not written the record yet (or failed before it).
-        run = {"run_id": run_id, "status": "PENDING" if execution["status"] == "RUNNING" else "FAILED"}
+        run = {"run_id": run_id, "status": status_before_record(execution["status"])}
     return {**run, "execution": execution}
 
 

@@ -5,11 +5,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops_core.dynamo import MetadataTable
-from mlops_core.events import EventPublisher
-from mlops_core.settings import EventSettings
-from mlops_core.tracking import RunTracker
-from mlops_core.training import mark_failed
+from mlops_core.config.settings import EventSettings
+from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.eventbridge import EventPublisher
+from mlops_core.training.steps import mark_failed
+from mlops_core.training.tracking import RunTracker
 
 logger = Logger()
 settings = EventSettings.from_environment()

@@ -5,22 +5,25 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops_core.dynamo import MetadataTable
-from mlops_core.events import EventPublisher
-from mlops_core.registry import ModelRegistry
-from mlops_core.s3 import ArtifactStore
-from mlops_core.settings import EventSettings
-from mlops_core.tracking import RunTracker
-from mlops_core.training import register_model
+from mlops_core.config.settings import EventSettings
+from mlops_core.registry.service import ModelRegistry
+from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.eventbridge import EventPublisher
+from mlops_core.storage.s3 import ArtifactStore
+from mlops_core.training.steps import register_model
+from mlops_core.training.tracking import RunTracker
 
 logger = Logger()
 settings = EventSettings.from_environment()
 table = MetadataTable(settings.metadata_table)
 # The registry announces ModelVersionRegistered (and ModelPromoted for promote_to).
-registry = ModelRegistry(
-    table, ArtifactStore(settings.artifacts_bucket), EventPublisher(settings.event_bus_name)
-)
 tracker = RunTracker(table)
+registry = ModelRegistry(
+    table,
+    ArtifactStore(settings.artifacts_bucket),
+    EventPublisher(settings.event_bus_name),
+    runs=tracker.get_with_candidates,
+)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -5,11 +5,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops_core.dynamo import MetadataTable
-from mlops_core.s3 import ArtifactStore
-from mlops_core.settings import core_settings
-from mlops_core.tracking import RunTracker
-from mlops_core.training import train_candidate
+from mlops_core.config.settings import core_settings
+from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.s3 import ArtifactStore
+from mlops_core.training.steps import train_candidate
+from mlops_core.training.tracking import RunTracker
 
 logger = Logger()
 settings = core_settings()

@@ -16,13 +16,13 @@ from synthesized_app import SynthesizedApp
 from infra.local import lambda_runtime
 from infra.local.sample_data import DATASET_PREFIX, breast_cancer
 from infra.local.stack import DeployedResources, deploy_template
-from mlops_core.dynamo import MetadataTable
-from mlops_core.estimators import build
-from mlops_core.export import export_sklearn
-from mlops_core.predict import LoadedModel
-from mlops_core.registry import ModelRegistry
-from mlops_core.s3 import ArtifactStore
-from mlops_core.training import split_indices
+from mlops_core.registry.service import ModelRegistry
+from mlops_core.serving.sessions import LoadedModel
+from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.s3 import ArtifactStore
+from mlops_core.training.estimators import build
+from mlops_core.training.export import export_sklearn
+from mlops_core.training.splits import split_indices
 from tests.support import BUCKET, TABLE, upload
 
 pytestmark = pytest.mark.infra
@@ -86,7 +86,7 @@ def _registry() -> ModelRegistry:
 
 
 def _run_record(run_id: str) -> dict[str, Any]:
-    from mlops_core.tracking import RunTracker
+    from mlops_core.training.tracking import RunTracker
 
     return RunTracker(MetadataTable(TABLE)).get_with_candidates(run_id)
 
@@ -113,7 +113,7 @@ def test_the_template_state_machine_trains_and_registers_a_model_matching_scikit
 
     # Refit the winning candidate here, on the same deterministic split, and compare.
     sample = breast_cancer()
-    from mlops_core.datasets import DatasetSchema, load_csv
+    from mlops_core.data.schema import DatasetSchema, load_csv
 
     schema = DatasetSchema.model_validate(sample.schema)
     table = load_csv(sample.csv, schema)

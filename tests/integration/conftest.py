@@ -7,7 +7,8 @@ from types import ModuleType
 
 import pytest
 
-from mlops_core.registry import ModelRegistry, RegisterVersionRequest
+from mlops_core.registry.entities import RegisterVersionRequest
+from mlops_core.registry.service import ModelRegistry
 from tests.support import FakeLambdaContext, trained_model, upload
 
 

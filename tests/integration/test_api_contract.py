@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mlops_core.api_errors import ErrorBody
+from mlops_core.http import ErrorBody
 from tests.integration.conftest import call
 from tests.support import ROOT, load_event
 

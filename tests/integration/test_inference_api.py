@@ -10,7 +10,8 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from mlops_core.registry import ModelRegistry, RegisterVersionRequest
+from mlops_core.registry.entities import RegisterVersionRequest
+from mlops_core.registry.service import ModelRegistry
 from tests.integration.conftest import call
 from tests.support import (
     FEATURES,
@@ -144,7 +145,8 @@ def test_overwriting_the_object_does_not_change_what_is_served(
     before = body(call(inference, load_event("inference/predict.json")))
     inference.predictor.clear()
     _, other, _ = trained_model("random_forest")
-    upload("models/breast-cancer/1/model.onnx", other)  # same key, new S3 object version
+    key = inference.predictor.registry.get_version("breast-cancer", production_model).artifact.key
+    upload(key, other)  # same key, new S3 object version
 
     after = body(call(inference, load_event("inference/predict.json")))
 
@@ -243,9 +245,9 @@ def test_holdout_predictions_match_through_the_handler(inference: ModuleType, pr
 def test_the_first_prediction_reads_through_signed_requests_only(
     inference: ModuleType, production_model: int
 ) -> None:
-    """Alias, version and artifact are three signed HTTP reads (mlops_core.aws_reads) against
+    """Alias, version and artifact are three signed HTTP reads (mlops_core.storage.signed_reads) against
     the moto server; no boto3 client makes a call on the prediction path."""
-    from mlops_core.aws import client, reader
+    from mlops_core.storage.clients import client, reader
 
     sent: list[str] = []
     boto3_calls: list[str] = []
@@ -268,14 +270,12 @@ def test_the_first_prediction_reads_through_signed_requests_only(
             reader(service).transport = transport  # type: ignore[arg-type]
             client(service).meta.events.unregister("before-send", unique_id="count")
     assert sent[:2] == ["DynamoDB_20120810.GetItem", "DynamoDB_20120810.GetItem"]
-    assert sent[2].startswith("GET http://127.0.0.1:") and sent[2].endswith(
-        "/models/breast-cancer/1/model.onnx"
-    )
+    assert sent[2].startswith("GET http://127.0.0.1:") and sent[2].endswith("/model.onnx")
     assert len(sent) == 3 and boto3_calls == []
 
 
 def test_unreachable_metadata_table_is_503_not_a_hang(inference: ModuleType, production_model: int) -> None:
-    from mlops_core.aws import reader
+    from mlops_core.storage.clients import reader
 
     table = reader("dynamodb")
     saved = table.endpoint_url, table.sleep

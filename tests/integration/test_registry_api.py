@@ -10,7 +10,8 @@ import boto3
 import pytest
 
 from mlops_core.errors import Conflict
-from mlops_core.registry import ModelRegistry, RegisterVersionRequest
+from mlops_core.registry.entities import RegisterVersionRequest
+from mlops_core.registry.service import ModelRegistry
 from tests.integration.conftest import call
 from tests.support import BUCKET, REGION, TABLE, aws_fault, body, header, load_event, trained_model, upload
 
@@ -47,7 +48,8 @@ def test_register_alias_then_predict(registry_api: ModuleType, uploaded: str) ->
     assert version["run_id"] == "run-2026-11-27-001"
     assert version["metrics"] == {"roc_auc": 0.991, "accuracy": 0.956}
     assert version["created_by"] == ENGINEER
-    assert version["artifact"]["key"] == "models/breast-cancer/1/model.onnx"
+    sha256 = version["artifact"]["sha256"]
+    assert version["artifact"]["key"] == f"models/breast-cancer/sha256/{sha256}/model.onnx"
     assert version["artifact"]["s3_version_id"]
 
     aliased = call(registry_api, load_event("registry/set_alias.json"))

@@ -12,11 +12,14 @@ import boto3
 import pytest
 
 from mlops_core.errors import Conflict
-from mlops_core.events import EVENT_SOURCE, EVENT_TYPES
-from mlops_core.registry import ModelRegistry, PromotionPolicy, RegisterVersionRequest
+from mlops_core.events import EVENT_SOURCE
+from mlops_core.registry.entities import PromotionPolicy, RegisterVersionRequest
+from mlops_core.registry.events import REGISTRY_EVENTS
+from mlops_core.registry.service import ModelRegistry
 from tests.integration.conftest import call
 from tests.support import REGION, FakeClock, body, load_event, trained_model, upload
 
+EVENT_TYPES = {cls.detail_type(): cls for cls in REGISTRY_EVENTS}
 ENGINEER = "arn:aws:sts::123456789012:assumed-role/MLEngineer/ml-engineer"
 
 
@@ -115,7 +118,7 @@ def test_thirty_two_concurrent_promotions_win_one_per_revision(
     assert {v for v, stage in stages.items() if stage == "Archived"} == winners - {alias.version}
 
 
-def test_a_policy_failure_is_409_naming_the_rule_and_writes_nothing(
+def test_a_policy_failure_is_409_naming_every_broken_rule_and_writes_nothing(
     registry_api: ModuleType, registry: ModelRegistry, versions: list[int]
 ) -> None:
     policy = call(registry_api, load_event("registry/set_policy.json"))
@@ -127,9 +130,23 @@ def test_a_policy_failure_is_409_naming_the_rule_and_writes_nothing(
     assert response["statusCode"] == 409
     result = body(response)
     assert result["message"] == (
-        "promotion policy of 'breast-cancer': roc_auc 0.9000 of v1 is below the minimum 0.95"
+        "promotion policy of 'breast-cancer': roc_auc 0.9000 is below the minimum 0.95; "
+        "v1 has no 'log_loss' metric recorded"
     )
-    assert result["detail"] == [{"rule": "thresholds.roc_auc.min", "value": 0.9, "limit": 0.95}]
+    assert result["detail"] == [
+        {
+            "rule": "thresholds.roc_auc.min",
+            "value": 0.9,
+            "limit": 0.95,
+            "message": "roc_auc 0.9000 is below the minimum 0.95",
+        },
+        {
+            "rule": "thresholds.log_loss",
+            "value": None,
+            "limit": None,
+            "message": "v1 has no 'log_loss' metric recorded",
+        },
+    ]
     assert registry.list_audit("breast-cancer") == before
     assert registry.list_aliases("breast-cancer") == []
     assert set(_stages(registry).values()) == {"None"}
@@ -315,8 +332,10 @@ def test_model_card_is_served_and_stored_beside_the_artifact(
         }
     ]
     s3 = boto3.client("s3", region_name=REGION)
-    stored_md = s3.get_object(Bucket="mlops-artifacts-test", Key="models/breast-cancer/1/model_card.md")
-    stored_json = s3.get_object(Bucket="mlops-artifacts-test", Key="models/breast-cancer/1/model_card.json")
+    stored_md = s3.get_object(Bucket="mlops-artifacts-test", Key="models/breast-cancer/cards/1/model_card.md")
+    stored_json = s3.get_object(
+        Bucket="mlops-artifacts-test", Key="models/breast-cancer/cards/1/model_card.json"
+    )
     assert stored_md["Body"].read().decode().startswith("# Model card: breast-cancer v1")
     assert json.loads(stored_json["Body"].read())["artifact"]["sha256"] == sha256
 

@@ -10,8 +10,8 @@ from types import ModuleType
 import boto3
 import pytest
 
-from mlops_core.dynamo import MetadataTable
-from mlops_core.tracking import RunTracker
+from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.training.tracking import RunTracker
 from tests.integration.conftest import call
 from tests.support import REGION, STATE_MACHINE_ARN, TABLE, body, load_event
 

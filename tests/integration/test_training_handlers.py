@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from infra.local.sample_data import breast_cancer
-from mlops_core.datasets import DataValidationError
-from mlops_core.dynamo import MetadataTable
-from mlops_core.registry import ModelRegistry
-from mlops_core.s3 import ArtifactStore
-from mlops_core.tracking import RunTracker
-from mlops_core.training import InvalidTrainingRequest
+from mlops_core.data.schema import DataValidationError
+from mlops_core.registry.service import ModelRegistry
+from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.s3 import ArtifactStore
+from mlops_core.training.requests import InvalidTrainingRequest
+from mlops_core.training.tracking import RunTracker
 from tests.support import BUCKET, EVENTS, TABLE, FakeLambdaContext, upload
 
 RUN_ID = "breast-cancer-20261127-120000-abc123"

@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 
 from infra.local.sample_data import DATASET_PREFIX, breast_cancer
-from mlops_core.datasets import DataValidationError
-from mlops_core.dynamo import MetadataTable
-from mlops_core.registry import ModelRegistry
-from mlops_core.s3 import ArtifactStore
-from mlops_core.tracking import RunTracker
-from mlops_core.training import (
-    InvalidTrainingRequest,
+from mlops_core.data.schema import DataValidationError
+from mlops_core.registry.service import ModelRegistry
+from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.s3 import ArtifactStore
+from mlops_core.training.requests import InvalidTrainingRequest
+from mlops_core.training.steps import (
     evaluate,
     mark_failed,
     register_model,
@@ -23,6 +22,7 @@ from mlops_core.training import (
     train_candidate,
     validate_data,
 )
+from mlops_core.training.tracking import RunTracker
 from tests.support import BUCKET, TABLE, upload
 
 
@@ -153,7 +153,7 @@ def test_mark_failed_records_the_lambda_error(
 def test_mark_failed_still_records_when_the_event_cannot_be_published(
     services: tuple[ArtifactStore, ModelRegistry, RunTracker],
 ) -> None:
-    from mlops_core.events import EventPublisher
+    from mlops_core.storage.eventbridge import EventPublisher
 
     store, _, tracker = services
     validate_data(_request(), store, tracker)

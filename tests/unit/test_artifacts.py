@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mlops_core.artifacts import ModelSignature, sha256_hex, verify_checksum
 from mlops_core.errors import IntegrityError, Invalid
-from mlops_core.predict import LoadedModel, load_session
-from mlops_core.registry import ArtifactRef, ModelVersion
+from mlops_core.registry.entities import ArtifactRef, ModelVersion
+from mlops_core.registry.signature import ModelSignature, sha256_hex, verify_checksum
+from mlops_core.serving.sessions import LoadedModel, load_session
 from tests.support import FEATURES, breast_cancer_xy, trained_model
 
 FAMILIES = ["logistic_regression", "random_forest", "hist_gradient_boosting"]

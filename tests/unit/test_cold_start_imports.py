@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from mlops_core.observability import _NoTracer, make_tracer
+from mlops_core.config.observability import _NoTracer, make_tracer
 from tests.support import ROOT
 
 PROBE = """
@@ -38,7 +38,7 @@ def test_inference_handler_imports_neither_scikit_learn_nor_scipy_nor_xray_when_
     modules = _modules_after_import(POWERTOOLS_TRACE_DISABLED="true")
     assert {"onnxruntime", "numpy", "aws_lambda_powertools", "pydantic"} <= modules
     assert not modules & {"sklearn", "scipy", "skl2onnx", "onnx", "aws_xray_sdk", "joblib"}
-    # Its reads are signed by mlops_core.aws_reads; boto3 loads only if a write needs it.
+    # Its reads are signed by mlops_core.storage.signed_reads; boto3 loads only if a write needs it.
     # (Powertools imports the bare ``botocore`` package to read its version: 1 ms.)
     assert not modules & {"boto3", "botocore.session", "botocore.client", "pydantic_settings"}
 

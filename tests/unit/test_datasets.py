@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from infra.local.sample_data import breast_cancer
-from mlops_core.datasets import DatasetSchema, DataValidationError, ExpectationSuite, profile, validate
+from mlops_core.data.profiles import profile
+from mlops_core.data.schema import DatasetSchema, DataValidationError
+from mlops_core.data.validation import ExpectationSuite, validate
 
 SCHEMA = DatasetSchema.model_validate(
     {

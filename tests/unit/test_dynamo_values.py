@@ -1,5 +1,5 @@
 """Our DynamoDB attribute values agree with boto3's TypeSerializer/TypeDeserializer (which
-the registry used before; see mlops_core.dynamo for why it no longer imports them)."""
+the registry used before; see mlops_core.storage.dynamo for why it no longer imports them)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from mlops_core.dynamo import deserialize, serialize
 from mlops_core.errors import Invalid
+from mlops_core.storage.dynamo import deserialize, serialize
 
 
 def boto3_serialize(item: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mlops_core.errors import Invalid
-from mlops_core.estimators import CandidateSpec, SearchSpec, build, check_candidate, expand
-from mlops_core.training import split_indices
+from mlops_core.training.estimators import CandidateSpec, SearchSpec, build, check_candidate, expand
+from mlops_core.training.splits import split_indices
 
 
 def test_defaults_are_filled_in() -> None:

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from mlops_core.artifacts import ModelSignature
 from mlops_core.errors import Invalid
-from mlops_core.instances import MAX_REPORTED_PROBLEMS, instances_to_matrix
+from mlops_core.registry.signature import ModelSignature
+from mlops_core.serving.instances import MAX_REPORTED_PROBLEMS, instances_to_matrix
 
 SIGNATURE = ModelSignature.model_validate(
     {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mlops_core import metrics
+from mlops_core.training import metrics
 
 
 @pytest.fixture

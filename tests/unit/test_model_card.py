@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from mlops_core.artifacts import FeatureSpec, ModelSignature
-from mlops_core.model_card import (
+from mlops_core.registry.entities import ArtifactRef, ModelVersion, RegisteredModel
+from mlops_core.registry.model_card import (
     NOT_DECLARED,
     GateRow,
     ModelCard,
     build_model_card,
     render_markdown,
 )
-from mlops_core.registry import ArtifactRef, ModelVersion, RegisteredModel
+from mlops_core.registry.signature import FeatureSpec, ModelSignature
 
 SHA = "3f" * 32
 DATASET_SHA = "a1" * 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from mlops_core.settings import CoreSettings, InferenceSettings
+from mlops_core.config.settings import CoreSettings, InferenceSettings
 
 
 def test_values_come_from_the_environment_and_are_coerced(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,13 @@
-"""Shared core of the serverless MLOps platform.
+"""Shared core of the serverless MLOps platform: one package per domain, on a shared base.
 
-Domain logic and data access used by every Lambda function. Nothing here knows about
-Lambda events: handlers in ``functions/`` parse the event, call into this package and
-map its exceptions to HTTP (``mlops_core.api_errors``).
+Domains (each with entities, a repository for data access, a service with the use cases,
+and events, where it has them): ``registry``, ``serving``, ``training``, ``data``.
+Below them: ``storage`` (every AWS adapter and every storage key), ``config``
+(settings, observability), ``http`` (the one place domain errors become HTTP responses),
+``errors`` (the domain exceptions), ``events`` (what domain events share) and ``clock``.
+
+Handlers in ``functions/`` parse the event, call a domain and map its exceptions to HTTP;
+they never touch boto3. The layering is checked by import-linter (``make lint``).
 """
 
 __version__ = "0.1.0"

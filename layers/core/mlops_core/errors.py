@@ -1,6 +1,6 @@
 """Domain exceptions.
 
-Adapters translate AWS errors into these, and ``mlops_core.api_errors`` maps them to
+Adapters translate AWS errors into these, and ``mlops_core.http`` maps them to
 HTTP responses in one place, so handlers never see a botocore exception.
 """
 

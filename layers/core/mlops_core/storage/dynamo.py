@@ -21,8 +21,9 @@ from decimal import (
 )
 from typing import Any
 
-from mlops_core.aws import client, reader, translate_errors
 from mlops_core.errors import Invalid
+from mlops_core.storage import keys
+from mlops_core.storage.clients import client, reader, translate_errors
 
 Item = dict[str, Any]
 
@@ -121,11 +122,11 @@ def deserialize(raw: Mapping[str, Any]) -> Item:
 
 
 def key(pk: str, sk: str) -> dict[str, Any]:
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
+    return {keys.PARTITION_KEY: {"S": pk}, keys.SORT_KEY: {"S": sk}}
 
 
 class MetadataTable:
-    """The single metadata table (``pk``/``sk`` keys, ``gsi1`` secondary index)."""
+    """The single metadata table (keys and its one index: ``mlops_core.storage.keys``)."""
 
     what = "metadata table"
 
@@ -154,7 +155,11 @@ class MetadataTable:
         limit: int | None = None,
     ) -> Iterator[Item]:
         """Items of one partition in sort-key order, following pagination lazily."""
-        pk_name, sk_name = ("gsi1pk", "gsi1sk") if index else ("pk", "sk")
+        pk_name, sk_name = (
+            (keys.LIST_INDEX_PARTITION_KEY, keys.LIST_INDEX_SORT_KEY)
+            if index
+            else (keys.PARTITION_KEY, keys.SORT_KEY)
+        )
         condition = "#pk = :pk"
         names = {"#pk": pk_name}
         values: dict[str, Any] = {":pk": {"S": pk}}

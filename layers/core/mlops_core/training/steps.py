@@ -10,89 +10,40 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
-from mlops_core import datasets, metrics
-from mlops_core.artifacts import MODEL_FILE, SIGNATURE_FILE, ModelSignature, sha256_hex
-from mlops_core.datasets import DatasetSchema, ExpectationSuite
-from mlops_core.dynamo import serialize
+from mlops_core.data import profiles, validation
+from mlops_core.data import schema as datasets
+from mlops_core.data.schema import DatasetSchema
+from mlops_core.data.validation import ExpectationSuite
 from mlops_core.errors import Invalid, NotFound, Unavailable
-from mlops_core.estimators import CandidateSpec, SearchSpec, check_candidate, expand
-from mlops_core.events import EventPublisher, TrainingRunFailed
-from mlops_core.registry import ALIAS_PATTERN, MODEL_NAME_PATTERN, ModelRegistry, RegisterVersionRequest
-from mlops_core.s3 import ArtifactStore
-from mlops_core.tracking import RUN_ID_PATTERN, RunTracker, package_versions
-
-
-class InvalidTrainingRequest(Exception):
-    """The execution input is wrong (unknown family, bad hyper-parameters, bad keys)."""
-
-
-class TrainingRequest(BaseModel):
-    """The state machine's input."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    run_id: str = Field(pattern=RUN_ID_PATTERN, description="Also the execution's name")
-    model_name: str = Field(pattern=MODEL_NAME_PATTERN)
-    dataset_key: str = Field(min_length=1, description="CSV in the artifacts bucket")
-    schema_key: str | None = Field(default=None, description="Defaults to schema.json beside the dataset")
-    expectations_key: str | None = None
-    target_metric: str | None = Field(
-        default=None, description="roc_auc for classification, rmse for regression"
-    )
-    threshold: float | None = Field(default=None, description="The gate: the candidate must reach this")
-    tolerance: float = Field(
-        default=0.0, ge=0, description="How much worse than the champion is still accepted"
-    )
-    candidates: list[CandidateSpec] | None = None
-    search: SearchSpec | None = None
-    seed: int = Field(default=42, ge=0, le=2**32 - 1)
-    holdout_fraction: float = Field(default=0.2, gt=0, lt=0.5)
-    validation_fraction: float = Field(default=0.2, gt=0, lt=0.5)
-    promote_to: str | None = Field(default=None, pattern=ALIAS_PATTERN, description="Alias to set on success")
-
-    @model_validator(mode="after")
-    def _fractions(self) -> TrainingRequest:
-        if self.holdout_fraction + self.validation_fraction >= 0.8:
-            raise ValueError("holdout_fraction + validation_fraction must leave at least 20% to train on")
-        if self.promote_to == "production":
-            raise ValueError(
-                "training may set 'staging' or another alias; promotion to production is a registry call"
-            )
-        return self
-
-
-class DatasetRef(BaseModel):
-    key: str
-    version_id: str | None
-    sha256: str
-    rows: int
-    schema_key: str
-
-
-class Candidate(BaseModel):
-    """One Map item: everything TrainCandidate needs, nothing it must look up."""
-
-    run_id: str
-    candidate_id: str
-    family: str
-    params: dict[str, Any]
-    task: Literal["classification", "regression"]
-    dataset: DatasetRef
-    features: list[str]
-    target: str
-    seed: int
-    holdout_fraction: float
-    validation_fraction: float
-    target_metric: str
-
-
-def _sibling(key: str, name: str) -> str:
-    return f"{key.rsplit('/', 1)[0]}/{name}" if "/" in key else name
+from mlops_core.registry.entities import HIGHER_IS_BETTER, RegisterVersionRequest
+from mlops_core.registry.service import ModelRegistry
+from mlops_core.registry.signature import ModelSignature, sha256_hex
+from mlops_core.storage import keys
+from mlops_core.storage.eventbridge import EventPublisher
+from mlops_core.storage.s3 import ArtifactStore
+from mlops_core.training import metrics
+from mlops_core.training.estimators import check_candidate, expand
+from mlops_core.training.events import TrainingRunFailed
+from mlops_core.training.requests import InvalidTrainingRequest, TrainingRequest
+from mlops_core.training.splits import split_indices
+from mlops_core.training.state import (
+    Candidate,
+    CandidateResult,
+    DatasetRef,
+    EvaluatedState,
+    Evaluation,
+    Registered,
+    RunState,
+    SelectedState,
+    TrainedState,
+    ValidatedState,
+)
+from mlops_core.training.tracking import RunTracker, package_versions
 
 
 def _read_json(store: ArtifactStore, key: str, model: type[BaseModel], what: str) -> Any:
@@ -104,45 +55,12 @@ def _read_json(store: ArtifactStore, key: str, model: type[BaseModel], what: str
         raise InvalidTrainingRequest(f"{what} '{key}' is invalid: {str(error)[:800]}") from None
 
 
-def split_indices(
-    y: np.ndarray, *, task: str, seed: int, holdout_fraction: float, validation_fraction: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Deterministic (train, validation, holdout) row indices; stratified for classification.
-
-    Pure numpy, so TrainCandidate and Evaluate (which has no scikit-learn) cut exactly
-    the same rows from the same seed.
-    """
-    rng = np.random.default_rng(seed)
-    groups = (
-        [np.flatnonzero(y == c) for c in np.unique(y)] if task == "classification" else [np.arange(len(y))]
-    )
-    train, validation, holdout = [], [], []
-    for group in groups:
-        shuffled = rng.permutation(group)
-        n_holdout = round(len(shuffled) * holdout_fraction)
-        n_validation = round(len(shuffled) * validation_fraction)
-        holdout.append(shuffled[:n_holdout])
-        validation.append(shuffled[n_holdout : n_holdout + n_validation])
-        train.append(shuffled[n_holdout + n_validation :])
-    return tuple(np.sort(np.concatenate(part)) for part in (train, validation, holdout))  # type: ignore[return-value]
-
-
 def _load_table(store: ArtifactStore, dataset: DatasetRef) -> tuple[datasets.Table, DatasetSchema]:
     schema = _read_json(store, dataset.schema_key, DatasetSchema, "schema")
     data = store.get(dataset.key, dataset.version_id).data
     if sha256_hex(data) != dataset.sha256:
         raise InvalidTrainingRequest(f"dataset '{dataset.key}' changed since it was validated")
     return datasets.load_csv(data, schema), schema
-
-
-def check_before_start(request: TrainingRequest) -> None:
-    """What can be checked without the dataset, so that a bad request is a 422 at
-    ``POST /training`` rather than a run that fails later: the candidates' families and
-    hyper-parameters (ValidateData checks the family's task against the dataset), and that
-    the request can be kept in the run record (DynamoDB's numbers, no empty map keys)."""
-    for index, spec in enumerate(expand(request.candidates, request.search)):
-        check_candidate(spec, None, index)
-    serialize(request.model_dump(mode="json"))
 
 
 # ---- ValidateData -----------------------------------------------------------------------
@@ -153,7 +71,7 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
     except ValidationError as error:
         raise InvalidTrainingRequest(f"invalid training request: {error}") from None
     tracker.start(request.run_id, request.model_name, request.model_dump(mode="json"))
-    schema_key = request.schema_key or _sibling(request.dataset_key, "schema.json")
+    schema_key = request.schema_key or keys.sibling(request.dataset_key, "schema.json")
     schema: DatasetSchema = _read_json(store, schema_key, DatasetSchema, "schema")
     try:
         specs = expand(request.candidates, request.search)
@@ -176,7 +94,7 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
         stored = store.get(request.dataset_key)
     except NotFound:
         raise InvalidTrainingRequest(f"dataset s3 key '{request.dataset_key}' not found") from None
-    table = datasets.validate(stored.data, schema, suite)
+    table = validation.validate(stored.data, schema, suite)
     dataset = DatasetRef(
         key=request.dataset_key,
         version_id=stored.version_id,
@@ -184,10 +102,10 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
         rows=table.rows,
         schema_key=schema_key,
     )
-    profile_key = f"runs/{request.run_id}/reference_profile.json"
+    profile_key = keys.reference_profile(request.run_id)
     store.put(
         profile_key,
-        json.dumps(datasets.profile(table, schema), indent=2).encode(),
+        json.dumps(profiles.profile(table, schema), indent=2).encode(),
         content_type="application/json",
     )
     tracker.update(
@@ -211,26 +129,26 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
             holdout_fraction=request.holdout_fraction,
             validation_fraction=request.validation_fraction,
             target_metric=target_metric,
-        ).model_dump(mode="json")
+        )
         for i, (spec, params) in enumerate(zip(specs, checked, strict=True))
     ]
-    return {
-        "run_id": request.run_id,
-        "model_name": request.model_name,
-        "task": schema.task,
-        "dataset": dataset.model_dump(),
-        "features": features,
-        "target": schema.target,
-        "target_metric": target_metric,
-        "threshold": request.threshold,
-        "tolerance": request.tolerance,
-        "seed": request.seed,
-        "holdout_fraction": request.holdout_fraction,
-        "validation_fraction": request.validation_fraction,
-        "promote_to": request.promote_to,
-        "reference_profile_key": profile_key,
-        "candidates": candidates,
-    }
+    return ValidatedState(
+        run_id=request.run_id,
+        model_name=request.model_name,
+        task=schema.task,
+        dataset=dataset,
+        features=features,
+        target=schema.target,
+        target_metric=target_metric,
+        threshold=request.threshold,
+        tolerance=request.tolerance,
+        seed=request.seed,
+        holdout_fraction=request.holdout_fraction,
+        validation_fraction=request.validation_fraction,
+        promote_to=request.promote_to,
+        reference_profile_key=profile_key,
+        candidates=candidates,
+    ).model_dump(mode="json")
 
 
 # ---- TrainCandidate ---------------------------------------------------------------------
@@ -238,14 +156,14 @@ def train_candidate(
     raw_candidate: dict[str, Any], store: ArtifactStore, tracker: RunTracker
 ) -> dict[str, Any]:
     """Fit one candidate, export it to ONNX, score it on the validation rows."""
-    from mlops_core.estimators import build
-    from mlops_core.export import export_sklearn
+    from mlops_core.training.estimators import build
+    from mlops_core.training.export import export_sklearn
 
     candidate = Candidate.model_validate(raw_candidate)
     started = time.perf_counter()
     table, schema = _load_table(store, candidate.dataset)
     x, y = table.matrix(candidate.features), table.columns[candidate.target]
-    train, validation, _ = split_indices(
+    train, validation_rows, _ = split_indices(
         y,
         task=candidate.task,
         seed=candidate.seed,
@@ -262,60 +180,59 @@ def train_candidate(
         feature_types=[types[f] for f in candidate.features],
         target=candidate.target,
     )
-    probabilities = estimator.predict_proba(x[validation]) if candidate.task == "classification" else None
+    x_validation = x[validation_rows]
+    probabilities = estimator.predict_proba(x_validation) if candidate.task == "classification" else None
     scores = metrics.score(
-        candidate.task,
-        y[validation],
-        estimator.predict(x[validation]),
-        probabilities,
-        signature.classes,
+        candidate.task, y[validation_rows], estimator.predict(x_validation), probabilities, signature.classes
     )
-    prefix = f"runs/{candidate.run_id}/candidates/{candidate.candidate_id}"
-    stored = store.put(f"{prefix}/{MODEL_FILE}", onnx_bytes)
+    artifact_key = keys.candidate_artifact(candidate.run_id, candidate.candidate_id, keys.MODEL_FILE)
+    stored = store.put(artifact_key, onnx_bytes)
     store.put(
-        f"{prefix}/{SIGNATURE_FILE}",
+        keys.candidate_artifact(candidate.run_id, candidate.candidate_id, keys.SIGNATURE_FILE),
         signature.model_dump_json(indent=2).encode(),
         content_type="application/json",
     )
-    result = {
-        "candidate_id": candidate.candidate_id,
-        "family": candidate.family,
-        "params": candidate.params,
-        "seed": candidate.seed,
-        "artifact_key": stored.key,
-        "artifact_version_id": stored.version_id,
-        "sha256": sha256_hex(onnx_bytes),
-        "validation_metrics": scores,
-        "train_rows": int(train.size),
-        "validation_rows": int(validation.size),
-        "duration_seconds": round(time.perf_counter() - started, 3),
-        "package_versions": package_versions(),
-    }
-    tracker.record_candidate(candidate.run_id, result)
-    return result
+    result = CandidateResult(
+        candidate_id=candidate.candidate_id,
+        family=candidate.family,
+        params=candidate.params,
+        seed=candidate.seed,
+        artifact_key=stored.key,
+        artifact_version_id=stored.version_id,
+        sha256=sha256_hex(onnx_bytes),
+        validation_metrics=scores,
+        train_rows=int(train.size),
+        validation_rows=int(validation_rows.size),
+        duration_seconds=round(time.perf_counter() - started, 3),
+        package_versions=package_versions(),
+    )
+    tracker.record_candidate(candidate.run_id, result.model_dump(mode="json"))
+    return result.model_dump(mode="json")
 
 
 # ---- SelectBest -------------------------------------------------------------------------
-def select_best(state: dict[str, Any], tracker: RunTracker) -> dict[str, Any]:
+def select_best(raw_state: dict[str, Any], tracker: RunTracker) -> dict[str, Any]:
     """The candidate with the best validation score on the target metric (ties: first)."""
-    metric = state["target_metric"]
-    is_better = metrics.better(metric)
-    best = None
-    for result in state["results"]:
-        if best is None or is_better(
-            result["validation_metrics"][metric], best["validation_metrics"][metric]
+    state = TrainedState.model_validate(raw_state)
+    if not state.results:
+        raise InvalidTrainingRequest("no candidate was trained")
+    is_better = metrics.better(state.target_metric)
+    best = state.results[0]
+    for result in state.results[1:]:
+        if is_better(
+            result.validation_metrics[state.target_metric], best.validation_metrics[state.target_metric]
         ):
             best = result
-    assert best is not None  # ValidateData guarantees at least one candidate
-    tracker.update(state["run_id"], best_candidate=best["candidate_id"])
-    return {**{k: v for k, v in state.items() if k not in {"results", "candidates"}}, "best": best}
+    tracker.update(state.run_id, best_candidate=best.candidate_id)
+    carried = state.model_dump(include=set(RunState.model_fields))
+    return SelectedState.model_validate({**carried, "best": best}).model_dump(mode="json")
 
 
 # ---- Evaluate ---------------------------------------------------------------------------
 def _score_onnx(
     session_data: bytes, signature: ModelSignature, x: np.ndarray, y: np.ndarray, task: metrics.Task
 ) -> dict[str, float]:
-    from mlops_core.predict import load_session
+    from mlops_core.serving.sessions import load_session
 
     session = load_session(session_data, signature)
     names = [signature.label_output] + (
@@ -328,30 +245,30 @@ def _score_onnx(
 
 
 def evaluate(
-    state: dict[str, Any], store: ArtifactStore, registry: ModelRegistry, tracker: RunTracker
+    raw_state: dict[str, Any], store: ArtifactStore, registry: ModelRegistry, tracker: RunTracker
 ) -> dict[str, Any]:
     """Score the best candidate's ONNX on the holdout, and the champion on the same rows; apply the gate."""
-    dataset = DatasetRef.model_validate(state["dataset"])
-    table, _ = _load_table(store, dataset)
-    y = table.columns[state["target"]]
+    state = SelectedState.model_validate(raw_state)
+    table, _ = _load_table(store, state.dataset)
+    y = table.columns[state.target]
     _, _, holdout = split_indices(
         y,
-        task=state["task"],
-        seed=state["seed"],
-        holdout_fraction=state["holdout_fraction"],
-        validation_fraction=state["validation_fraction"],
+        task=state.task,
+        seed=state.seed,
+        holdout_fraction=state.holdout_fraction,
+        validation_fraction=state.validation_fraction,
     )
-    if state["task"] == "classification":
+    if state.task == "classification":
         y = y.astype(np.int64)
-    best = state["best"]
-    signature_key = _sibling(best["artifact_key"], SIGNATURE_FILE)
+    best = state.best
+    signature_key = keys.sibling(best.artifact_key, keys.SIGNATURE_FILE)
     signature = ModelSignature.model_validate_json(store.get(signature_key).data)
-    candidate_data = store.get(best["artifact_key"], best["artifact_version_id"]).data
+    candidate_data = store.get(best.artifact_key, best.artifact_version_id).data
     x = table.matrix(signature.feature_names)[holdout]
-    candidate_scores = _score_onnx(candidate_data, signature, x, y[holdout], state["task"])
+    candidate_scores = _score_onnx(candidate_data, signature, x, y[holdout], state.task)
 
-    metric, threshold, tolerance = state["target_metric"], state["threshold"], state["tolerance"]
-    higher = metrics.HIGHER_IS_BETTER[metric]
+    metric, threshold, tolerance = state.target_metric, state.threshold, state.tolerance
+    higher = HIGHER_IS_BETTER[metric]
     value = candidate_scores[metric]
     reasons = []
     if threshold is not None and (value < threshold if higher else value > threshold):
@@ -359,7 +276,7 @@ def evaluate(
 
     champion: dict[str, Any] | None = None
     try:
-        production = registry.resolve_alias(state["model_name"], "production")
+        production = registry.resolve_alias(state.model_name, "production")
     except NotFound:
         production = None
     if production is not None:
@@ -372,7 +289,7 @@ def evaluate(
             champion_data = store.get(production.artifact.key, production.artifact.s3_version_id).data
             champion_x = table.matrix(production.signature.feature_names)[holdout]
             champion_scores = _score_onnx(
-                champion_data, production.signature, champion_x, y[holdout], state["task"]
+                champion_data, production.signature, champion_x, y[holdout], state.task
             )
             champion |= {"comparable": True, "holdout_metrics": champion_scores}
             floor = champion_scores[metric] - tolerance if higher else champion_scores[metric] + tolerance
@@ -381,34 +298,30 @@ def evaluate(
                     f"{metric} {value:.4f} is worse than the champion v{production.version} "
                     f"({champion_scores[metric]:.4f}) beyond the tolerance {tolerance}"
                 )
-    evaluation = {
-        "passed": not reasons,
-        "reason": "; ".join(reasons) if reasons else "passed the gate",
-        "metric": metric,
-        "holdout_metrics": candidate_scores,
-        "holdout_rows": int(holdout.size),
-        "threshold": threshold,
-        "tolerance": tolerance,
-        "champion": champion,
-    }
+    evaluation = Evaluation(
+        passed=not reasons,
+        reason="; ".join(reasons) if reasons else "passed the gate",
+        metric=metric,
+        holdout_metrics=candidate_scores,
+        holdout_rows=int(holdout.size),
+        threshold=threshold,
+        tolerance=tolerance,
+        champion=champion,
+    )
     if reasons:
-        tracker.finish(state["run_id"], "REJECTED", evaluation=evaluation)
+        tracker.finish(state.run_id, "REJECTED", evaluation=evaluation.model_dump(mode="json"))
     else:
-        tracker.update(state["run_id"], evaluation=evaluation)
-    return {**state, "evaluation": evaluation}
+        tracker.update(state.run_id, evaluation=evaluation.model_dump(mode="json"))
+    return EvaluatedState(**state.model_dump(), evaluation=evaluation).model_dump(mode="json")
 
 
 # ---- RegisterModel ----------------------------------------------------------------------
-def register_model(
-    state: dict[str, Any],
-    registry: ModelRegistry,
-    tracker: RunTracker,
-    publisher: EventPublisher | None = None,
-) -> dict[str, Any]:
+def register_model(raw_state: dict[str, Any], registry: ModelRegistry, tracker: RunTracker) -> dict[str, Any]:
     """Register the winner with lineage to the run; optionally point an alias at it."""
-    from mlops_core.predict import load_session
+    from mlops_core.serving.sessions import load_session
 
-    run_id, name, best = state["run_id"], state["model_name"], state["best"]
+    state = EvaluatedState.model_validate(raw_state)
+    run_id, name, best = state.run_id, state.model_name, state.best
     run = tracker.get(run_id)
     if run.get("registered_version"):  # a retry after success: same answer, nothing new
         version = registry.get_version(name, int(run["registered_version"]))
@@ -416,28 +329,28 @@ def register_model(
         version = registry.register_version(
             name,
             RegisterVersionRequest(
-                artifact_key=best["artifact_key"],
-                sha256=best["sha256"],
-                metrics=state["evaluation"]["holdout_metrics"],
+                artifact_key=best.artifact_key,
+                sha256=best.sha256,
+                metrics=state.evaluation.holdout_metrics,
                 run_id=run_id,
-                tags={"family": best["family"], "candidate": best["candidate_id"]},
-                description=f"{best['family']} {json.dumps(best['params'], sort_keys=True)}",
+                tags={"family": best.family, "candidate": best.candidate_id},
+                description=f"{best.family} {json.dumps(best.params, sort_keys=True)}",
             ),
             actor=f"training-run/{run_id}",
             validate_model=load_session,
         )
         tracker.update(run_id, registered_version=version.version)
-    if state.get("promote_to"):
-        registry.set_alias(name, state["promote_to"], version.version, actor=f"training-run/{run_id}")
+    if state.promote_to:
+        registry.set_alias(name, state.promote_to, version.version, actor=f"training-run/{run_id}")
     tracker.finish(run_id, "SUCCEEDED", registered_version=version.version)
-    return {
-        "run_id": run_id,
-        "model_name": name,
-        "version": version.version,
-        "artifact_sha256": version.artifact.sha256,
-        "holdout_metrics": state["evaluation"]["holdout_metrics"],
-        "alias": state.get("promote_to"),
-    }
+    return Registered(
+        run_id=run_id,
+        model_name=name,
+        version=version.version,
+        artifact_sha256=version.artifact.sha256,
+        holdout_metrics=state.evaluation.holdout_metrics,
+        alias=state.promote_to,
+    ).model_dump(mode="json")
 
 
 # ---- MarkFailed -------------------------------------------------------------------------
@@ -446,8 +359,10 @@ def mark_failed(
 ) -> dict[str, Any]:
     """Record why a run failed (the Catch's error and cause) and announce it.
 
-    Returns ``{"error", "cause"}`` at the top level: the workflow's final Fail state
-    reads them, so the execution fails with the step's own error name.
+    Takes whatever state the failing step was given (any step's, plus ``error``), so it
+    reads only ``run_id``, ``model_name`` and ``error``. Returns ``{"error", "cause"}`` at
+    the top level: the workflow's final Fail state reads them, so the execution fails
+    with the step's own error name.
     """
     error = state.get("error") or {}
     run_id = state.get("run_id")
@@ -463,10 +378,10 @@ def mark_failed(
         )
         try:
             publisher.publish(event)
-        except Unavailable as error:
+        except Unavailable as failure:
             # The run record already says why; failing here would replace the step's own
             # error with this one in the execution's result.
-            record["note"] = f"TrainingRunFailed not published: {error.message}"
+            record["note"] = f"TrainingRunFailed not published: {failure.message}"
     return {"run_id": run_id, "model_name": state.get("model_name"), **record}
 
 

@@ -5,7 +5,7 @@ Why this exists: importing botocore and creating a DynamoDB and an S3 client cos
 rule set), and these two reads are all the prediction path does with AWS. Here they are
 plain HTTPS requests signed with Signature Version 4 (checked byte for byte against
 botocore's signer in the tests), over ``http.client`` with keep-alive. Everything else
-(writes, queries, transactions) stays on boto3; see ``mlops_core.aws.reader`` for when
+(writes, queries, transactions) stays on boto3; see ``mlops_core.storage.clients.reader`` for when
 this client is used and ``docs/decision_log.md`` (2026-11-27) for the alternatives.
 
 Behaviour matches the project's boto3 clients: connect timeout 2 s, read timeout 5 s, up to
@@ -14,7 +14,7 @@ bad checksums and connection failures, a kept-alive connection the server closed
 without counting an attempt, and responses shaped as boto3 returns them (``{"Item": ...}``,
 ``{"Body": ..., "VersionId": ...}``), so the adapters use either client the same way.
 Failures raise ``AwsServiceError`` with AWS's error code, which
-``mlops_core.aws.translate_errors`` maps like a ``ClientError``.
+``mlops_core.storage.clients.translate_errors`` maps like a ``ClientError``.
 
 Only the standard library is imported here: this module is on the cold path.
 """

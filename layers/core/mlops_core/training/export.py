@@ -14,7 +14,8 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 from sklearn.base import is_classifier
 
-from mlops_core.artifacts import FeatureSpec, FeatureType, ModelSignature
+from mlops_core.data.types import FeatureType
+from mlops_core.registry.signature import FeatureSpec, ModelSignature
 
 # Opset pinned so that exports are reproducible across skl2onnx upgrades and load on
 # the pinned onnxruntime; the ai.onnx.ml domain version follows skl2onnx's default.

@@ -4,7 +4,7 @@ Clients are created once per process (cold start) and reused. ``AWS_ENDPOINT_URL
 (honoured by boto3 itself) points them at the local stack.
 
 boto3 is imported on first use, not with this module: the inference function reads
-through ``reader`` (``mlops_core.aws_reads``) and never loads botocore at all, which is
+through ``reader`` (``mlops_core.storage.signed_reads``) and never loads botocore at all, which is
 about 300 ms of its cold start.
 """
 
@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from mlops_core.aws_reads import (
+from mlops_core.errors import Conflict, Invalid, NotFound, Unavailable
+from mlops_core.storage.signed_reads import (
     CONNECT_TIMEOUT_S,
     MAX_ATTEMPTS,
     READ_TIMEOUT_S,
@@ -27,7 +28,6 @@ from mlops_core.aws_reads import (
     S3Reader,
     readers_from_environment,
 )
-from mlops_core.errors import Conflict, Invalid, NotFound, Unavailable
 
 if TYPE_CHECKING:
     import boto3
@@ -77,7 +77,7 @@ def client(service: str) -> Any:
 def reader(service: Literal["dynamodb", "s3"]) -> Any:
     """The client for single-item reads: ``get_item`` (DynamoDB), ``get_object`` (S3).
 
-    A signed reader from ``mlops_core.aws_reads`` when the environment is one it fully
+    A signed reader from ``mlops_core.storage.signed_reads`` when the environment is one it fully
     understands (credentials in the environment, as Lambda provides them; a region of a
     known partition or a configured endpoint; no FIPS or dual-stack endpoint), else the
     boto3 client. Both take the same arguments and return the same shape.

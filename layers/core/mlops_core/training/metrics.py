@@ -13,6 +13,8 @@ from typing import Literal
 
 import numpy as np
 
+from mlops_core.registry.entities import HIGHER_IS_BETTER
+
 Task = Literal["classification", "regression"]
 
 
@@ -66,15 +68,6 @@ def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(1.0 - residual / total) if total else 0.0
 
 
-# Which way is better, per metric: the gate and SelectBest read this.
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "accuracy": True,
-    "roc_auc": True,
-    "f1": True,
-    "log_loss": False,
-    "rmse": False,
-    "r2": True,
-}
 CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "f1", "log_loss")
 REGRESSION_METRICS = ("rmse", "r2")
 

@@ -1,4 +1,5 @@
-"""Model artifacts: the ONNX format, the signature that travels with it, checksums.
+"""What a registered model is made of: the ONNX format, the signature that travels with
+it, and the checksums that are verified before it is loaded.
 
 Models are stored as ONNX, never as pickle or joblib: loading ONNX runs no code, so
 write access to the bucket does not become code execution in the functions. Every
@@ -14,13 +15,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlops_core.data.types import FeatureType
 from mlops_core.errors import IntegrityError
 
 ARTIFACT_FORMAT = "onnx"
-MODEL_FILE = "model.onnx"
-SIGNATURE_FILE = "signature.json"
-
-FeatureType = Literal["double", "float", "integer", "boolean"]
 _FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\- ]{0,127}$")
 
 ClassLabel = Annotated[int | str, Field(union_mode="left_to_right")]
@@ -88,8 +86,3 @@ def verify_checksum(data: bytes, expected_sha256: str, *, what: str) -> None:
             f"registered {expected_sha256[:12]}…; the artifact is refused",
             retry_after_seconds=30,
         )
-
-
-def model_key(model_name: str, version: int, filename: str = MODEL_FILE) -> str:
-    """Where a registered version's files live in the artifacts bucket."""
-    return f"models/{model_name}/{version}/{filename}"

@@ -1,4 +1,4 @@
-"""The signed readers (mlops_core.aws_reads): signatures equal botocore's, endpoints and
+"""The signed readers (mlops_core.storage.signed_reads): signatures equal botocore's, endpoints and
 addressing as boto3 chooses them, retries, error codes and response shapes. No network
 except a loopback server of the test's own."""
 
@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from mlops_core import aws
-from mlops_core.aws_reads import (
+from mlops_core.errors import Conflict, Invalid, NotFound, Unavailable
+from mlops_core.storage import clients
+from mlops_core.storage.signed_reads import (
     EMPTY_SHA256,
     AwsServiceError,
     Credentials,
@@ -29,7 +30,6 @@ from mlops_core.aws_reads import (
     readers_from_environment,
     sign,
 )
-from mlops_core.errors import Conflict, Invalid, NotFound, Unavailable
 
 NOW = datetime(2026, 11, 27, 13, 45, 10, tzinfo=UTC)
 CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session/token+==")
@@ -218,15 +218,15 @@ def test_an_unknown_partition_with_configured_endpoints_is_served() -> None:
 def test_reader_falls_back_to_boto3_when_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
-    aws.reset_clients()
+    clients.reset_clients()
     try:
-        assert isinstance(aws.reader("dynamodb"), DynamoDBReader)
-        assert isinstance(aws.reader("s3"), S3Reader)
-        monkeypatch.setenv(aws.SIGNED_READS_ENV, "false")
-        aws.reset_clients()
-        assert type(aws.reader("s3")).__module__.startswith("botocore")
+        assert isinstance(clients.reader("dynamodb"), DynamoDBReader)
+        assert isinstance(clients.reader("s3"), S3Reader)
+        monkeypatch.setenv(clients.SIGNED_READS_ENV, "false")
+        clients.reset_clients()
+        assert type(clients.reader("s3")).__module__.startswith("botocore")
     finally:
-        aws.reset_clients()
+        clients.reset_clients()
 
 
 # ---- retries, errors, response shapes -------------------------------------------------------
@@ -330,7 +330,7 @@ def test_a_response_that_is_not_dynamodbs_json_is_an_aws_error_not_a_crash(answe
     with pytest.raises(AwsServiceError) as raised:
         dynamodb(script).get_item(TableName="t", Key={})
     assert raised.value.code == "InvalidResponse"
-    with pytest.raises(Unavailable), aws.translate_errors("metadata table"):
+    with pytest.raises(Unavailable), clients.translate_errors("metadata table"):
         raise raised.value
 
 
@@ -340,14 +340,16 @@ def test_error_bodies_that_are_not_json_objects_fall_back_to_the_status() -> Non
         dynamodb(script).get_item(TableName="t", Key={})
     assert (raised.value.code, raised.value.status) == ("500", 500)
     bodiless = Script(HttpResponse(404, {}, b""))
-    with pytest.raises(NotFound), aws.translate_errors("artifact store"):
+    with pytest.raises(NotFound), clients.translate_errors("artifact store"):
         s3(bodiless).get_object(Bucket="b-1", Key="k")
 
 
 def test_throttling_backs_off_like_botocore_and_transient_errors_sooner(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("mlops_core.aws_reads.random.uniform", lambda low, high: high)  # the longest wait
+    monkeypatch.setattr(
+        "mlops_core.storage.signed_reads.random.uniform", lambda low, high: high
+    )  # the longest wait
     throttled = Script(*[ddb_error("ThrottlingException")] * 3)
     with pytest.raises(AwsServiceError):
         dynamodb(throttled).get_item(TableName="t", Key={})
@@ -454,7 +456,7 @@ def test_get_object_returns_a_readable_body_and_the_version_id() -> None:
 def test_reader_errors_translate_like_boto3_errors(
     error: AwsServiceError, expected: type, message: str
 ) -> None:
-    with pytest.raises(expected, match=message), aws.translate_errors("metadata table"):
+    with pytest.raises(expected, match=message), clients.translate_errors("metadata table"):
         raise error
 
 

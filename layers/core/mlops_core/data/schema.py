@@ -1,9 +1,9 @@
-"""Tabular datasets: the declared schema, the expectations suite, loading and validation.
+"""Tabular datasets: the declared schema, and loading a CSV into typed columns.
 
 A dataset is a CSV file in the artifacts bucket with a header row, described by a schema
-(columns, types, target, allowed ranges and categories, not-null) and optionally checked
-by an expectations suite (table- and column-level checks, named as in Great
-Expectations). Pure numpy: runs in the core layer.
+(columns, types, target, allowed ranges and categories, not-null). Checks against the
+schema and an expectations suite are in ``validation``; the reference profile in
+``profiles``. Pure numpy: runs in the core layer.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlops_core.artifacts import FeatureType
+from mlops_core.data.types import FeatureType
 
 MAX_REPORTED_VIOLATIONS = 50
 
@@ -59,56 +59,6 @@ class DatasetSchema(BaseModel):
     @property
     def features(self) -> list[ColumnSchema]:
         return [c for c in self.columns if c.name != self.target]
-
-
-class RowCountBetween(BaseModel):
-    type: Literal["expect_table_row_count_to_be_between"]
-    min: int | None = None
-    max: int | None = None
-
-
-class ValuesBetween(BaseModel):
-    type: Literal["expect_column_values_to_be_between"]
-    column: str
-    min: float | None = None
-    max: float | None = None
-
-
-class ValuesNotNull(BaseModel):
-    type: Literal["expect_column_values_to_not_be_null"]
-    column: str
-
-
-class ValuesInSet(BaseModel):
-    type: Literal["expect_column_values_to_be_in_set"]
-    column: str
-    values: list[float]
-
-
-class MeanBetween(BaseModel):
-    type: Literal["expect_column_mean_to_be_between"]
-    column: str
-    min: float | None = None
-    max: float | None = None
-
-
-class DistinctCountAtLeast(BaseModel):
-    type: Literal["expect_column_unique_value_count_to_be_at_least"]
-    column: str
-    min: int
-
-
-Expectation = Annotated[
-    RowCountBetween | ValuesBetween | ValuesNotNull | ValuesInSet | MeanBetween | DistinctCountAtLeast,
-    Field(discriminator="type"),
-]
-
-
-class ExpectationSuite(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = "default"
-    expectations: list[Expectation] = Field(default_factory=list)
 
 
 class Table(BaseModel):
@@ -160,13 +110,13 @@ def _parse(raw: str, column: ColumnSchema) -> float:
 
 def load_csv(data: bytes, schema: DatasetSchema) -> Table:
     """Parse a CSV against its schema; raises ``DataValidationError`` listing every bad cell."""
-    table, violations, _ = _parse_csv(data, schema)
+    table, violations, _ = parse_csv(data, schema)
     if violations:
         raise DataValidationError(violations)
     return table
 
 
-def _parse_csv(data: bytes, schema: DatasetSchema) -> tuple[Table, list[str], dict[str, np.ndarray]]:
+def parse_csv(data: bytes, schema: DatasetSchema) -> tuple[Table, list[str], dict[str, np.ndarray]]:
     """The table (bad cells as NaN), the parsing problems, and a mask of bad cells per column."""
     violations: list[str] = []
     reader = csv.reader(io.StringIO(data.decode("utf-8-sig")))
@@ -242,109 +192,3 @@ def schema_violations(
                     f"(e.g. {examples})"
                 )
     return violations
-
-
-def expectation_violations(table: Table, suite: ExpectationSuite) -> list[str]:
-    violations = []
-    for expectation in suite.expectations:
-        if isinstance(expectation, RowCountBetween):
-            if (expectation.min is not None and table.rows < expectation.min) or (
-                expectation.max is not None and table.rows > expectation.max
-            ):
-                violations.append(
-                    f"{expectation.type}: {table.rows} rows, expected [{expectation.min}, {expectation.max}]"
-                )
-            continue
-        if expectation.column not in table.columns:
-            violations.append(f"{expectation.type}: unknown column '{expectation.column}'")
-            continue
-        values = table.columns[expectation.column]
-        present = values[~np.isnan(values)]
-        message = _column_expectation(expectation, values, present)
-        if message:
-            violations.append(f"{expectation.type} on '{expectation.column}': {message}")
-    return violations
-
-
-def _column_expectation(expectation: Any, values: np.ndarray, present: np.ndarray) -> str | None:
-    if isinstance(expectation, ValuesNotNull):
-        nulls = int(np.isnan(values).sum())
-        return f"{nulls} null value(s)" if nulls else None
-    if isinstance(expectation, ValuesBetween):
-        bad = int(
-            ((present < expectation.min).sum() if expectation.min is not None else 0)
-            + ((present > expectation.max).sum() if expectation.max is not None else 0)
-        )
-        return f"{bad} value(s) outside [{expectation.min}, {expectation.max}]" if bad else None
-    if isinstance(expectation, ValuesInSet):
-        bad = int((~np.isin(present, expectation.values)).sum())
-        return f"{bad} value(s) not in {expectation.values}" if bad else None
-    if isinstance(expectation, MeanBetween):
-        mean = float(present.mean()) if present.size else math.nan
-        low_ok = expectation.min is None or mean >= expectation.min
-        high_ok = expectation.max is None or mean <= expectation.max
-        return None if low_ok and high_ok else f"mean {mean:g} outside [{expectation.min}, {expectation.max}]"
-    if isinstance(expectation, DistinctCountAtLeast):
-        distinct = int(np.unique(present).size)
-        return (
-            f"{distinct} distinct value(s), expected at least {expectation.min}"
-            if distinct < expectation.min
-            else None
-        )
-    return None
-
-
-def validate(data: bytes, schema: DatasetSchema, suite: ExpectationSuite | None = None) -> Table:
-    """Load and check a dataset; raises ``DataValidationError`` listing every violation.
-
-    Unparsable cells are reported by line; the schema's range, category and null checks
-    then run on what did parse (a bad cell is not reported twice as a null).
-    """
-    table, violations, bad_cells = _parse_csv(data, schema)
-    violations += schema_violations(table, schema, bad_cells)
-    if suite is not None:
-        violations += expectation_violations(table, suite)
-    if violations:
-        raise DataValidationError(violations)
-    return table
-
-
-def profile(table: Table, schema: DatasetSchema, *, bins: int = 10) -> dict[str, Any]:
-    """The reference profile drift monitoring compares live traffic with.
-
-    Numeric features: count, nulls, mean, std, min, max, quantiles, and a histogram on
-    quantile bin edges (equal-mass bins make PSI stable). Features with allowed values:
-    category frequencies.
-    """
-    features: dict[str, Any] = {}
-    for column in schema.features:
-        values = table.columns[column.name]
-        present = values[~np.isnan(values)]
-        entry: dict[str, Any] = {
-            "type": column.type,
-            "count": int(present.size),
-            "nulls": int(values.size - present.size),
-        }
-        if column.allowed is not None or column.type == "boolean":
-            categories, counts = np.unique(present, return_counts=True)
-            entry["kind"] = "categorical"
-            entry["frequencies"] = {f"{c:g}": int(n) for c, n in zip(categories, counts, strict=True)}
-        elif present.size:
-            quantiles = np.quantile(present, np.linspace(0, 1, 11))
-            edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)))
-            counts, _ = (
-                np.histogram(present, bins=edges) if edges.size > 1 else (np.asarray([present.size]), edges)
-            )
-            entry |= {
-                "kind": "numeric",
-                "mean": float(present.mean()),
-                "std": float(present.std()),
-                "min": float(present.min()),
-                "max": float(present.max()),
-                "quantiles": [float(q) for q in quantiles],
-                "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
-            }
-        else:
-            entry["kind"] = "numeric"
-        features[column.name] = entry
-    return {"rows": table.rows, "target": schema.target, "features": features}

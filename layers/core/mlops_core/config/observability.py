@@ -37,7 +37,7 @@ def make_tracer(*, patch_modules: Sequence[str] | None = None) -> Any:
 
     ``patch_modules`` limits which libraries X-Ray instruments (default: every supported
     one installed, which imports each of them). A function whose AWS calls are all signed
-    reads (``mlops_core.aws_reads``, over ``http.client``) passes ``("httplib",)`` and so
+    reads (``mlops_core.storage.signed_reads``, over ``http.client``) passes ``("httplib",)`` and so
     does not import botocore just to patch it.
     """
     if not tracing_enabled():

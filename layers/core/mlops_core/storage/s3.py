@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_core.aws import client, reader, translate_errors
+from mlops_core.storage.clients import client, reader, translate_errors
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_core.artifacts import ClassLabel, FeatureSpec
-from mlops_core.metrics import HIGHER_IS_BETTER
-
-if TYPE_CHECKING:
-    from mlops_core.registry import ModelVersion, RegisteredModel
+from mlops_core.clock import iso
+from mlops_core.registry.entities import HIGHER_IS_BETTER, ModelVersion, RegisteredModel
+from mlops_core.registry.signature import ClassLabel, FeatureSpec
 
 NOT_DECLARED = "Not declared."
 
@@ -112,7 +110,7 @@ def build_model_card(
     model: RegisteredModel,
     version: ModelVersion,
     aliases: list[str],
-    run: dict[str, Any] | None,
+    run: Mapping[str, Any] | None,
     policy_thresholds: Mapping[str, Mapping[str, float | None]] | None,
     *,
     now: datetime | None = None,
@@ -163,7 +161,7 @@ def build_model_card(
         metrics=dict(version.metrics),
         gate=_policy_gate(version.metrics, policy_thresholds or {}) + _training_gate(version.metrics, run),
         limitations=_declared(model.tags.get("limitations")) or NOT_DECLARED,
-        generated_at=_iso(generated),
+        generated_at=iso(generated),
     )
 
 
@@ -171,11 +169,7 @@ def _declared(value: str | None) -> str | None:
     return (value.strip() or None) if value is not None else None
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _training(version: ModelVersion, run: dict[str, Any] | None) -> TrainingRecord | None:
+def _training(version: ModelVersion, run: Mapping[str, Any] | None) -> TrainingRecord | None:
     if run is None:
         # The run record may be gone while the version still names it: keep that lineage.
         return TrainingRecord(run_id=version.run_id) if version.run_id else None
@@ -238,7 +232,7 @@ def _policy_gate(
     return rows
 
 
-def _training_gate(metrics: dict[str, float], run: dict[str, Any] | None) -> list[GateRow]:
+def _training_gate(metrics: dict[str, float], run: Mapping[str, Any] | None) -> list[GateRow]:
     evaluation = (run or {}).get("evaluation") or {}
     metric = evaluation.get("metric")
     threshold = evaluation.get("threshold")

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from mlops_core.artifacts import FeatureSpec, ModelSignature
 from mlops_core.errors import Invalid, detail
+from mlops_core.registry.signature import FeatureSpec, ModelSignature
 
 MAX_REPORTED_PROBLEMS = 20
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlops_core.aws import client, error_code, translate_errors
 from mlops_core.errors import Conflict, NotFound
+from mlops_core.storage.clients import client, error_code, translate_errors
 
 
 class TrainingWorkflow:

@@ -2,6 +2,8 @@
 
 Items in the metadata table:
 
+Keys from ``mlops_core.storage.keys``:
+
 - ``RUN#{run_id} / RUN`` — the run: request, dataset (key, S3 version, sha256), status,
   best candidate, evaluation and gate decision, registered version, error; indexed under
   ``gsi1pk = RUNS#{model}`` (newest first) so a model's runs can be listed.
@@ -13,12 +15,15 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any, Literal
 
-from mlops_core.dynamo import Item, MetadataTable
+from mlops_core.clock import now_iso, parse_iso
 from mlops_core.errors import Invalid, NotFound, detail
+from mlops_core.storage import keys
+from mlops_core.storage.dynamo import Item, MetadataTable
 
 RunStatus = Literal["RUNNING", "SUCCEEDED", "REJECTED", "FAILED"]
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$"
@@ -34,10 +39,6 @@ TRACKED_PACKAGES = (
 )
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def check_run_id(run_id: str) -> str:
     if not _RUN_ID.match(run_id):
         raise Invalid(
@@ -45,6 +46,18 @@ def check_run_id(run_id: str) -> str:
             details=[detail(["run_id"], f"must match {RUN_ID_PATTERN}", "pattern")],
         )
     return run_id
+
+
+def new_run_id(model_name: str) -> str:
+    """A readable, unique run id (also the Step Functions execution's name)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{model_name[:40].replace('.', '-')}-{stamp}-{secrets.token_hex(3)}"
+
+
+def status_before_record(execution_status: str) -> RunStatus | Literal["PENDING"]:
+    """A run's status while it has no record yet: started (ValidateData has not written
+    it) or ended before it could (failed or stopped)."""
+    return "PENDING" if execution_status == "RUNNING" else "FAILED"
 
 
 def package_versions() -> dict[str, str]:
@@ -72,10 +85,10 @@ class RunTracker:
         started = now_iso()
         self.table.put(
             {
-                "pk": f"RUN#{run_id}",
-                "sk": "RUN",
-                "gsi1pk": f"RUNS#{model_name}",
-                "gsi1sk": started,
+                keys.PARTITION_KEY: keys.run_pk(run_id),
+                keys.SORT_KEY: keys.RUN_SK,
+                keys.LIST_INDEX_PARTITION_KEY: keys.model_runs(model_name),
+                keys.LIST_INDEX_SORT_KEY: started,
                 "run_id": run_id,
                 "model_name": model_name,
                 "status": "RUNNING",
@@ -90,8 +103,8 @@ class RunTracker:
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
         assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
         self.table.update(
-            f"RUN#{run_id}",
-            "RUN",
+            keys.run_pk(run_id),
+            keys.RUN_SK,
             update=f"SET {assignments}",
             condition="attribute_exists(pk)",
             names=names,
@@ -101,29 +114,38 @@ class RunTracker:
     def finish(self, run_id: str, status: RunStatus, **fields: Any) -> None:
         run = self.get(run_id)
         ended = now_iso()
-        started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
-        duration = (datetime.fromisoformat(ended.replace("Z", "+00:00")) - started).total_seconds()
+        duration = (parse_iso(ended) - parse_iso(run["started_at"])).total_seconds()
         self.update(run_id, status=status, ended_at=ended, duration_seconds=duration, **fields)
 
     def record_candidate(self, run_id: str, candidate: dict[str, Any]) -> None:
-        self.table.put({"pk": f"RUN#{run_id}", "sk": f"CANDIDATE#{candidate['candidate_id']}", **candidate})
+        self.table.put(
+            {
+                keys.PARTITION_KEY: keys.run_pk(run_id),
+                keys.SORT_KEY: keys.candidate_sk(candidate["candidate_id"]),
+                **candidate,
+            }
+        )
 
     def get(self, run_id: str) -> Item:
         check_run_id(run_id)
-        item = self.table.get(f"RUN#{run_id}", "RUN", consistent=True)
+        item = self.table.get(keys.run_pk(run_id), keys.RUN_SK, consistent=True)
         if item is None:
             raise NotFound(f"run '{run_id}' not found")
         return _public(item)
 
     def get_with_candidates(self, run_id: str) -> Item:
         run = self.get(run_id)
-        run["candidates"] = [_public(c) for c in self.table.query(f"RUN#{run_id}", sk_prefix="CANDIDATE#")]
+        run["candidates"] = [
+            _public(c) for c in self.table.query(keys.run_pk(run_id), sk_prefix=keys.CANDIDATE_PREFIX)
+        ]
         return run
 
     def list_for_model(self, model_name: str, *, limit: int = 50) -> list[Item]:
-        items = self.table.query(f"RUNS#{model_name}", index="gsi1", newest_first=True, limit=limit)
+        items = self.table.query(
+            keys.model_runs(model_name), index=keys.LIST_INDEX, newest_first=True, limit=limit
+        )
         return [_public(i) for i in items]
 
 
 def _public(item: Item) -> Item:
-    return {k: v for k, v in item.items() if k not in {"pk", "sk", "gsi1pk", "gsi1sk"}}
+    return {k: v for k, v in item.items() if k not in keys.KEY_ATTRIBUTES}

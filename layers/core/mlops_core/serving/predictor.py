@@ -1,0 +1,145 @@
+"""Serving predictions for the live version of a model: aliases resolved through a short
+cache, loaded versions kept in an LRU, integrity failures answered by the last good one.
+
+Imports numpy and onnxruntime only (never scipy or scikit-learn): this module is on the
+inference function's cold-start path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_core.errors import IntegrityError
+from mlops_core.registry.entities import ModelVersion
+from mlops_core.registry.lookup import RegistryLookup
+from mlops_core.serving.instances import instances_to_matrix
+from mlops_core.serving.sessions import LoadedModel
+from mlops_core.storage.s3 import ArtifactStore
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model_name: str
+    model_version: int
+    alias: str
+    predictions: list[Any]
+    probabilities: list[list[float]] | None
+    classes: list[Any] | None
+
+
+@dataclass
+class _Resolved:
+    version: ModelVersion
+    at: float
+
+
+class Predictor:
+    """Resolves a model's alias, keeps loaded sessions, and predicts.
+
+    Aliases are re-read from the registry at most every ``alias_ttl`` seconds (so a
+    promotion or rollback reaches every warm container within that time); loaded
+    versions are immutable and kept in an LRU of ``cache_size`` entries. A version
+    whose artifact fails its checksum is refused; if the alias previously served a
+    good version, that one keeps serving and ``on_integrity_failure`` is called.
+    """
+
+    def __init__(
+        self,
+        registry: RegistryLookup,
+        store: ArtifactStore,
+        *,
+        alias_ttl: float,
+        cache_size: int,
+        max_batch_size: int,
+        clock: Clock = time.monotonic,
+        on_integrity_failure: Callable[[ModelVersion, IntegrityError], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.alias_ttl = alias_ttl
+        self.cache_size = cache_size
+        self.max_batch_size = max_batch_size
+        self.clock = clock
+        self.on_integrity_failure = on_integrity_failure
+        self._aliases: dict[tuple[str, str], _Resolved] = {}
+        self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._last_good: dict[tuple[str, str], LoadedModel] = {}
+        self._refused: dict[tuple[str, int], float] = {}
+
+    def clear(self) -> None:
+        """Forget every cached alias and model (as a new container would)."""
+        self._aliases.clear()
+        self._models.clear()
+        self._last_good.clear()
+        self._refused.clear()
+
+    @property
+    def loaded_count(self) -> int:
+        return len(self._models)
+
+    def resolve(self, name: str, alias: str) -> ModelVersion:
+        cached = self._aliases.get((name, alias))
+        now = self.clock()
+        if cached is not None and now - cached.at < self.alias_ttl:
+            return cached.version
+        version = self.registry.resolve_alias(name, alias)
+        self._aliases[(name, alias)] = _Resolved(version, now)
+        return version
+
+    def model_for(self, name: str, alias: str) -> LoadedModel:
+        version = self.resolve(name, alias)
+        key = (name, version.version)
+        loaded = self._models.get(key)
+        if loaded is not None:
+            self._models.move_to_end(key)
+            self._last_good[(name, alias)] = loaded
+            return loaded
+        refused_at = self._refused.get(key)
+        if refused_at is not None and self.clock() - refused_at < self.alias_ttl:
+            return self._fallback(name, alias, version, None)
+        try:
+            stored = self.store.get(version.artifact.key, version.artifact.s3_version_id)
+            loaded = LoadedModel.from_bytes(version, stored.data)
+        except IntegrityError as error:
+            self._refused[key] = self.clock()
+            return self._fallback(name, alias, version, error)
+        self._refused.pop(key, None)
+        self._models[key] = loaded
+        if len(self._models) > self.cache_size:
+            self._models.popitem(last=False)
+        self._last_good[(name, alias)] = loaded
+        return loaded
+
+    def _fallback(
+        self, name: str, alias: str, version: ModelVersion, error: IntegrityError | None
+    ) -> LoadedModel:
+        failure = error or IntegrityError(
+            f"integrity check failed for model '{name}' v{version.version}; the artifact is refused",
+            retry_after_seconds=30,
+        )
+        if self.on_integrity_failure is not None:
+            self.on_integrity_failure(version, failure)
+        last_good = self._last_good.get((name, alias))
+        if last_good is None:
+            raise failure
+        return last_good
+
+    def predict(self, name: str, instances: Sequence[Any], *, alias: str = "production") -> Prediction:
+        model = self.model_for(name, alias)
+        signature = model.version.signature
+        matrix = instances_to_matrix(instances, signature, max_batch_size=self.max_batch_size)
+        predictions, probabilities = model.run(matrix)
+        return Prediction(
+            model_name=name,
+            model_version=model.version.version,
+            alias=alias,
+            predictions=predictions,
+            probabilities=probabilities,
+            classes=signature.classes,
+        )

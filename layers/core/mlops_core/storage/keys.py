@@ -1,0 +1,105 @@
+"""Every key the project stores things under: the metadata table's partition and sort
+keys, its index, and the artifacts bucket's prefixes.
+
+One module owns them so that two domains can never disagree about where an item lives,
+and a reader sees the whole storage layout in one place (docs/architecture.md lists it
+as a table). ``tests/unit/test_storage_keys.py`` checks that no other module spells a
+key pattern of its own.
+"""
+
+from __future__ import annotations
+
+# ---- the metadata table (single-table design) ------------------------------------------
+PARTITION_KEY = "pk"
+SORT_KEY = "sk"
+#: The one global secondary index: models by name, a model's runs by start time.
+LIST_INDEX = "gsi1"
+LIST_INDEX_PARTITION_KEY = "gsi1pk"
+LIST_INDEX_SORT_KEY = "gsi1sk"
+KEY_ATTRIBUTES = frozenset({PARTITION_KEY, SORT_KEY, LIST_INDEX_PARTITION_KEY, LIST_INDEX_SORT_KEY})
+
+# Models, versions, aliases, audit records and registration markers share the model's partition.
+MODEL_SK = "MODEL"
+ALL_MODELS = "MODELS"  # LIST_INDEX partition of every model item
+VERSION_PREFIX = "VERSION#"
+ALIAS_PREFIX = "ALIAS#"
+AUDIT_PREFIX = "AUDIT#"
+REGISTERED_PREFIX = "REGISTERED#"
+
+# Training runs: the run item and its candidates share the run's partition.
+RUN_SK = "RUN"
+CANDIDATE_PREFIX = "CANDIDATE#"
+
+
+def model_pk(name: str) -> str:
+    return f"MODEL#{name}"
+
+
+def version_sk(version: int) -> str:
+    # Zero-padded so that sort-key order is version order.
+    return f"{VERSION_PREFIX}{version:06d}"
+
+
+def alias_sk(alias: str) -> str:
+    return f"{ALIAS_PREFIX}{alias}"
+
+
+def audit_sk(at: str, alias: str | None, revision: int, action: str) -> str:
+    """Time first, so that a model's audit trail reads in order; the rest keeps two
+    records of the same millisecond apart."""
+    return f"{AUDIT_PREFIX}{at}#{alias or '-'}#{revision:06d}#{action}"
+
+
+def registered_sk(sha256: str, run_id: str | None) -> str:
+    """The marker that makes registration idempotent on (artifact sha256, run id)."""
+    return f"{REGISTERED_PREFIX}{sha256}#{run_id or '-'}"
+
+
+def run_pk(run_id: str) -> str:
+    return f"RUN#{run_id}"
+
+
+def candidate_sk(candidate_id: str) -> str:
+    return f"{CANDIDATE_PREFIX}{candidate_id}"
+
+
+def model_runs(model_name: str) -> str:
+    """LIST_INDEX partition of a model's runs (sorted by start time)."""
+    return f"RUNS#{model_name}"
+
+
+# ---- the artifacts bucket ----------------------------------------------------------------
+MODELS_PREFIX = "models/"
+RUNS_PREFIX = "runs/"
+DATASETS_PREFIX = "datasets/"
+MODEL_FILE = "model.onnx"
+SIGNATURE_FILE = "signature.json"
+
+
+def registered_artifact(model_name: str, sha256: str, filename: str = MODEL_FILE) -> str:
+    """A registered version's files, addressed by the model bytes' sha256.
+
+    Content-addressed, so a key is only ever written with the bytes its name promises:
+    a registration that loses the race for a version number cannot overwrite the bytes
+    a winner points at, with or without bucket versioning (the same artifact registered
+    twice writes the same bytes again).
+    """
+    return f"{MODELS_PREFIX}{model_name}/sha256/{sha256}/{filename}"
+
+
+def model_card(model_name: str, version: int, extension: str) -> str:
+    """A version's model card (regenerated documentation, not an artifact anything pins)."""
+    return f"{MODELS_PREFIX}{model_name}/cards/{version}/model_card.{extension}"
+
+
+def reference_profile(run_id: str) -> str:
+    return f"{RUNS_PREFIX}{run_id}/reference_profile.json"
+
+
+def candidate_artifact(run_id: str, candidate_id: str, filename: str) -> str:
+    return f"{RUNS_PREFIX}{run_id}/candidates/{candidate_id}/{filename}"
+
+
+def sibling(key: str, filename: str) -> str:
+    """``filename`` in the same folder as ``key`` (schema.json beside data.csv, and so on)."""
+    return f"{key.rsplit('/', 1)[0]}/{filename}" if "/" in key else filename

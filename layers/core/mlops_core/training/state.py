@@ -1,0 +1,126 @@
+"""The training workflow's state, step by step, as typed documents.
+
+Step Functions passes these between the steps (S3 keys and ids, never the data); each
+step validates what it receives and returns the next document. The shapes are the
+contract with the state machine in ``infra/cdk/constructs/training.py`` (``$.candidates``
+feeds the Map, whose results land in ``$.results``; the Gate reads ``$.evaluation.passed``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Task = Literal["classification", "regression"]
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetRef(_State):
+    key: str
+    version_id: str | None
+    sha256: str
+    rows: int
+    schema_key: str
+
+
+class Candidate(_State):
+    """One Map item: everything TrainCandidate needs, nothing it must look up."""
+
+    run_id: str
+    candidate_id: str
+    family: str
+    params: dict[str, Any]
+    task: Task
+    dataset: DatasetRef
+    features: list[str]
+    target: str
+    seed: int
+    holdout_fraction: float
+    validation_fraction: float
+    target_metric: str
+
+
+class CandidateResult(_State):
+    """What TrainCandidate returns (one Map iteration's result)."""
+
+    candidate_id: str
+    family: str
+    params: dict[str, Any]
+    seed: int
+    artifact_key: str
+    artifact_version_id: str | None
+    sha256: str
+    validation_metrics: dict[str, float]
+    train_rows: int
+    validation_rows: int
+    duration_seconds: float
+    package_versions: dict[str, str]
+
+
+class RunState(_State):
+    """What every step after ValidateData carries."""
+
+    run_id: str
+    model_name: str
+    task: Task
+    dataset: DatasetRef
+    features: list[str]
+    target: str
+    target_metric: str
+    threshold: float | None
+    tolerance: float
+    seed: int
+    holdout_fraction: float
+    validation_fraction: float
+    promote_to: str | None
+    reference_profile_key: str
+
+
+class ValidatedState(RunState):
+    """ValidateData's output: the Map iterates over ``candidates``."""
+
+    candidates: list[Candidate]
+
+
+class TrainedState(ValidatedState):
+    """SelectBest's input: the Map's results beside the candidates."""
+
+    results: list[CandidateResult]
+
+
+class SelectedState(RunState):
+    """SelectBest's output, Evaluate's input."""
+
+    best: CandidateResult
+
+
+class Evaluation(_State):
+    passed: bool
+    reason: str
+    metric: str
+    holdout_metrics: dict[str, float]
+    holdout_rows: int
+    threshold: float | None
+    tolerance: float
+    champion: dict[str, Any] | None
+
+
+class EvaluatedState(SelectedState):
+    """Evaluate's output; the Gate reads ``evaluation.passed``; RegisterModel's input."""
+
+    evaluation: Evaluation
+
+
+class Registered(_State):
+    """RegisterModel's output, the execution's result."""
+
+    run_id: str
+    model_name: str
+    version: int
+    artifact_sha256: str
+    holdout_metrics: dict[str, float]
+    alias: str | None
