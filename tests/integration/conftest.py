@@ -50,5 +50,24 @@ def production_model(registry: ModelRegistry) -> int:
     return version.version
 
 
+@pytest.fixture
+def versions(registry: ModelRegistry) -> list[int]:
+    """breast-cancer v1..v4 (v1-v3 logistic regression, v4 random forest), metrics roc_auc 0.90..0.96."""
+    _, data, signature = trained_model("logistic_regression")
+    _, rf_data, rf_signature = trained_model("random_forest")
+    upload("uploads/lr.onnx", data)
+    upload("uploads/rf.onnx", rf_data)
+    registered = []
+    for i, (key, sig) in enumerate([("lr", signature)] * 3 + [("rf", rf_signature)]):
+        request = RegisterVersionRequest(
+            artifact_key=f"uploads/{key}.onnx",
+            signature=sig,
+            metrics={"roc_auc": 0.90 + 0.02 * i},
+            run_id=f"run-{i}",
+        )
+        registered.append(registry.register_version("breast-cancer", request).version)
+    return registered
+
+
 def call(handler: ModuleType, event: dict) -> dict:
     return handler.lambda_handler(event, FakeLambdaContext())

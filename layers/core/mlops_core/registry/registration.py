@@ -49,7 +49,13 @@ def register_version(
     marker item written in the registration's transaction makes this race-free.
     """
     check_model_name(name)
-    source = registry.store.get(request.artifact_key)
+    try:
+        source = registry.store.get(request.artifact_key)
+    except NotFound:
+        raise NotFound(
+            f"no uploaded artifact at artifact_key '{request.artifact_key}'",
+            details=[detail(["body", "artifact_key"], "no object at this key", "missing")],
+        ) from None
     checksum = sha256_hex(source.data)
     if request.sha256 and request.sha256.lower() != checksum:
         raise Invalid(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_core.errors import IntegrityError
+from mlops_core.errors import IntegrityError, NotFound
 from mlops_core.registry.entities import ModelVersion
 from mlops_core.registry.lookup import RegistryLookup
 from mlops_core.serving.instances import instances_to_matrix
@@ -104,7 +104,15 @@ class Predictor:
         if refused_at is not None and self.clock() - refused_at < self.alias_ttl:
             return self._fallback(name, alias, version, None)
         try:
-            stored = self.store.get(version.artifact.key, version.artifact.s3_version_id)
+            try:
+                stored = self.store.get(version.artifact.key, version.artifact.s3_version_id)
+            except NotFound:
+                # The version exists but its pinned bytes do not: an integrity failure of
+                # the registry's state, not a caller's mistake (and never a 404 naming keys).
+                raise IntegrityError(
+                    f"the artifact of model '{name}' v{version.version} is missing; it is refused",
+                    retry_after_seconds=30,
+                ) from None
             loaded = LoadedModel.from_bytes(version, stored.data)
         except IntegrityError as error:
             self._refused[key] = self.clock()

@@ -33,13 +33,14 @@ class ArtifactStore:
         request: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if version_id:
             request["VersionId"] = version_id
-        with translate_errors(f"{self.what} (s3://{self.bucket}/{key})"):
+        # Messages name the store, never the bucket or the key: they can reach callers.
+        with translate_errors(self.what):
             response = reader("s3").get_object(**request)
             data = response["Body"].read()
         return StoredObject(key=key, version_id=response.get("VersionId"), data=data)
 
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> StoredObject:
-        with translate_errors(f"{self.what} (s3://{self.bucket}/{key})"):
+        with translate_errors(self.what):
             response = self._client.put_object(
                 Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
             )
