@@ -37,6 +37,10 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
 
+# Where the signed readers go during the run (a test may point them elsewhere and back).
+MOTO_ENDPOINT: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def moto_session() -> Iterator[object]:
     from moto import mock_aws
@@ -54,11 +58,18 @@ def moto_session() -> Iterator[object]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    clients.send_reads_to(f"http://{host}:{port}")
+    MOTO_ENDPOINT[:] = [f"http://{host}:{port}"]
+    clients.send_reads_to(MOTO_ENDPOINT[0])
     yield mock
     clients.send_reads_to(None)
     server.stop()
     mock.stop()
+
+
+@pytest.fixture
+def moto_endpoint(moto_session: object) -> str:
+    """The moto server the signed readers use (for tests that point them elsewhere and back)."""
+    return MOTO_ENDPOINT[0]
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
 from mlops_core.errors import Conflict, IntegrityError, Invalid, MlopsError, NotFound, Unavailable
+from mlops_core.storage import deadline
 
 
 class ErrorBody(BaseModel):
@@ -118,7 +119,8 @@ def error_response(
 
 
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """``app.resolve(event, context)``, refusing bodies that are not JSON first (415).
+    """``app.resolve(event, context)`` within the request's deadline (derived from the
+    function's remaining time), refusing bodies that are not JSON first (415).
 
     Powertools would also parse form and multipart bodies (this API takes neither), and a
     multipart type without a boundary raises a bare ``ValueError`` there.
@@ -136,7 +138,9 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
             "body": json.dumps(body),
             "isBase64Encoded": False,
         }
-    return app.resolve(event, context)
+    remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
+    with deadline.request_deadline(deadline.seconds_for_request(remaining_ms)):
+        return app.resolve(event, context)
 
 
 def _validation_detail(errors: Any) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from mlops_core.errors import Conflict, Invalid, NotFound, Unavailable
+from mlops_core.storage import deadline
 from mlops_core.storage.signed_reads import (
     CONNECT_TIMEOUT_S,
     MAX_ATTEMPTS,
@@ -70,8 +71,16 @@ def client(service: str) -> Any:
 
                 if not _session:
                     _session.append(boto3.session.Session())
-                found = _clients[service] = _session[0].client(service, config=Config(**_CLIENT_CONFIG))
+                found = _session[0].client(service, config=Config(**_CLIENT_CONFIG))
+                found.meta.events.register("before-send", _attempt_within_deadline)
+                _clients[service] = found
     return found
+
+
+def _attempt_within_deadline(**_: Any) -> None:
+    """botocore calls this before every attempt (retries too): an attempt that could
+    outlast the request's deadline is not started (``mlops_core.storage.deadline``)."""
+    deadline.check("a dependency", needed=CONNECT_TIMEOUT_S + READ_TIMEOUT_S)
 
 
 def reader(service: Literal["dynamodb", "s3"]) -> Any:
@@ -130,7 +139,8 @@ def translate_errors(what: str) -> Iterator[None]:
         yield
     except AwsServiceError as error:
         if error.code == "ConnectionError":
-            raise Unavailable(f"{what} is unreachable ({error.message})", retry_after_seconds=2) from error
+            # The message names the host: kept in the exception chain (logs), not in the answer.
+            raise Unavailable(f"{what} is unreachable", retry_after_seconds=2) from error
         _raise_for_code(what, error.code, error, error.message)
     except Exception as error:
         # botocore's exceptions, without importing botocore where it was never loaded.

@@ -41,9 +41,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from mlops_core.storage import deadline
+
 CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 5.0
 MAX_ATTEMPTS = 3
+# An attempt with less time than this left is not started (the request's deadline).
+_MIN_ATTEMPT_S = 0.05
 BACKOFF_BASE_S = 0.05
 THROTTLING_BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 20.0
@@ -268,8 +272,9 @@ class HttpTransport:
     ) -> HttpResponse:
         try:
             if connection.sock is None:
+                connection.timeout = _within_deadline(self.connect_timeout)
                 connection.connect()
-            connection.sock.settimeout(self.read_timeout)
+            connection.sock.settimeout(_within_deadline(self.read_timeout))
             connection.request(request.method, target, body=request.body or None, headers=request.headers)
             response = connection.getresponse()
             body = response.read()
@@ -323,6 +328,9 @@ class _SignedClient:
         check is retried like a transient error)."""
         host = urlsplit(url).netloc
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            left = deadline.remaining()
+            if left is not None and left <= _MIN_ATTEMPT_S:
+                raise AwsServiceError("DeadlineExceeded", f"{host}: no time left in the request's deadline")
             signed = sign(
                 method=method,
                 host=_canonical_host(url),
@@ -349,11 +357,20 @@ class _SignedClient:
                 failure = problem
                 if attempt == MAX_ATTEMPTS or not _retryable(failure):
                     raise failure
-            self.sleep(_backoff(failure, attempt))
+            pause = _backoff(failure, attempt)
+            left = deadline.remaining()
+            if left is not None and pause + _MIN_ATTEMPT_S >= left:
+                raise failure  # no time for another attempt: the caller answers 503 now
+            self.sleep(pause)
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _error(self, response: HttpResponse) -> AwsServiceError:
         raise NotImplementedError
+
+
+def _within_deadline(timeout: float) -> float:
+    """A socket timeout clipped to the request's deadline (never 0: that means non-blocking)."""
+    return max(_MIN_ATTEMPT_S, deadline.clip(timeout))
 
 
 def _backoff(failure: AwsServiceError, attempt: int) -> float:
