@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_core.config.observability import count_errors, make_tracer
 from mlops_core.config.settings import inference_settings
-from mlops_core.errors import IntegrityError
+from mlops_core.errors import IntegrityError, Invalid, detail
 from mlops_core.http import register_error_handlers, resolve, responses
-from mlops_core.registry.entities import MODEL_NAME_PATTERN, ModelVersion
+from mlops_core.registry.entities import ALIAS_PATTERN, MODEL_NAME_PATTERN, PRODUCTION, ModelVersion
 from mlops_core.registry.lookup import RegistryLookup
 from mlops_core.serving.predictor import Predictor
 from mlops_core.storage.dynamo import MetadataTable
@@ -64,7 +64,7 @@ class PredictRequest(BaseModel):
 class PredictResponse(BaseModel):
     model_name: str
     model_version: int
-    alias: str
+    alias: str | None = Field(description="The alias that was resolved; null when a version was pinned")
     prediction_ids: list[str]
     predictions: list[Any]
     probabilities: list[list[float]] | None
@@ -97,10 +97,23 @@ def health() -> dict[str, Any]:
 @app.post("/models/<name>/predict", responses=responses((400, 403, 404, 415, 422, 429, 503)))
 @tracer.capture_method
 def predict(
-    name: Annotated[str, Path(pattern=MODEL_NAME_PATTERN, max_length=128)], request: PredictRequest
+    name: Annotated[str, Path(pattern=MODEL_NAME_PATTERN, max_length=128)],
+    request: PredictRequest,
+    alias: Annotated[
+        str | None,
+        Query(pattern=ALIAS_PATTERN, max_length=64, description="Serve this alias (default production)"),
+    ] = None,
+    version: Annotated[
+        int | None, Query(ge=1, description="Serve exactly this version (not with alias)")
+    ] = None,
 ) -> PredictResponse:
+    if alias is not None and version is not None:
+        raise Invalid(
+            "give alias or version, not both",
+            details=[detail(["query", "version"], "alias and version are mutually exclusive", "exclusive")],
+        )
     started = time.perf_counter()
-    result = predictor.predict(name, request.instances)
+    result = predictor.predict(name, request.instances, alias=alias or PRODUCTION, version=version)
     elapsed_ms = (time.perf_counter() - started) * 1000
     metrics.add_dimension(name="ModelName", value=name)
     metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
@@ -118,7 +131,7 @@ def predict(
     )
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -11,4 +11,7 @@ FUNCTION_ENVIRONMENT: dict[str, str] = {
     # No pydantic plugin is used. Looking for them scans the entry points of every
     # installed distribution when the first model is defined: ~30 ms of each cold start.
     "PYDANTIC_DISABLE_PLUGINS": "__all__",
+    # Traces record timings and metadata, never payloads: a captured response would copy
+    # feature values and predictions into X-Ray, which the logs deliberately leave out.
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
 }

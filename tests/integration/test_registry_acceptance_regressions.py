@@ -198,3 +198,23 @@ def test_the_card_is_stored_at_registration(registry: ModelRegistry) -> None:
     keys = [key for key, _ in _s3_objects()]
     assert "models/carded/cards/1/model_card.md" in keys
     assert "models/carded/cards/1/model_card.json" in keys
+
+
+def test_an_artifact_over_the_size_limit_is_422_before_it_is_read(
+    registry_api: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_core.registry import registration
+
+    _, data, signature = trained_model("logistic_regression")
+    upload("uploads/breast-cancer/model.onnx", data)
+    upload("uploads/breast-cancer/signature.json", signature.model_dump_json().encode())
+    monkeypatch.setattr(registration, "MAX_ARTIFACT_BYTES", len(data) - 1)
+    reads: list[str] = []
+    get = registry_api.registry.store.get
+    monkeypatch.setattr(registry_api.registry.store, "get", lambda key, *a: reads.append(key) or get(key, *a))
+
+    response = call(registry_api, _register_event())
+
+    assert response["statusCode"] == 422
+    assert body(response)["detail"][0]["type"] == "too_large"
+    assert reads == []

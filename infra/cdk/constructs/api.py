@@ -32,6 +32,7 @@ from constructs import Construct
 from infra.cdk.constructs.functions import ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import MODELS_PREFIX, StorageConstruct
+from mlops_core.storage import keys
 
 STAGE_NAME = "prod"
 
@@ -134,8 +135,11 @@ class ApiConstruct(Construct):
         storage.grant_metadata_read_write(self.registry.role)
         event_bus.grant_put_events_to(self.registry.role)
         # It reads what users upload anywhere in the bucket, but writes models only.
-        storage.grant_prefix_read(self.registry.role, "")
-        storage.grant_prefix_list(self.registry.role, "")
+        # It reads what it registers (uploads, training candidates, existing artifacts),
+        # lists those prefixes (a missing key is a 404, not a 403) and writes models/ only.
+        for prefix in keys.REGISTRABLE_PREFIXES:
+            storage.grant_prefix_read(self.registry.role, prefix)
+            storage.grant_prefix_list(self.registry.role, prefix)
         storage.grant_prefix_write(self.registry.role, MODELS_PREFIX)
 
         self.access_log_group = aws_logs.LogGroup(self, "AccessLogs", retention=log_retention)

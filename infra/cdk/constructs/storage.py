@@ -23,21 +23,21 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-#: Key prefix of model artifacts in the bucket; the inference role can read only below it.
-MODELS_PREFIX = "models/"
-#: Name of the metadata table's one global secondary index.
-METADATA_GSI = "gsi1"
+from mlops_core.storage import keys
+
+# Prefixes and index names come from the one module that owns them (the deployed code's).
+MODELS_PREFIX = keys.MODELS_PREFIX
+METADATA_GSI = keys.LIST_INDEX
 
 #: DynamoDB actions for reading items. (BatchGetItem is not needed; TransactGetItems
 #: is authorised as GetItem.)
 ITEM_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
 #: DynamoDB actions for writing items. TransactWriteItems has no IAM action of its own:
-#: each item in the transaction is authorised as PutItem, UpdateItem, DeleteItem or
-#: ConditionCheckItem.
+#: each item in the transaction is authorised as PutItem, UpdateItem or ConditionCheckItem.
+#: No DeleteItem: nothing deletes, so a compromised function cannot erase the audit trail.
 ITEM_WRITE_ACTIONS = (
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
     "dynamodb:ConditionCheckItem",
 )
 #: Reading an object and a specific version of it (the registry pins S3 version ids).
@@ -117,13 +117,17 @@ class StorageConstruct(Construct):
     def metadata_index_arn(self) -> str:
         return f"{self.metadata_table.table_arn}/index/{METADATA_GSI}"
 
-    def grant_metadata_read(self, role: aws_iam.IRole) -> None:
-        """Get and query items of the metadata table (not its index)."""
+    def grant_metadata_read(self, role: aws_iam.IRole, *, index: bool = False) -> None:
+        """Get and query items of the metadata table (and query its index if ``index``)."""
         role.add_to_principal_policy(
             aws_iam.PolicyStatement(
                 actions=list(ITEM_READ_ACTIONS), resources=[self.metadata_table.table_arn]
             )
         )
+        if index:
+            role.add_to_principal_policy(
+                aws_iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self.metadata_index_arn])
+            )
 
     def grant_metadata_read_write(self, role: aws_iam.IRole) -> None:
         """Read and write items of the metadata table, and query its index."""

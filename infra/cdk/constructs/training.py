@@ -180,7 +180,8 @@ class TrainingConstruct(Construct):
                 "are only known at run time, so the grant covers this state machine's executions only.",
             )
         )
-        storage.grant_metadata_read_write(self.api.role)
+        # It starts executions and reads runs: the run records are written by the steps.
+        storage.grant_metadata_read(self.api.role, index=True)
 
     def _invoke(self, name: str, function: ServiceFunction, comment: str) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(

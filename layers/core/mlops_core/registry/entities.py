@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from mlops_core.errors import Invalid, detail
 from mlops_core.registry.signature import ARTIFACT_FORMAT, ModelSignature
+from mlops_core.storage import keys
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
@@ -157,7 +158,12 @@ class RegisterVersionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    artifact_key: str = Field(min_length=1, max_length=1024, description="S3 key of the uploaded model.onnx")
+    artifact_key: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="S3 key of the uploaded model.onnx, under uploads/ (or a training run's runs/ "
+        "candidate, or an existing models/ artifact)",
+    )
     sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-fA-F]{64}$", description="If given, the upload must match it"
     )
@@ -175,5 +181,10 @@ class RegisterVersionRequest(BaseModel):
         if value.startswith("/") or ".." in value.split("/"):
             raise ValueError(
                 "artifact_key is a key inside the artifacts bucket, without '/' or '..' prefixes"
+            )
+        if not value.startswith(keys.REGISTRABLE_PREFIXES):
+            raise ValueError(
+                f"artifact_key must be under one of {', '.join(keys.REGISTRABLE_PREFIXES)} "
+                "(upload new artifacts under uploads/)"
             )
         return value

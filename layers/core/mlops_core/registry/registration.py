@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from mlops_core.registry.service import ModelRegistry, ModelValidator
 
 _MAX_REGISTER_ATTEMPTS = 5
+#: Largest artifact a version may have: it is read whole here and by the inference
+#: function (1 GiB of memory), where an ONNX session needs about twice its size.
+MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 
 
 def register_version(
@@ -50,6 +53,15 @@ def register_version(
     """
     check_model_name(name)
     try:
+        size = registry.store.size(request.artifact_key)
+        if size > MAX_ARTIFACT_BYTES:
+            raise Invalid(
+                f"the artifact is {size} bytes; the limit is {MAX_ARTIFACT_BYTES} "
+                "(the inference function loads it into memory)",
+                details=[
+                    detail(["body", "artifact_key"], f"at most {MAX_ARTIFACT_BYTES} bytes", "too_large")
+                ],
+            )
         source = registry.store.get(request.artifact_key)
     except NotFound:
         raise NotFound(

@@ -27,7 +27,7 @@ Clock = Callable[[], float]
 class Prediction:
     model_name: str
     model_version: int
-    alias: str
+    alias: str | None
     predictions: list[Any]
     probabilities: list[list[float]] | None
     classes: list[Any] | None
@@ -69,8 +69,9 @@ class Predictor:
         self.on_integrity_failure = on_integrity_failure
         self._aliases: dict[tuple[str, str], _Resolved] = {}
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
-        self._last_good: dict[tuple[str, str], LoadedModel] = {}
+        self._last_good: dict[tuple[str, str], ModelVersion] = {}
         self._refused: dict[tuple[str, int], float] = {}
+        self._versions: dict[tuple[str, int], ModelVersion] = {}
 
     def clear(self) -> None:
         """Forget every cached alias and model (as a new container would)."""
@@ -78,6 +79,7 @@ class Predictor:
         self._models.clear()
         self._last_good.clear()
         self._refused.clear()
+        self._versions.clear()
 
     @property
     def loaded_count(self) -> int:
@@ -92,17 +94,45 @@ class Predictor:
         self._aliases[(name, alias)] = _Resolved(version, now)
         return version
 
+    def resolve_version(self, name: str, number: int) -> ModelVersion:
+        """A pinned version's record (immutable where serving is concerned), cached."""
+        key = (name, number)
+        found = self._versions.get(key)
+        if found is None:
+            found = self.registry.get_version(name, number)
+            if len(self._versions) >= self.cache_size * 8:
+                self._versions.clear()
+            self._versions[key] = found
+        return found
+
     def model_for(self, name: str, alias: str) -> LoadedModel:
+        """The version ``alias`` names, loaded; the alias's last good version if it is refused."""
         version = self.resolve(name, alias)
+        try:
+            loaded = self.load(version)
+        except IntegrityError as error:
+            return self._fallback(name, alias, version, error)
+        self._last_good[(name, alias)] = version
+        return loaded
+
+    def load(self, version: ModelVersion) -> LoadedModel:
+        """A verified session for ``version``: from the LRU, or read from S3 and checked.
+
+        Raises ``IntegrityError`` when the artifact is missing or fails its checksum (and,
+        for ``alias_ttl`` seconds after that, without reading it again).
+        """
+        name = version.model_name
         key = (name, version.version)
         loaded = self._models.get(key)
         if loaded is not None:
             self._models.move_to_end(key)
-            self._last_good[(name, alias)] = loaded
             return loaded
         refused_at = self._refused.get(key)
         if refused_at is not None and self.clock() - refused_at < self.alias_ttl:
-            return self._fallback(name, alias, version, None)
+            raise IntegrityError(
+                f"integrity check failed for model '{name}' v{version.version}; the artifact is refused",
+                retry_after_seconds=30,
+            )
         try:
             try:
                 stored = self.store.get(version.artifact.key, version.artifact.s3_version_id)
@@ -114,39 +144,44 @@ class Predictor:
                     retry_after_seconds=30,
                 ) from None
             loaded = LoadedModel.from_bytes(version, stored.data)
-        except IntegrityError as error:
+        except IntegrityError:
             self._refused[key] = self.clock()
-            return self._fallback(name, alias, version, error)
+            raise
         self._refused.pop(key, None)
         self._models[key] = loaded
         if len(self._models) > self.cache_size:
             self._models.popitem(last=False)
-        self._last_good[(name, alias)] = loaded
         return loaded
 
-    def _fallback(
-        self, name: str, alias: str, version: ModelVersion, error: IntegrityError | None
-    ) -> LoadedModel:
-        failure = error or IntegrityError(
-            f"integrity check failed for model '{name}' v{version.version}; the artifact is refused",
-            retry_after_seconds=30,
-        )
+    def _fallback(self, name: str, alias: str, version: ModelVersion, failure: IntegrityError) -> LoadedModel:
         if self.on_integrity_failure is not None:
             self.on_integrity_failure(version, failure)
         last_good = self._last_good.get((name, alias))
-        if last_good is None:
+        if last_good is None or last_good.version == version.version:
             raise failure
-        return last_good
+        try:
+            # Reloaded (and verified again) if the LRU evicted it: the fallback is bounded
+            # by the cache like every other session.
+            return self.load(last_good)
+        except IntegrityError:
+            raise failure from None
 
-    def predict(self, name: str, instances: Sequence[Any], *, alias: str = "production") -> Prediction:
-        model = self.model_for(name, alias)
+    def predict(
+        self, name: str, instances: Sequence[Any], *, alias: str = "production", version: int | None = None
+    ) -> Prediction:
+        """Score ``instances`` with the version ``alias`` names, or the pinned ``version``
+        (no fallback then: the caller asked for exactly that one)."""
+        if version is not None:
+            model = self.load(self.resolve_version(name, version))
+        else:
+            model = self.model_for(name, alias)
         signature = model.version.signature
         matrix = instances_to_matrix(instances, signature, max_batch_size=self.max_batch_size)
         predictions, probabilities = model.run(matrix)
         return Prediction(
             model_name=name,
             model_version=model.version.version,
-            alias=alias,
+            alias=None if version is not None else alias,
             predictions=predictions,
             probabilities=probabilities,
             classes=signature.classes,

@@ -72,6 +72,10 @@ def model_runs(model_name: str) -> str:
 MODELS_PREFIX = "models/"
 RUNS_PREFIX = "runs/"
 DATASETS_PREFIX = "datasets/"
+#: Where callers upload artifacts to register (the registry also registers training
+#: candidates from RUNS_PREFIX and existing artifacts from MODELS_PREFIX).
+UPLOADS_PREFIX = "uploads/"
+REGISTRABLE_PREFIXES = (UPLOADS_PREFIX, RUNS_PREFIX, MODELS_PREFIX)
 MODEL_FILE = "model.onnx"
 SIGNATURE_FILE = "signature.json"
 

@@ -39,6 +39,12 @@ class ArtifactStore:
             data = response["Body"].read()
         return StoredObject(key=key, version_id=response.get("VersionId"), data=data)
 
+    def size(self, key: str) -> int:
+        """The size in bytes of the current object at ``key`` (``NotFound`` if there is none)."""
+        with translate_errors(self.what):
+            response = self._client.head_object(Bucket=self.bucket, Key=key)
+        return int(response["ContentLength"])
+
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> StoredObject:
         with translate_errors(self.what):
             response = self._client.put_object(
