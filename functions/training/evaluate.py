@@ -21,7 +21,7 @@ tracker = RunTracker(table)
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.get("run_id"))
     state = evaluate(event, store, registry, tracker)
     logger.info("gate decided", extra={"evaluation": state["evaluation"]})

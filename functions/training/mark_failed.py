@@ -18,7 +18,7 @@ publisher = EventPublisher(settings.event_bus_name)
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.get("run_id"))
     record = mark_failed(event, tracker, publisher)
     logger.warning("training run failed", extra=record)

@@ -27,7 +27,7 @@ registry = ModelRegistry(
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.get("run_id"))
     result = register_model(event, registry, tracker)
     logger.info("model registered", extra={"version": result["version"]})

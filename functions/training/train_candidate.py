@@ -18,7 +18,7 @@ tracker = RunTracker(MetadataTable(settings.metadata_table))
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.get("run_id"), candidate=event.get("candidate_id"))
     result = train_candidate(event, store, tracker)
     logger.info("candidate trained", extra={"metrics": result["validation_metrics"]})

@@ -22,7 +22,7 @@ tracker = RunTracker(MetadataTable(settings.metadata_table))
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.get("run_id"))
     state = validate_data(event, store, tracker)
     logger.info(

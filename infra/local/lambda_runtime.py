@@ -172,8 +172,8 @@ def check_moto_internals() -> None:
         raise RuntimeError("the local Lambda runtime no longer fits moto: " + "; ".join(problems))
 
 
-def _state_machine_from_cloudformation(
-    cls: Any,
+def _state_machine_from_cloudformation(  # moto calls it by keyword, with its own signature
+    cls: Any,  # noqa: ARG001
     resource_name: str,
     cloudformation_json: dict[str, Any],
     account_id: str,
@@ -192,8 +192,12 @@ def _state_machine_from_cloudformation(
     )
 
 
-def _delete_state_machine(
-    cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+def _delete_state_machine(  # moto calls it by keyword, with its own signature
+    cls: Any,  # noqa: ARG001
+    resource_name: str,
+    cloudformation_json: dict[str, Any],  # noqa: ARG001
+    account_id: str,
+    region_name: str,
 ) -> None:
     from moto.stepfunctions.responses import get_backend
 

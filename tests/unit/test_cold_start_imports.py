@@ -41,6 +41,14 @@ def test_inference_handler_imports_neither_scikit_learn_nor_scipy_nor_xray_when_
     # Its reads are signed by mlops_core.storage.signed_reads; boto3 loads only if a write needs it.
     # (Powertools imports the bare ``botocore`` package to read its version: 1 ms.)
     assert not modules & {"boto3", "botocore.session", "botocore.client", "pydantic_settings"}
+    # It reads the registry (lookup) and never loads its write side or the training package.
+    assert "mlops_core.registry.lookup" in modules
+    assert not modules & {
+        "mlops_core.registry.service",
+        "mlops_core.registry.registration",
+        "mlops_core.registry.model_card",
+        "mlops_core.training",
+    }
 
 
 def test_with_tracing_on_as_in_lambda_no_botocore_client_code_loads(tmp_path: object) -> None:

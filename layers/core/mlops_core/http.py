@@ -165,22 +165,22 @@ def register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None
         )
 
     @app.exception_handler(RequestUnsupportedContentType)
-    def _unsupported_content_type(error: RequestUnsupportedContentType) -> Response:
+    def _unsupported_content_type(_error: RequestUnsupportedContentType) -> Response:
         return error_response(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported Content-Type: send application/json"
         )
 
     @app.exception_handler(UnicodeDecodeError)
-    def _not_utf8(error: UnicodeDecodeError) -> Response:
+    def _not_utf8(_error: UnicodeDecodeError) -> Response:
         return error_response(HTTPStatus.BAD_REQUEST, "malformed body: not UTF-8 text")
 
     @app.exception_handler(RecursionError)
-    def _too_deep(error: RecursionError) -> Response:
+    def _too_deep(_error: RecursionError) -> Response:
         # json.loads gives up near 1000 levels of nesting; no request here needs more than 3.
         return error_response(HTTPStatus.BAD_REQUEST, "malformed JSON body: nested too deeply")
 
     @app.not_found
-    def _no_route(error: NotFoundError) -> Response:
+    def _no_route(_error: NotFoundError) -> Response:
         # A path API Gateway routed here that no route of this function matches (a path
         # parameter with characters the routes do not accept, say).
         event = app.current_event
@@ -220,7 +220,7 @@ def register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, error.message)
 
     @app.exception_handler(Exception)
-    def _unexpected(error: Exception) -> Response:
+    def _unexpected(_error: Exception) -> Response:
         # A bug: log it with its trace, answer without one.
         logger.exception("unhandled error")
         return error_response(

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TracerLike(Protocol):
+    """What the functions use of a tracer, typed so that decorated handlers keep their types."""
+
+    def capture_method(self, method: F) -> F: ...
+
+    def capture_lambda_handler(self, lambda_handler: F) -> F: ...
+
+    def put_annotation(self, key: str, value: Any) -> None: ...
 
 
 class _NoTracer:
@@ -21,10 +31,11 @@ class _NoTracer:
     def capture_lambda_handler(self, handler: F | None = None, **_: Any) -> Any:
         return handler if handler is not None else (lambda function: function)
 
-    def put_annotation(self, key: str, value: Any) -> None:
+    # Same signatures as Powertools' Tracer (callers pass these by name).
+    def put_annotation(self, key: str, value: Any) -> None:  # noqa: ARG002
         return None
 
-    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
+    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:  # noqa: ARG002
         return None
 
 
@@ -32,7 +43,7 @@ def tracing_enabled() -> bool:
     return os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() not in {"1", "true", "yes"}
 
 
-def make_tracer(*, patch_modules: Sequence[str] | None = None) -> Any:
+def make_tracer(*, patch_modules: Sequence[str] | None = None) -> TracerLike:
     """A Powertools Tracer when tracing is on, else a no-op with the same decorators.
 
     ``patch_modules`` limits which libraries X-Ray instruments (default: every supported
@@ -41,10 +52,10 @@ def make_tracer(*, patch_modules: Sequence[str] | None = None) -> Any:
     does not import botocore just to patch it.
     """
     if not tracing_enabled():
-        return _NoTracer()
+        return cast(TracerLike, _NoTracer())
     from aws_lambda_powertools import Tracer
 
-    return Tracer(patch_modules=list(patch_modules) if patch_modules is not None else None)
+    return cast(TracerLike, Tracer(patch_modules=list(patch_modules) if patch_modules is not None else None))
 
 
 def count_errors(metrics: Any, response: dict[str, Any]) -> None:
