@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import test_local_stack as local_stack_test
-from tests.support import ROOT
+from tests.support import ROOT, ROW0
 
 pytestmark = pytest.mark.e2e
 README = ROOT / "README.md"
@@ -101,6 +101,18 @@ def test_readme_commands_run_as_written(local_stack: dict[str, Any], state_dir: 
         "API_KEY": local_stack["key"],
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+
+    def bash(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
     failures, ran, skipped = [], [], []
     for command in readme_commands():
         if program(command) in SKIPPED:
@@ -109,15 +121,7 @@ def test_readme_commands_run_as_written(local_stack: dict[str, Any], state_dir: 
         runnable = command.replace(DEMO_ADDRESS, local_stack["api"])
         if program(command) == "curl":
             runnable = "curl --fail-with-body " + runnable.removeprefix("curl ")
-        result = subprocess.run(
-            ["bash", "-c", runnable],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        result = bash(runnable)
         ran.append(command)
         if result.returncode != 0:
             failures.append(
@@ -133,23 +137,8 @@ def test_readme_commands_run_as_written(local_stack: dict[str, Any], state_dir: 
     assert {program(c) for c in ran} == set(RUN)
 
     # The README predicts with the staging alias: the version the README's training put there.
-    staging = subprocess.run(
-        [
-            "mlops",
-            "predict",
-            "breast-cancer",
-            "--alias",
-            "staging",
-            "--instances",
-            "[[17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]]",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    staging = bash(f"mlops predict breast-cancer --alias staging --instances '{json.dumps([ROW0])}'")
+    assert staging.returncode == 0, staging.stderr
     answer = json.loads(staging.stdout)
     if answer.get("alias") != "staging":
         pytest.xfail("the server ignores ?alias= until POST /models/{name}/predict?alias=... lands")
