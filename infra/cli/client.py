@@ -17,6 +17,7 @@ import boto3
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.local.stack import ENDPOINT_FILE, StackDescription, local_aws_environment
 
@@ -24,11 +25,37 @@ TIMEOUT_SECONDS = 60
 
 
 class ApiError(Exception):
+    """The API answered 4xx/5xx; ``body`` is its ``ErrorBody`` (or the raw text)."""
+
     def __init__(self, status: int, body: Any) -> None:
         self.status = status
         self.body = body
-        message = body.get("message") if isinstance(body, dict) else str(body)
-        super().__init__(f"HTTP {status}: {message}")
+        message = body.get("message") if isinstance(body, dict) else None
+        text = message or (str(body).strip() if body else "") or "(no message)"
+        super().__init__(f"HTTP {status}: {text}")
+
+    @property
+    def details(self) -> list[str]:
+        """One readable line per item of the body's ``detail`` list (every failing rule)."""
+        detail = self.body.get("detail") if isinstance(self.body, dict) else None
+        return [describe_detail(item) for item in detail] if isinstance(detail, list) else []
+
+
+def describe_detail(item: Any) -> str:
+    """``{"loc": [...], "msg": ...}`` as ``body.instances.0: msg``; a policy rule such as
+    ``{"rule": "thresholds.roc_auc.min", "value": 0.91, "limit": 0.95}`` as
+    ``thresholds.roc_auc.min: value 0.91, limit 0.95``; anything else as JSON."""
+    if not isinstance(item, dict):
+        return json.dumps(item, default=str)
+    where = item.get("rule") or ".".join(map(str, item.get("loc") or []))
+    known = {"loc", "rule", "msg", "type", "input", "ctx", "url"}
+    facts = ", ".join(
+        f"{key} {json.dumps(value, default=str)}" for key, value in item.items() if key not in known
+    )
+    what = "; ".join(part for part in (str(item["msg"]) if item.get("msg") else "", facts) if part)
+    if not where:
+        return what or json.dumps(item, default=str)
+    return f"{where}: {what}" if what else where
 
 
 class StackNotFound(Exception):
@@ -41,6 +68,7 @@ class Target:
     api_key: str | None
     region: str
     local: StackDescription | None = None
+    artifacts_bucket: str | None = None
 
     @classmethod
     def local_stack(cls) -> Target:
@@ -59,12 +87,13 @@ class Target:
             api_key=description.api_key,
             region=description.region,
             local=description,
+            artifacts_bucket=description.artifacts_bucket,
         )
 
     @classmethod
     def deployed(cls, stack_name: str) -> Target:
-        cloudformation = boto3.client("cloudformation")
         try:
+            cloudformation = boto3.client("cloudformation")
             stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
         except Exception as error:
             raise StackNotFound(f"stack {stack_name!r}: {error}") from None
@@ -72,13 +101,21 @@ class Target:
         if "ApiUrl" not in outputs:
             raise StackNotFound(f"stack {stack_name!r} has no ApiUrl output: is it this project's stack?")
         key_id = outputs.get("PredictApiKeyId")
-        api_key = (
-            boto3.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
-            if key_id
-            else None
-        )
+        try:
+            api_key = (
+                boto3.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
+                if key_id
+                else None
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise StackNotFound(f"stack {stack_name!r}: reading its predict API key: {error}") from None
         region = cloudformation.meta.region_name
-        return cls(api_url=outputs["ApiUrl"].rstrip("/"), api_key=api_key, region=region)
+        return cls(
+            api_url=outputs["ApiUrl"].rstrip("/"),
+            api_key=api_key,
+            region=region,
+            artifacts_bucket=outputs.get("ArtifactsBucketName"),
+        )
 
 
 class ApiClient:
@@ -114,8 +151,20 @@ class ApiClient:
         return payload
 
     # -- the routes ----------------------------------------------------------------------
-    def predict(self, model: str, instances: list[Any]) -> Any:
-        return self.call("POST", f"/models/{model}/predict", {"instances": instances}, iam=False)
+    def predict(
+        self, model: str, instances: list[Any], *, alias: str | None = None, version: int | None = None
+    ) -> Any:
+        """Predict with the ``production`` alias, another ``alias``, or a pinned ``version``."""
+        if alias is not None and version is not None:
+            raise ValueError("pass alias or version, not both")
+        query = (
+            {"alias": alias}
+            if alias is not None
+            else {"version": str(version)}
+            if version is not None
+            else None
+        )
+        return self.call("POST", f"/models/{model}/predict", {"instances": instances}, iam=False, query=query)
 
     def start_training(self, request: dict[str, Any]) -> Any:
         return self.call("POST", "/training", request)
@@ -123,8 +172,8 @@ class ApiClient:
     def run(self, run_id: str) -> Any:
         return self.call("GET", f"/runs/{run_id}")
 
-    def runs(self, model: str) -> Any:
-        return self.call("GET", f"/models/{model}/runs")["runs"]
+    def runs(self, model: str, limit: int = 50) -> Any:
+        return self.call("GET", f"/models/{model}/runs", query={"limit": str(limit)})["runs"]
 
     def models(self) -> Any:
         return self.call("GET", "/models")["models"]

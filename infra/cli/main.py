@@ -1,14 +1,17 @@
 """`mlops`: run the embedded local stack and drive a stack, local or deployed.
 
-    mlops up [--demo]                  start the local stack (Ctrl-C stops it)
-    mlops train --model M --dataset K  start a training run (--wait follows it)
-    mlops runs show RUN | list MODEL   training runs
-    mlops models list | show M | promote M V
-    mlops predict M --instances JSON   a prediction call
-    mlops invoke FUNCTION EVENT_FILE   run one function on a sample event (local stack)
+    mlops up [--demo]                    start the local stack (Ctrl-C stops it)
+    mlops datasets upload FILE.csv ...   a CSV and its inferred schema, where training reads them
+    mlops train --model M --dataset K    start a training run (--wait follows it)
+    mlops runs show RUN | list MODEL | wait RUN
+    mlops models list | show M | promote M V | rollback M | audit M | card M V
+    mlops predict M --instances JSON     a prediction call (production, --alias or --version)
+    mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
 
 Commands talk to the local stack unless ``--stack NAME`` names a deployed one. ``--json``
-prints machine-readable output.
+(before or after the command) prints machine-readable output on stdout. A user's mistake
+is one line on stderr and exit code 2; an API error prints its message and every item of
+its ``detail`` and exits 1.
 """
 
 from __future__ import annotations
@@ -20,16 +23,61 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
+import requests
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
+from infra.cli.runs import EXIT_CODES, EXIT_CODES_HELP, EXIT_STILL_RUNNING, RunStillRunning, outcome, summary
+from infra.cli.tables import Rows
+
+PACKAGE = "serverless-mlops"
+MAX_SHOWN_DETAILS = 50
+
+
+class _Cli(TyperGroup):
+    """Usage errors as one line on stderr (exit 2), rather than a usage block in a box."""
+
+    def main(  # type: ignore[override]  # typer's own keyword arguments pass through **extra
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as error:  # typer's click exceptions (UsageError: exit 2)
+            exit_code = getattr(error, "exit_code", 1)
+            if type(error).__name__ == "NoArgsIsHelpError":  # the help has been printed
+                sys.exit(exit_code)
+            context = getattr(error, "ctx", None)
+            see = f" (see '{context.command_path} --help')" if context is not None and exit_code == 2 else ""
+            _error(f"{error.format_message()}{see}")
+            sys.exit(exit_code)
+        except typer.Abort:
+            _error("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=_Cli,
     help="Run the embedded local stack, and drive a stack (local by default, or --stack NAME).",
     no_args_is_help=True,
     add_completion=False,
@@ -37,12 +85,17 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Training runs.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Training datasets in the stack's bucket.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 
-console = Console(file=sys.stderr, soft_wrap=True)
-# Bound to the real stdout now: `mlops up` later points sys.stdout at the functions' log.
-out = Console(file=sys.stdout)
+# Both follow sys.stdout / sys.stderr as they are when they print (`mlops up` points
+# sys.stdout at the functions' log; tests capture both).
+console = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts), as `mlops --json ...`")]
 
 
 class State:
@@ -53,39 +106,116 @@ class State:
 state = State()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        _say(f"mlops {metadata.version(PACKAGE)}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     stack: Annotated[
         str | None, typer.Option(help="A deployed stack's name (default: the local stack)")
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts)")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit"),
+    ] = False,
 ) -> None:
     state.stack = stack
     state.json = json_output
 
 
-def _client() -> ApiClient:
+# ---- output and errors ---------------------------------------------------------------------
+def _say(text: str) -> None:
+    """A line of output, as it is: no markup, no highlighting, never wrapped by rich."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _error(message: str) -> None:
+    console.print(Text(f"Error: {' '.join(message.split())}", style="red"))
+
+
+def _usage(message: str, *options: str) -> typer.BadParameter:
+    """A user's mistake (exit 2) with the options (or argument) it is about."""
+    return typer.BadParameter(message, param_hint=list(options))
+
+
+@contextmanager
+def _calls() -> Iterator[None]:
+    """The API's and AWS's errors as readable lines on stderr: exit 1 (2 when no stack is found)."""
     try:
-        target = Target.deployed(state.stack) if state.stack else Target.local_stack()
+        yield
+    except ApiError as error:
+        _error(str(error))
+        details = error.details
+        for line in details[:MAX_SHOWN_DETAILS]:
+            console.print(Text(f"  - {line}", style="red"))
+        if len(details) > MAX_SHOWN_DETAILS:
+            console.print(Text(f"  (+{len(details) - MAX_SHOWN_DETAILS} more)", style="red"))
+        raise typer.Exit(1) from None
     except StackNotFound as error:
-        console.print(f"[red]{error}[/red]")
+        _error(str(error))
         raise typer.Exit(2) from None
-    return ApiClient(target)
+    except requests.RequestException as error:
+        _error(f"cannot reach the API: {error}")
+        raise typer.Exit(1) from None
+    except (BotoCoreError, ClientError) as error:
+        _error(f"AWS: {error}")
+        raise typer.Exit(1) from None
 
 
-def _emit(payload: Any, table: Table | None = None) -> None:
-    if state.json or table is None:
-        out.print_json(json.dumps(payload, default=str))
+def _target() -> Target:
+    return Target.deployed(state.stack) if state.stack else Target.local_stack()
+
+
+def _client() -> ApiClient:
+    return ApiClient(_target())
+
+
+def _as_json(flag: bool) -> bool:
+    return state.json or flag
+
+
+def _print_json(payload: Any) -> None:
+    out.print_json(json.dumps(payload, default=str))
+
+
+def _emit(payload: Any, table: Rows | None, json_flag: bool) -> None:
+    if table is None or _as_json(json_flag):
+        _print_json(payload)
     else:
-        out.print(table)
+        table.print(out)
 
 
-def _fail(error: ApiError) -> typer.Exit:
-    console.print(f"[red]{error}[/red]")
-    if isinstance(error.body, dict) and error.body.get("detail"):
-        for item in error.body["detail"][:20]:
-            console.print(f"  {'.'.join(map(str, item.get('loc', [])))}: {item.get('msg')}")
-    return typer.Exit(1)
+def _when(timestamp: str | None) -> str:
+    """An ISO timestamp for a table: UTC to the second, with a space where it may wrap."""
+    try:
+        moment = datetime.fromisoformat(str(timestamp).replace("Z", "+00:00"))
+    except ValueError:
+        return timestamp or ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _json_option(value: str, option: str) -> Any:
+    """A JSON option's value, inline or ``@file.json``."""
+    where = ""
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            value = path.read_text()
+        except FileNotFoundError:
+            raise _usage(f"file {str(path)!r} not found", option) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise _usage(f"cannot read {str(path)!r}: {error}", option) from None
+        where = f" in {path}"
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as error:
+        raise _usage(
+            f"not valid JSON{where}: {error.msg} at line {error.lineno}, column {error.colno}", option
+        ) from None
 
 
 # ---- the local stack ------------------------------------------------------------------------
@@ -109,6 +239,7 @@ def up(
     warnings.filterwarnings("ignore", module="aws_lambda_powertools")
     # The functions log JSON lines (and EMF metrics) to stdout, as on Lambda; here they go
     # to a file, so that the terminal shows the stack's progress and the curl commands.
+    terminal = Console(file=sys.stdout)
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     function_log = STATE_DIR / "functions.log"
     sys.stdout = function_log.open("a", buffering=1)
@@ -118,7 +249,7 @@ def up(
         with console.status("starting the local stack (synthesizing the CDK app if it changed)"):
             description = stack.start()
     except PortInUse as error:
-        console.print(f"[red]{error}[/red]")
+        _error(str(error))
         raise typer.Exit(3) from None
     console.log(f"local stack up in {time.monotonic() - started:.1f} s: API {description.api_url}")
     console.log(f"function logs and metrics: {function_log}")
@@ -126,7 +257,7 @@ def up(
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
         if demo:
-            _demo(description)
+            _demo(description, terminal)
         if exit_after_demo:
             return
         console.log("serving; Ctrl-C stops the stack")
@@ -139,7 +270,7 @@ def up(
         console.log("local stack stopped")
 
 
-def _demo(description: Any) -> None:
+def _demo(description: Any, terminal: Console) -> None:
     from infra.local.demo import DemoFailed, curl_examples, run_demo
 
     client = ApiClient(
@@ -147,18 +278,18 @@ def _demo(description: Any) -> None:
     )
     try:
         result = run_demo(description, client, console)
-    except (DemoFailed, ApiError) as error:
-        console.print(f"[red]demo failed: {error}[/red]")
+    except (DemoFailed, RunStillRunning, ApiError) as error:
+        _error(f"demo failed: {error}")
         raise typer.Exit(1) from None
     prediction = result.prediction
     console.log(
         f"demo ready in {result.seconds:.1f} s: v{result.version} predicts {prediction['predictions'][0]} "
         f"(p={max(prediction['probabilities'][0]):.3f}) for the example row"
     )
-    out.print("\nTry it:\n")
+    terminal.print("\nTry it:\n")
     for line in curl_examples(description):
-        out.print(line, soft_wrap=True)
-    out.print()
+        terminal.print(line, soft_wrap=True)
+    terminal.print()
 
 
 class _RichLog(logging.Handler):
@@ -166,11 +297,164 @@ class _RichLog(logging.Handler):
         console.log(self.format(record))
 
 
+# ---- datasets --------------------------------------------------------------------------------
+class TaskChoice(StrEnum):
+    classification = "classification"
+    regression = "regression"
+
+
+def _bucket(target: Target) -> str:
+    if not target.artifacts_bucket:
+        raise StackNotFound("the stack has no ArtifactsBucketName output: is it this project's stack?")
+    return target.artifacts_bucket
+
+
+@datasets_app.command("upload")
+def datasets_upload(
+    file: Annotated[Path, typer.Argument(help="A CSV file with a header row", dir_okay=False)],
+    name: Annotated[str, typer.Option(help="Dataset name: the S3 prefix datasets/NAME/")],
+    target: Annotated[str, typer.Option(help="The column to predict")],
+    task: Annotated[
+        TaskChoice | None,
+        typer.Option(
+            help="Default: classification for a target of at most 20 distinct integer or boolean values"
+        ),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="vN (default: the next unused version; versions are never overwritten)")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Upload a CSV and the schema inferred from it as datasets/NAME/vN/data.csv + schema.json.
+
+    Prints the dataset_key to pass to `mlops train --dataset`. The file is checked as the
+    training workflow will check it (types, nulls, the target's classes) before anything is
+    written. Every column must be numeric (categories as numeric codes).
+    """
+    import boto3
+
+    from infra.cli.datasets import (
+        BadDataset,
+        check_name,
+        check_version,
+        prepare,
+        upload_files,
+        versions,
+    )
+
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise _usage(f"file {str(file)!r} not found", "FILE") from None
+    except OSError as error:
+        raise _usage(f"cannot read {str(file)!r}: {error}", "FILE") from None
+    try:
+        check_name(name)
+        chosen = check_version(version) if version is not None else None
+        # Checked before any call: a file that cannot be a dataset needs no stack to say so.
+        dataset = prepare(data, name=name, version=chosen or "v1", target=target, task=task and task.value)
+    except BadDataset as error:
+        raise _usage(str(error), str(file)) from None
+    with _calls():
+        bucket = _bucket(_target())
+        s3 = boto3.client("s3")
+        existing = versions(s3, bucket, name)
+        if chosen is None:
+            dataset = replace(dataset, version=f"v{max(existing, default=0) + 1}")
+        elif int(chosen[1:]) in existing:
+            raise _usage(
+                f"datasets/{name}/{chosen}/ exists already (datasets are immutable: runs pin their bytes); "
+                f"omit --version to upload v{max(existing) + 1}",
+                "--version",
+            )
+        upload_files(s3, bucket, dataset.files)
+    result = {
+        "dataset_key": dataset.dataset_key,
+        "schema_key": dataset.schema_key,
+        "rows": dataset.rows,
+        "task": dataset.schema.task,
+        "target": dataset.schema.target,
+        "features": [c.name for c in dataset.schema.features],
+        "schema": dataset.schema.model_dump(mode="json", exclude_none=True),
+    }
+    if _as_json(json_output):
+        _print_json(result)
+        return
+    _say(
+        f"uploaded {dataset.rows} rows: {dataset.schema.task} of {target!r} on "
+        f"{len(dataset.schema.features)} features"
+    )
+    _say(f"dataset_key: {dataset.dataset_key}")
+    _say(f"train with:  mlops train --model MODEL --dataset {dataset.dataset_key}")
+
+
+@datasets_app.command("list")
+def datasets_list(json_output: JsonFlag = False) -> None:
+    """Datasets under datasets/ in the stack's bucket."""
+    import boto3
+
+    from infra.cli.datasets import list_datasets
+
+    with _calls():
+        bucket = _bucket(_target())  # first: the local stack's target points boto3 at moto
+        found = list_datasets(boto3.client("s3"), bucket)
+    table = Rows("dataset_key", "bytes", "uploaded", "schema", ids=("dataset_key",))
+    for item in found:
+        table.add_row(
+            item["dataset_key"],
+            str(item["bytes"]),
+            _when(item["uploaded_at"]),
+            "yes" if item["schema"] else "no",
+        )
+    _emit(found, table, json_output)
+
+
 # ---- training --------------------------------------------------------------------------------
-@app.command()
+def _candidates(raw: str) -> list[Any]:
+    candidates = _json_option(raw, "--candidates")
+    if (
+        not isinstance(candidates, list)
+        or not candidates
+        or not all(isinstance(c, dict) and "family" in c for c in candidates)
+    ):
+        raise _usage(
+            'expected a non-empty JSON list of {"family": ..., "params": {...}} objects', "--candidates"
+        )
+    return candidates
+
+
+def _follow(client: ApiClient, run_id: str, timeout: float, json_flag: bool) -> None:
+    """Wait for the run, print its summary (or JSON), exit with the run's outcome."""
+    from infra.cli.runs import wait_for_run
+
+    try:
+        run = wait_for_run(client, run_id, console, timeout=timeout)
+    except RunStillRunning as error:
+        _error(f"{error}; follow it again with `mlops runs wait {run_id}`")
+        raise typer.Exit(EXIT_STILL_RUNNING) from None
+    except KeyboardInterrupt:
+        _error(f"stopped waiting; the run goes on: `mlops runs wait {run_id}`")
+        raise typer.Exit(130) from None
+    if _as_json(json_flag):
+        _print_json(run)
+    else:
+        for line in summary(run):
+            _say(line)
+    code = EXIT_CODES[outcome(run)]
+    if code:
+        raise typer.Exit(code)
+
+
+WaitTimeout = Annotated[float, typer.Option(help="Seconds to wait before giving up (exit 5)", min=1)]
+
+
+@app.command(epilog=EXIT_CODES_HELP)
 def train(
     model: Annotated[str, typer.Option(help="Model name to register under")],
-    dataset: Annotated[str, typer.Option(help="S3 key of the CSV in the artifacts bucket")],
+    dataset: Annotated[
+        str,
+        typer.Option(help="S3 key of the CSV in the artifacts bucket (as `mlops datasets upload` prints)"),
+    ],
     candidates: Annotated[str, typer.Option(help="JSON list of {family, params}, or @file.json")] = (
         '[{"family": "logistic_regression"}]'
     ),
@@ -178,95 +462,116 @@ def train(
     threshold: Annotated[
         float | None, typer.Option(help="The gate: minimum (or maximum) target metric")
     ] = None,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(help="How much worse than the production champion's target metric is accepted", min=0),
+    ] = None,
     expectations: Annotated[str | None, typer.Option(help="S3 key of an expectations suite")] = None,
     promote_to: Annotated[str | None, typer.Option(help="Alias to set on success (e.g. staging)")] = None,
-    seed: int = 42,
-    wait: Annotated[bool, typer.Option(help="Follow the run until it ends")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed (the same seed and data give the same model)")] = 42,
+    wait: Annotated[
+        bool, typer.Option(help="Follow the run until it ends, then exit with its outcome")
+    ] = False,
+    timeout: WaitTimeout = 600,
+    json_output: JsonFlag = False,
 ) -> None:
-    """Start a training run (a Step Functions execution)."""
-    raw = Path(candidates[1:]).read_text() if candidates.startswith("@") else candidates
+    """Start a training run (a Step Functions execution); --wait follows it to the end.
+
+    With --wait: the run's current step on stderr while it runs, then a summary (status, best
+    candidate, holdout metrics, the registered version or why it was rejected); --json prints
+    the whole run record instead.
+    """
     request: dict[str, Any] = {
         "model_name": model,
         "dataset_key": dataset,
-        "candidates": json.loads(raw),
+        "candidates": _candidates(candidates),
         "seed": seed,
     }
     for key, value in (
         ("target_metric", metric),
         ("threshold", threshold),
+        ("tolerance", tolerance),
         ("expectations_key", expectations),
         ("promote_to", promote_to),
     ):
         if value is not None:
             request[key] = value
-    client = _client()
-    try:
+    with _calls():
+        client = _client()
         started = client.start_training(request)
-        if not wait:
-            _emit(started)
+        if wait:
+            console.print(f"started training run {started['run_id']}", highlight=False)
+            _follow(client, started["run_id"], timeout, json_output)
             return
-        from infra.local.demo import wait_for_run
-
-        _emit(wait_for_run(client, started["run_id"], console))
-    except ApiError as error:
-        raise _fail(error) from None
+    if _as_json(json_output):
+        _print_json(started)
+    else:
+        _say(f"started training run {started['run_id']}")
+        _say(f"follow it with: mlops runs wait {started['run_id']}")
 
 
 @runs_app.command("show")
-def runs_show(run_id: str) -> None:
-    """One run: status, dataset, candidates, evaluation, registered version."""
-    try:
-        _emit(_client().run(run_id))
-    except ApiError as error:
-        raise _fail(error) from None
+def runs_show(run_id: str, json_output: JsonFlag = False) -> None:
+    """One run: status, dataset, best candidate, metrics, registered version or why not (--json: all)."""
+    with _calls():
+        run = _client().run(run_id)
+    if _as_json(json_output):
+        _print_json(run)
+        return
+    for line in summary(run):
+        _say(line)
+
+
+@runs_app.command("wait", epilog=EXIT_CODES_HELP)
+def runs_wait(run_id: str, timeout: WaitTimeout = 600, json_output: JsonFlag = False) -> None:
+    """Follow a run until it ends; exit with its outcome (as `mlops train --wait`)."""
+    with _calls():
+        _follow(_client(), run_id, timeout, json_output)
 
 
 @runs_app.command("list")
-def runs_list(model: str) -> None:
+def runs_list(
+    model: str,
+    limit: Annotated[int, typer.Option(help="At most this many runs", min=1, max=200)] = 50,
+    json_output: JsonFlag = False,
+) -> None:
     """A model's runs, newest first."""
-    try:
-        runs = _client().runs(model)
-    except ApiError as error:
-        raise _fail(error) from None
-    table = Table("run", "status", "started", "best", "registered", "reason")
+    with _calls():
+        runs = _client().runs(model, limit)
+    table = Rows("run", "status", "started", "version", "reason", ids=("run",))
     for run in runs:
         table.add_row(
             run["run_id"],
             run["status"],
-            run["started_at"],
-            run.get("best_candidate", ""),
+            _when(run.get("started_at")),
             str(run.get("registered_version", "")),
-            (run.get("evaluation") or {}).get("reason", "")[:60],
+            (run.get("evaluation") or {}).get("reason", ""),
         )
-    _emit(runs, table)
+    _emit(runs, table, json_output)
 
 
 # ---- registry --------------------------------------------------------------------------------
 @models_app.command("list")
-def models_list() -> None:
+def models_list(json_output: JsonFlag = False) -> None:
     """Registered models."""
-    try:
+    with _calls():
         models = _client().models()
-    except ApiError as error:
-        raise _fail(error) from None
-    table = Table("model", "latest version", "owner", "description")
+    table = Rows("model", "latest", "owner", "description", ids=("model", "owner"))
     for model in models:
         table.add_row(
             model["name"], str(model["latest_version"]), model.get("owner") or "", model["description"]
         )
-    _emit(models, table)
+    _emit(models, table, json_output)
 
 
 @models_app.command("show")
-def models_show(name: str) -> None:
+def models_show(name: str, json_output: JsonFlag = False) -> None:
     """A model's aliases and versions."""
-    client = _client()
-    try:
+    with _calls():
+        client = _client()
         detail = client.model(name)
         versions = client.versions(name)
-    except ApiError as error:
-        raise _fail(error) from None
-    table = Table("version", "aliases", "stage", "run", "metrics", "created")
+    table = Rows("version", "aliases", "stage", "run", "metrics", "created", ids=("run",))
     for version in versions:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(version["metrics"].items()))
         table.add_row(
@@ -275,9 +580,18 @@ def models_show(name: str) -> None:
             version["stage"],
             version.get("run_id") or "",
             metrics,
-            version["created_at"],
+            _when(version["created_at"]),
         )
-    _emit({**detail, "versions": versions}, table)
+    _emit({**detail, "versions": versions}, table, json_output)
+
+
+def _print_alias(alias: dict[str, Any], json_flag: bool) -> None:
+    if _as_json(json_flag):
+        _print_json(alias)
+        return
+    before = (alias.get("previous_versions") or [None])[0]
+    was = f"was v{before}; " if before is not None and before != alias["version"] else ""
+    _say(f"{alias['model_name']}@{alias['alias']} -> v{alias['version']} ({was}revision {alias['revision']})")
 
 
 @models_app.command("promote")
@@ -289,12 +603,12 @@ def models_promote(
     expected_revision: Annotated[
         int | None, typer.Option(help="Move only if the alias is at this revision")
     ] = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """Point an alias (production by default) at a version, under the model's policy."""
-    try:
-        _emit(_client().promote(name, version, alias, expected_revision=expected_revision, reason=reason))
-    except ApiError as error:
-        raise _fail(error) from None
+    with _calls():
+        moved = _client().promote(name, version, alias, expected_revision=expected_revision, reason=reason)
+    _print_alias(moved, json_output)
 
 
 @models_app.command("rollback")
@@ -302,25 +616,27 @@ def models_rollback(
     name: str,
     alias: Annotated[str, typer.Option(help="Alias to move back")] = "production",
     reason: Annotated[str, typer.Option(help="Why (kept in the audit trail)")] = "",
+    json_output: JsonFlag = False,
 ) -> None:
     """Move an alias back to the version it named before."""
-    try:
-        _emit(_client().rollback(name, alias, reason=reason))
-    except ApiError as error:
-        raise _fail(error) from None
+    with _calls():
+        moved = _client().rollback(name, alias, reason=reason)
+    _print_alias(moved, json_output)
 
 
 @models_app.command("audit")
-def models_audit(name: str, limit: int = 50) -> None:
+def models_audit(
+    name: str,
+    limit: Annotated[int, typer.Option(help="At most this many records", min=1)] = 50,
+    json_output: JsonFlag = False,
+) -> None:
     """Who registered, promoted and rolled back what, when and why."""
-    try:
+    with _calls():
         trail = _client().audit(name, limit)
-    except ApiError as error:
-        raise _fail(error) from None
-    table = Table("at", "action", "alias", "from", "to", "actor", "reason")
+    table = Rows("at", "action", "alias", "from", "to", "actor", "reason", ids=("actor",))
     for record in trail:
         table.add_row(
-            record["at"],
+            _when(record["at"]),
             record["action"],
             record.get("alias") or "",
             str(record.get("from_version") or ""),
@@ -328,24 +644,26 @@ def models_audit(name: str, limit: int = 50) -> None:
             record.get("actor") or "",
             record.get("reason") or "",
         )
-    _emit(trail, table)
+    _emit(trail, table, json_output)
 
 
 @models_app.command("card")
 def models_card(
     name: str,
     version: int,
-    json_card: Annotated[bool, typer.Option("--as-json", help="The card as JSON")] = False,
+    json_output: JsonFlag = False,
+    as_json: Annotated[bool, typer.Option("--as-json", hidden=True)] = False,
 ) -> None:
-    """The version's model card (Markdown, or JSON with --as-json)."""
-    try:
+    """The version's model card (Markdown, or JSON with --json)."""
+    if as_json:
+        console.print("--as-json is deprecated: use --json", style="yellow")
+    json_card = _as_json(json_output) or as_json
+    with _calls():
         card = _client().model_card(name, version, "json" if json_card else "markdown")
-    except ApiError as error:
-        raise _fail(error) from None
     if isinstance(card, str):
-        out.print(card, markup=False, highlight=False)
+        _say(card)
     else:
-        _emit(card)
+        _print_json(card)
 
 
 # ---- serving ---------------------------------------------------------------------------------
@@ -355,13 +673,22 @@ def predict(
     instances: Annotated[
         str, typer.Option(help="JSON list of rows (lists or feature objects), or @file.json")
     ],
+    alias: Annotated[
+        str | None, typer.Option(help="Predict with this alias's version (default: production)")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="Predict with this version (not with --alias)", min=1)
+    ] = None,
+    json_output: JsonFlag = False,
 ) -> None:
-    """Call POST /models/{model}/predict."""
-    raw = Path(instances[1:]).read_text() if instances.startswith("@") else instances
-    try:
-        _emit(_client().predict(model, json.loads(raw)))
-    except ApiError as error:
-        raise _fail(error) from None
+    """Call POST /models/{model}/predict; prints the response (JSON)."""
+    if alias is not None and version is not None:
+        raise _usage("mutually exclusive: pass one of them", "--alias", "--version")
+    rows = _json_option(instances, "--instances")
+    if not isinstance(rows, list) or not rows:
+        raise _usage("expected a non-empty JSON list of rows, e.g. '[[1.0, 2.5]]'", "--instances")
+    with _calls():
+        _print_json(_client().predict(model, rows, alias=alias, version=version))
 
 
 @app.command()
@@ -370,28 +697,29 @@ def invoke(
         str, typer.Argument(help="Function: inference, registry, training-api, training-validate-data, ...")
     ],
     event_file: Annotated[Path, typer.Argument(help="An event from events/", exists=True, dir_okay=False)],
+    json_output: JsonFlag = False,
 ) -> None:
     """Invoke one function of the local stack with an event file (like `sam local invoke`)."""
     import boto3
 
-    client = _client()
-    if client.target.local is None:
-        console.print("[red]invoke runs functions of the local stack; drop --stack[/red]")
-        raise typer.Exit(2)
-    lambda_client = boto3.client("lambda")
-    names = {
-        cfg["Environment"]["Variables"].get("POWERTOOLS_SERVICE_NAME"): cfg["FunctionName"]
-        for cfg in lambda_client.list_functions()["Functions"]
-        if cfg.get("Environment")
-    }
-    if function not in names:
-        console.print(
-            f"[red]unknown function {function!r}; one of: {', '.join(sorted(n for n in names if n))}[/red]"
-        )
-        raise typer.Exit(2)
-    response = lambda_client.invoke(FunctionName=names[function], Payload=event_file.read_bytes())
+    with _calls():
+        target = _target()
+        if target.local is None:
+            raise _usage("invoke runs functions of the local stack; drop --stack", "--stack")
+        lambda_client = boto3.client("lambda")
+        names = {
+            cfg["Environment"]["Variables"].get("POWERTOOLS_SERVICE_NAME"): cfg["FunctionName"]
+            for cfg in lambda_client.list_functions()["Functions"]
+            if cfg.get("Environment")
+        }
+        if function not in names:
+            raise _usage(
+                f"unknown function {function!r}; one of: {', '.join(sorted(n for n in names if n))}",
+                "FUNCTION",
+            )
+        response = lambda_client.invoke(FunctionName=names[function], Payload=event_file.read_bytes())
     payload = json.loads(response["Payload"].read() or b"null")
-    _emit(payload)
+    _print_json(payload)
     if response.get("FunctionError"):
         raise typer.Exit(1)
 

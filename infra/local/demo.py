@@ -16,6 +16,8 @@ import boto3
 from rich.console import Console
 
 from infra.cli.client import ApiClient
+from infra.cli.datasets import upload_files
+from infra.cli.runs import wait_for_run
 from infra.local.sample_data import DATASET_PREFIX, SAMPLE_MODEL, breast_cancer
 from infra.local.stack import StackDescription
 
@@ -41,24 +43,8 @@ class DemoResult:
 
 
 def upload_sample_dataset(bucket: str) -> str:
-    s3 = boto3.client("s3")
-    for key, data in breast_cancer().files.items():
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    upload_files(boto3.client("s3"), bucket, breast_cancer().files)
     return f"{DATASET_PREFIX}/data.csv"
-
-
-def wait_for_run(client: ApiClient, run_id: str, console: Console, timeout: float = 600) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    with console.status(f"training run {run_id}: starting", spinner="dots") as status:
-        while True:
-            run = client.run(run_id)
-            execution = run["execution"]
-            if execution["status"] != "RUNNING":
-                return dict(run)
-            status.update(f"training run {run_id}: {execution.get('current_step') or 'starting'}")
-            if time.monotonic() > deadline:
-                raise DemoFailed(f"run {run_id} still running after {timeout:.0f} s")
-            time.sleep(0.5)
 
 
 def run_demo(description: StackDescription, client: ApiClient, console: Console) -> DemoResult:

@@ -237,6 +237,62 @@ def test_swagger_ui_renders_in_headless_chromium(local_stack: dict[str, Any], tm
         shutil.copy(screenshot, Path(target) / "swagger-ui.png")
 
 
+def test_thirty_two_concurrent_registrations_over_http_never_corrupt_artifacts(
+    local_stack: dict[str, Any], state_dir: Path
+) -> None:
+    """Every 201's artifact verifies, every loser is a 409, nothing else is written."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+    import onnx
+
+    from tests.support import trained_model
+
+    description = json.loads((state_dir / "endpoint.json").read_text())
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=description["moto_url"],
+        region_name=description["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    bucket = description["artifacts_bucket"]
+    _, data, signature = trained_model("logistic_regression")
+    for i in range(32):
+        model = onnx.load_model_from_string(data)
+        model.doc_string = f"concurrent {i}"
+        s3.put_object(Bucket=bucket, Key=f"uploads/race/{i}/model.onnx", Body=model.SerializeToString())
+        s3.put_object(Bucket=bucket, Key=f"uploads/race/{i}/signature.json", Body=signature.model_dump_json())
+
+    def register(i: int) -> requests.Response:
+        return requests.post(
+            f"{local_stack['api']}/models/race/versions",
+            json={"artifact_key": f"uploads/race/{i}/model.onnx", "run_id": f"race-{i}"},
+            timeout=60,
+        )
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        responses = list(pool.map(register, range(32)))
+
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {201, 409}, [r.text for r in responses if r.status_code not in (201, 409)]
+    created = [r.json() for r in responses if r.status_code == 201]
+    assert created, statuses
+    for version in created:
+        artifact = version["artifact"]
+        pinned = {"VersionId": artifact["s3_version_id"]} if artifact["s3_version_id"] else {}
+        stored = s3.get_object(Bucket=bucket, Key=artifact["key"], **pinned)
+        assert hashlib.sha256(stored["Body"].read()).hexdigest() == artifact["sha256"]
+    listed = requests.get(f"{local_stack['api']}/models/race/versions", timeout=10).json()["versions"]
+    print(
+        sorted((v["version"], v["run_id"]) for v in created),
+        sorted((v["version"], v["run_id"]) for v in listed),
+    )
+    assert sorted(v["version"] for v in listed) == sorted(v["version"] for v in created)
+    print(f"\n32 concurrent registrations: {statuses.count(201)} x 201, {statuses.count(409)} x 409")
+
+
 def test_ctrl_c_stops_the_stack_and_frees_its_ports(local_stack: dict[str, Any], state_dir: Path) -> None:
     process: subprocess.Popen[str] = local_stack["process"]
     process.send_signal(signal.SIGINT)

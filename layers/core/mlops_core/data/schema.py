@@ -88,7 +88,7 @@ _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
 
 
-def _parse(raw: str, column: ColumnSchema) -> float:
+def parse_cell(raw: str, column: ColumnSchema) -> float:
     """A CSV cell as float64 (NaN for null); raises ValueError naming the problem."""
     text = raw.strip()
     if text.lower() in _NULLS:
@@ -143,7 +143,7 @@ def parse_csv(data: bytes, schema: DatasetSchema) -> tuple[Table, list[str], dic
         for column in schema.columns:
             raw = row[positions[column.name]]
             try:
-                values[column.name].append(_parse(raw, column))
+                values[column.name].append(parse_cell(raw, column))
                 bad[column.name].append(False)
             except ValueError as error:
                 violations.append(f"line {line_number}, column '{column.name}' ({column.type}): {error}")

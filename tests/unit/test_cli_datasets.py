@@ -1,0 +1,195 @@
+"""`mlops datasets upload | list`: the inferred schema, the refusals, the S3 layout training reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from infra.cli import main
+from infra.cli.client import Target
+from infra.cli.datasets import BadDataset, infer_schema
+from infra.local.sample_data import breast_cancer
+from mlops_core.data.schema import DatasetSchema, load_csv, schema_violations
+from tests.support import BUCKET, REGION
+
+CLASSIFICATION = b"x1,x2,label\n" + b"".join(f"{i}.5,{i % 7},{i % 2}\n".encode() for i in range(40))
+REGRESSION = b"age,bmi,progression\n" + b"".join(
+    f"{20 + i},{18 + i / 10},{100 + i * 3.7}\n".encode() for i in range(40)
+)
+
+
+# ---- the inferred schema ------------------------------------------------------------------------
+def test_an_integer_target_with_few_values_is_classification_with_its_classes() -> None:
+    schema, rows = infer_schema(CLASSIFICATION, name="d", target="label")
+    assert rows == 40
+    assert schema.task == "classification"
+    columns = {c.name: c for c in schema.columns}
+    assert columns["label"].type == "integer" and columns["label"].allowed == [0.0, 1.0]
+    assert columns["x1"].type == "double" and columns["x2"].type == "integer"
+    assert [c.name for c in schema.features] == ["x1", "x2"]
+
+
+def test_a_continuous_target_is_regression() -> None:
+    schema, _ = infer_schema(REGRESSION, name="d", target="progression")
+    assert schema.task == "regression"
+    assert {c.name: c.allowed for c in schema.columns}["progression"] is None
+
+
+def test_the_task_can_be_forced_to_regression_for_integer_labels() -> None:
+    schema, _ = infer_schema(CLASSIFICATION, name="d", target="x2", task="regression")
+    assert schema.task == "regression"
+
+
+def test_the_inferred_schema_is_what_validate_data_accepts_for_the_sample_dataset() -> None:
+    sample = breast_cancer()
+    schema, rows = infer_schema(sample.csv, name="breast-cancer", target="benign")
+    assert DatasetSchema.model_validate(json.loads(schema.model_dump_json())) == schema
+    assert schema.task == sample.schema["task"]
+    assert [(c.name, c.type) for c in schema.columns] == [
+        (c["name"], c["type"]) for c in sample.schema["columns"]
+    ]
+    assert rows == 569
+    assert schema_violations(load_csv(sample.csv, schema), schema) == []
+
+
+def test_nulls_in_a_feature_make_it_nullable_and_booleans_are_recognised() -> None:
+    data = b"a,flag,y\n1.5,true,0\n,false,1\n2.5,TRUE,0\n3.5,false,1\n"
+    schema, _ = infer_schema(data, name="d", target="y")
+    columns = {c.name: c for c in schema.columns}
+    assert columns["a"].nullable and columns["a"].type == "double"
+    assert columns["flag"].type == "boolean" and not columns["flag"].nullable
+
+
+@pytest.mark.parametrize(
+    ("data", "target", "task", "message"),
+    [
+        (b"", "y", None, "the file is empty"),
+        (b"a;b;y\n1;2;3\n", "y", None, "one column only"),
+        (b"1,2,3\n4,5,6\n", "y", None, "no header row"),
+        (b"a,,y\n1,2,3\n", "y", None, "leaves column(s) 2 unnamed"),
+        (b"a,a,y\n1,2,3\n", "y", None, "names 'a' more than once"),
+        (b"a,y\n", "y", None, "a header row and no data"),
+        (b"a,b\n1,2\n", "y", None, "no column 'y' to use as the target"),
+        (b"a,y\n1,2\n3\n", "y", None, "do not have the header's 2 fields (line 3: 1 fields)"),
+        (
+            b"colour,y\nred,1\nblue,0\n",
+            "y",
+            None,
+            "column 'colour' has values that are not numbers ('red', 'blue')",
+        ),
+        (b"a,y\n1,1\n2,\n", "y", None, "the target 'y' is empty in 1 row(s)"),
+        (b"a,y\n1,1\n2,1\n", "y", None, "one class only"),
+        (b"a,y\n1,0.5\n2,1.5\n", "y", "classification", "non-integer values"),
+        (b"a,y\n,1\n,0\n", "y", None, "column 'a' has no values"),
+        (b"a,y\n1,inf\n2,0\n", "y", None, "not numbers ('inf')"),
+        (b"\xff\xfe\x00a", "y", None, "not UTF-8"),
+    ],
+)
+def test_files_that_cannot_be_datasets_are_refused_with_the_reason(
+    data: bytes, target: str, task: str | None, message: str
+) -> None:
+    with pytest.raises(BadDataset) as refused:
+        infer_schema(data, name="d", target=target, task=task)
+    assert message in str(refused.value)
+
+
+# ---- the command --------------------------------------------------------------------------------
+@pytest.fixture
+def upload(aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """`mlops datasets upload` against the moto bucket; returns (result, s3 client)."""
+    target = Target(api_url="http://api.invalid", api_key=None, region=REGION, artifacts_bucket=BUCKET)
+    monkeypatch.setattr(main, "_target", lambda: target)
+    runner = CliRunner()
+
+    def invoke(data: bytes, *args: str, name: str = "data.csv") -> Any:
+        path = tmp_path / name
+        path.write_bytes(data)
+        return runner.invoke(main.app, ["datasets", "upload", str(path), *args], prog_name="mlops")
+
+    return invoke
+
+
+def _keys() -> list[str]:
+    listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return sorted(item["Key"] for item in listed)
+
+
+def test_upload_writes_the_csv_and_its_schema_where_training_reads_them(upload: Any) -> None:
+    result = upload(CLASSIFICATION, "--name", "churn", "--target", "label")
+
+    assert result.exit_code == 0, result.output
+    assert "dataset_key: datasets/churn/v1/data.csv" in result.stdout
+    assert _keys() == ["datasets/churn/v1/data.csv", "datasets/churn/v1/schema.json"]
+    s3 = boto3.client("s3", region_name=REGION)
+    assert s3.get_object(Bucket=BUCKET, Key="datasets/churn/v1/data.csv")["Body"].read() == CLASSIFICATION
+    stored = json.loads(s3.get_object(Bucket=BUCKET, Key="datasets/churn/v1/schema.json")["Body"].read())
+    schema = DatasetSchema.model_validate(stored)
+    assert (schema.name, schema.task, schema.target) == ("churn", "classification", "label")
+
+
+def test_upload_without_a_version_takes_the_next_one_and_never_overwrites(upload: Any) -> None:
+    assert upload(REGRESSION, "--name", "d", "--target", "progression").exit_code == 0
+    second = upload(REGRESSION, "--name", "d", "--target", "progression", "--json")
+    assert second.exit_code == 0
+    assert json.loads(second.stdout)["dataset_key"] == "datasets/d/v2/data.csv"
+
+    again = upload(CLASSIFICATION, "--name", "d", "--target", "label", "--version", "v1")
+    assert again.exit_code == 2
+    assert "datasets/d/v1/ exists already" in again.stderr
+    s3 = boto3.client("s3", region_name=REGION)
+    assert s3.get_object(Bucket=BUCKET, Key="datasets/d/v1/data.csv")["Body"].read() == REGRESSION
+
+
+def test_upload_with_an_explicit_version_and_task(upload: Any) -> None:
+    result = upload(
+        CLASSIFICATION, "--name", "d", "--target", "x2", "--version", "7", "--task", "regression", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["dataset_key"] == "datasets/d/v7/data.csv"
+    assert answer["task"] == "regression" and answer["rows"] == 40
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--name", "d", "--target", "nope"), "no column 'nope'"),
+        (("--name", "bad/name", "--target", "label"), "dataset name 'bad/name'"),
+        (("--name", "d", "--target", "label", "--version", "latest"), "version 'latest' must look like v1"),
+        (("--name", "d", "--target", "label", "--task", "clustering"), "'clustering' is not one of"),
+    ],
+)
+def test_upload_refuses_bad_arguments_with_exit_2_and_writes_nothing(
+    upload: Any, args: tuple[str, ...], message: str
+) -> None:
+    result = upload(CLASSIFICATION, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.output
+    assert _keys() == []
+
+
+def test_upload_of_a_missing_file_is_a_usage_error(upload: Any, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main.app, ["datasets", "upload", str(tmp_path / "no.csv"), "--name", "d", "--target", "y"]
+    )
+    assert result.exit_code == 2
+    assert "no.csv" in result.stderr and "not found" in result.stderr
+
+
+def test_datasets_list_shows_each_uploaded_version(upload: Any) -> None:
+    upload(CLASSIFICATION, "--name", "churn", "--target", "label")
+    upload(CLASSIFICATION, "--name", "churn", "--target", "label")
+    boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key="datasets/raw/notes.txt", Body=b"x")
+
+    result = CliRunner().invoke(main.app, ["datasets", "list", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert [(d["dataset_key"], d["schema"]) for d in json.loads(result.stdout)] == [
+        ("datasets/churn/v1/data.csv", True),
+        ("datasets/churn/v2/data.csv", True),
+    ]
