@@ -15,7 +15,7 @@ help: ## List the commands
 
 $(VENV)/.installed: pyproject.toml uv.lock package-lock.json
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) sync --locked --all-extras --compile-bytecode
+	$(UV) sync --locked --all-extras
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
