@@ -44,8 +44,9 @@ def register_version(
     The model is created on its first version. The artifact's sha256 is computed from
     the bytes read (and must equal ``request.sha256`` when given); the S3 object version
     written is recorded so that what a version serves never changes. Everything is
-    checked before anything is written: the artifact, its signature, and the run it
-    names (which must exist and have trained this model).
+    checked before anything is written: the artifact (size, checksum, that it loads and
+    matches its signature) and the run it names (if this registry tracked that run, it
+    must have trained this model).
 
     Idempotent: the same artifact (sha256) from the same run registered again — a
     client retrying after a timeout — returns the version already registered. A
