@@ -120,6 +120,7 @@ def test_function_environment_names_its_resources_and_service(synthesized: Synth
         "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",
         "LOG_LEVEL": "INFO",
         "PYDANTIC_DISABLE_PLUGINS": "__all__",
+        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
     } | (publishes_events if name == "registry" else {})
 
 
