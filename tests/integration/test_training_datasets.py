@@ -101,9 +101,15 @@ def _holdout(dataset: Dataset, seed: int = 42) -> np.ndarray:
     return holdout
 
 
-@pytest.mark.parametrize("loader", ["wine", "iris"])
-def test_multiclass_training_with_default_metric_succeeds(aws: None, loader: str) -> None:
-    dataset = sklearn_dataset(loader)  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("loader", "features"),
+    [("wine", None), ("iris", None), ("wine", [f"f{i}" for i in range(13)])],
+    ids=["wine", "iris", "wine-plain-names"],
+)
+def test_multiclass_training_with_default_metric_succeeds(
+    aws: None, loader: str, features: list[str] | None
+) -> None:
+    dataset = sklearn_dataset(loader, features=features)  # type: ignore[arg-type]
 
     registered = _train(dataset)  # no target_metric: the default (roc_auc)
 
@@ -297,3 +303,22 @@ def test_a_target_with_one_class_in_the_data_fails_validate_data_by_name(aws: No
 
     with pytest.raises(InvalidTrainingRequest, match="the target 'target' has one class"):
         validate_data(_request(one_class, "run-1"), _store(), _tracker())
+
+
+def test_a_champion_with_other_classes_is_not_compared(aws: None) -> None:
+    """A binary champion cannot be scored on three classes: noted, not a KeyError in Evaluate."""
+    wine = sklearn_dataset("wine")
+    two_classes = wine.y < 2
+    binary = replace(wine, x=wine.x[two_classes], y=wine.y[two_classes])
+    _train(binary, run_id="run-binary")
+    _registry().set_alias(wine.name, "production", 1)
+
+    registered = _train(wine, run_id="run-three-classes")
+
+    assert registered["version"] == 2
+    champion = _tracker().get("run-three-classes")["evaluation"]["champion"]
+    assert champion == {
+        "version": 1,
+        "comparable": False,
+        "reason": "the champion's classes [0, 1] are not the candidate's [0, 1, 2]",
+    }
