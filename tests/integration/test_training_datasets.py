@@ -23,7 +23,7 @@ from mlops_core.training.steps import evaluate, register_model, select_best, tra
 from mlops_core.training.tracking import RunTracker
 from tests.integration.conftest import call
 from tests.integration.sklearn_datasets import Dataset, sklearn_dataset
-from tests.support import BUCKET, REGION, STATE_MACHINE_ARN, TABLE, body, load_event, upload
+from tests.support import BUCKET, CSV_COLUMN_NAMES, REGION, STATE_MACHINE_ARN, TABLE, body, load_event, upload
 
 CLASSIFIERS = [
     {"family": "logistic_regression", "params": {}},
@@ -34,22 +34,6 @@ REGRESSORS = [
     {"family": "ridge", "params": {}},
     {"family": "random_forest_regressor", "params": {"n_estimators": 30}},
     {"family": "hist_gradient_boosting_regressor", "params": {"max_iter": 30}},
-]
-# Names the way CSV files have them: slashes, spaces, parentheses, dots, non-ASCII letters.
-UNUSUAL_NAMES = [
-    "od280/od315_of_diluted_wines",
-    "sepal length (cm)",
-    "1st reading",
-    "température.moyenne",
-    "größe [m]",
-    "体重 kg",
-    "a,b;c",
-    'quoted "name"',
-    "pipe|name",
-    "-leading-dash",
-    "%_of_total",
-    "x" * 128,
-    "naïve/ratio (log)",
 ]
 
 
@@ -152,7 +136,7 @@ def test_real_csv_column_names_train_register_and_predict(aws: None, inference: 
     assert "od280/od315_of_diluted_wines" in wine.features
     iris = sklearn_dataset("iris")
     assert "sepal length (cm)" in iris.features
-    unusual = sklearn_dataset("wine", name="unusual-names", features=UNUSUAL_NAMES)
+    unusual = sklearn_dataset("wine", name="unusual-names", features=CSV_COLUMN_NAMES)
 
     for dataset in (wine, iris, unusual):
         _train(dataset, run_id=f"run-{dataset.name}")

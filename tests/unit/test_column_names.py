@@ -9,25 +9,10 @@ from pydantic import ValidationError
 from mlops_core.data.schema import DatasetSchema
 from mlops_core.data.types import check_column_name
 from mlops_core.registry.signature import ModelSignature
-
-REAL_NAMES = [
-    "od280/od315_of_diluted_wines",  # scikit-learn's wine
-    "sepal length (cm)",  # iris
-    "mean radius",  # breast cancer, as scikit-learn names it
-    "1st reading",
-    "température.moyenne",
-    "größe [m]",
-    "体重 kg",
-    "a,b;c",
-    'quoted "name"',
-    "pipe|name",
-    "-leading-dash",
-    "%_of_total",
-    "x" * 128,
-]
+from tests.support import CSV_COLUMN_NAMES
 
 
-@pytest.mark.parametrize("name", REAL_NAMES)
+@pytest.mark.parametrize("name", CSV_COLUMN_NAMES)
 def test_real_csv_column_names_are_dataset_columns_and_model_features(name: str) -> None:
     schema = DatasetSchema(name="d", target="y", columns=[{"name": name}, {"name": "y"}])  # type: ignore[list-item]
     signature = ModelSignature.model_validate({"features": [{"name": name}], "classes": [0, 1]})
