@@ -37,6 +37,8 @@ METRICS: dict[Task, tuple[str, ...]] = {
     "regression": REGRESSION_METRICS,
 }
 DEFAULT_METRIC: dict[Task, str] = {"classification": "roc_auc", "regression": "rmse"}
+# What a classifier that outputs no probabilities has no value for.
+PROBABILITY_METRICS = ("log_loss", "roc_auc")
 MIN_CLASSES = 2
 
 

@@ -263,11 +263,7 @@ def _why_not_comparable(
         return f"the champion needs features the dataset lacks: {missing[:5]}"
     if champion.classes != candidate.classes:
         return f"the champion's classes {champion.classes} are not the candidate's {candidate.classes}"
-    if (
-        candidate.task == "classification"
-        and not champion.probabilities_output
-        and metric in ("roc_auc", "log_loss")
-    ):
+    if not champion.probabilities_output and metric in metrics.PROBABILITY_METRICS:
         return f"the champion outputs no probabilities, so it has no {metric}"
     return None
 
