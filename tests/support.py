@@ -219,3 +219,21 @@ def aws_fault(service: str, operation: str, code: str, status: int = 400) -> Ite
 
 # The first row of the sample dataset (a malignant tumour), as in events/inference/predict.json.
 ROW0 = [17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]
+
+# Column names as CSV files have them (13, as many as the wine dataset's features):
+# slashes, spaces, parentheses, dots, quotes, non-ASCII letters, the longest allowed.
+CSV_COLUMN_NAMES = [
+    "od280/od315_of_diluted_wines",  # scikit-learn's wine
+    "sepal length (cm)",  # iris
+    "mean radius",  # breast cancer, as scikit-learn names it
+    "1st reading",
+    "température.moyenne",
+    "größe [m]",
+    "体重 kg",
+    "a,b;c",
+    'quoted "name"',
+    "pipe|name",
+    "-leading-dash",
+    "%_of_total",
+    "x" * 128,
+]
