@@ -168,6 +168,11 @@ def check_moto_internals() -> None:
         problems.append("moto.dynamodb.responses.DynamoHandler.call_action(self) changed")
     if list(inspect.signature(get_backend).parameters) != ["account", "region"]:
         problems.append("moto.stepfunctions.responses.get_backend(account_id, region) changed")
+    from moto.cloudformation.parsing import clean_json
+
+    # infra/local/dropped_properties.py resolves template values with moto's own resolver.
+    if list(inspect.signature(clean_json).parameters) != ["resource_json", "resources_map"]:
+        problems.append("moto.cloudformation.parsing.clean_json(resource_json, resources_map) changed")
     if problems:
         raise RuntimeError("the local Lambda runtime no longer fits moto: " + "; ".join(problems))
 

@@ -36,12 +36,10 @@ STACK_NAME = "ServerlessMlops"
 REGION = "us-east-1"
 LOGGER = logging.getLogger("mlops.local")
 
-# Resource types moto's CloudFormation cannot create; they are removed before deploying.
-# CDK metadata has no runtime effect; moto 5.2.5 fails on an archive's EventPattern
-# object (it expects a string), and an event archive is not needed on a laptop.
-# (Stages, usage plans and API keys are skipped by moto itself; the local gateway
-# serves the routes and issues the local API key.)
-_UNSUPPORTED_TYPES = {"AWS::CDK::Metadata", "AWS::Events::Archive"}
+# CDK metadata has no runtime effect; it is removed before deploying. (Stages, usage
+# plans and API keys are skipped by moto itself; the local gateway serves the routes and
+# issues the local API key. What else moto misreads or drops: dropped_properties.py.)
+_UNSUPPORTED_TYPES = {"AWS::CDK::Metadata"}
 
 
 class PortInUse(Exception):
@@ -136,7 +134,10 @@ def synthesize_template(*, cache: bool = True) -> dict[str, Any]:
 
 
 def for_moto(template: dict[str, Any]) -> dict[str, Any]:
-    """The template minus what moto cannot deploy (CDK bootstrap checks, metadata)."""
+    """The template minus what moto cannot deploy (CDK bootstrap checks, metadata), with the
+    properties moto reads differently spelled its way (``respell_for_moto``)."""
+    from infra.local.dropped_properties import respell_for_moto
+
     prepared = json.loads(json.dumps(template))
     prepared.pop("Rules", None)
     prepared.get("Parameters", {}).pop("BootstrapVersion", None)
@@ -144,30 +145,7 @@ def for_moto(template: dict[str, Any]) -> dict[str, Any]:
     resources = prepared["Resources"]
     for logical_id in [k for k, v in resources.items() if v["Type"] in _UNSUPPORTED_TYPES]:
         del resources[logical_id]
-    # moto resolves a Ref to an event bus to its model object, not its name: use the name.
-    for logical_id, resource in resources.items():
-        if resource["Type"] == "AWS::Events::EventBus" and "Name" in resource["Properties"]:
-            prepared = _replace(prepared, {"Ref": logical_id}, resource["Properties"]["Name"])
-    return prepared
-
-
-def _replace(node: Any, old: Any, new: Any) -> Any:
-    if node == old:
-        return new
-    if isinstance(node, dict):
-        return {k: _replace(v, old, new) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_replace(v, old, new) for v in node]
-    return node
-
-
-def function_tags(template: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Tags of each function resource in the template, by logical id."""
-    return {
-        logical_id: {t["Key"]: t["Value"] for t in resource["Properties"].get("Tags", [])}
-        for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Lambda::Function"
-    }
+    return respell_for_moto(prepared)
 
 
 @dataclass
@@ -184,11 +162,13 @@ def deploy_template(
 ) -> DeployedResources:
     """Create the stack on moto (whatever endpoint boto3 points at) and describe what it made.
 
-    Lambda code assets are not uploaded (``VALIDATE_LAMBDA_S3=false``): handlers run
-    from this checkout, found by the ``mlops:source`` tag that the template declares and
-    that this function applies (moto's CloudFormation drops Lambda tags).
+    Then apply what moto's CloudFormation dropped (bucket versioning, PITR, function tags...:
+    ``dropped_properties``). Lambda code assets are not uploaded (``VALIDATE_LAMBDA_S3=false``):
+    handlers run from this checkout, found by the ``mlops:source`` tag the template declares.
     """
     import boto3
+
+    from infra.local.dropped_properties import apply_dropped_properties
 
     os.environ["VALIDATE_LAMBDA_S3"] = "false"
     cloudformation = boto3.client("cloudformation")
@@ -207,15 +187,12 @@ def deploy_template(
         for r in cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
         if r.get("LogicalResourceId")
     }
-    lambda_client = boto3.client("lambda")
-    functions = {}
-    for logical_id, tags in function_tags(template).items():
-        functions[logical_id] = physical[logical_id]
-        if tags:
-            arn = lambda_client.get_function(FunctionName=physical[logical_id])["Configuration"][
-                "FunctionArn"
-            ]
-            lambda_client.tag_resource(Resource=arn, Tags=tags)
+    apply_dropped_properties(template, physical, stack_name)
+    functions = {
+        logical_id: physical[logical_id]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
 
     def output_ref(output: str) -> str:
         return physical[str(template["Outputs"][output]["Value"]["Ref"])]
