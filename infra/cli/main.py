@@ -17,7 +17,6 @@ its ``detail`` and exits 1.
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 import threading
@@ -230,19 +229,19 @@ def up(
     exit_after_demo: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Start the embedded stack: moto on localhost, the stack's template, its routes."""
+    from infra.local import logs
     from infra.local.stack import STATE_DIR, EmbeddedStack, PortInUse
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[_RichLog()])
-    for noisy in ("werkzeug", "botocore", "moto", "aws_lambda_powertools", "infra.cdk.bundling"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="moto")
     warnings.filterwarnings("ignore", module="aws_lambda_powertools")
     # The functions log JSON lines (and EMF metrics) to stdout, as on Lambda; here they go
-    # to a file, so that the terminal shows the stack's progress and the curl commands.
+    # to a file, with moto's and the libraries' warnings, so that the terminal shows the
+    # stack's progress and the curl commands.
     terminal = Console(file=sys.stdout)
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     function_log = STATE_DIR / "functions.log"
     sys.stdout = function_log.open("a", buffering=1)
+    logs.configure(console, sys.stdout)
     stack = EmbeddedStack(host=host, api_port=api_port, moto_port=moto_port)
     started = time.monotonic()
     try:
@@ -290,11 +289,6 @@ def _demo(description: Any, terminal: Console) -> None:
     for line in curl_examples(description):
         terminal.print(line, soft_wrap=True)
     terminal.print()
-
-
-class _RichLog(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        console.log(self.format(record))
 
 
 # ---- datasets --------------------------------------------------------------------------------

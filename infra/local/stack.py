@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -94,11 +96,25 @@ def local_aws_environment(moto_url: str) -> dict[str, str]:
 _TEMPLATE_INPUTS = ("infra", "functions", "layers", "cdk.json", "pyproject.toml", "uv.lock")
 
 
+def _head_commit() -> str:
+    """The checkout's commit, read without importing the CDK app (whose jsii runtime starts a
+    node process): the template records it, so a new commit synthesizes again."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as the CDK app finds it
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def template_inputs_digest() -> str:
     """A digest of the files the template depends on (and of the commit, which it records)."""
-    from infra.cdk.stack import code_version
-
-    digest = hashlib.sha256(code_version(REPO_ROOT).encode())
+    digest = hashlib.sha256(_head_commit().encode())
     for name in _TEMPLATE_INPUTS:
         root = REPO_ROOT / name
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
@@ -114,23 +130,41 @@ def synthesize_template(*, cache: bool = True) -> dict[str, Any]:
 
     Synthesis takes ~20 s (the jsii runtime, CDK, cdk-nag); the result is kept in
     ``STATE_DIR`` under a digest of its inputs, so the next ``mlops up`` starts in seconds.
+    It runs in a child process: the CDK's jsii runtime is a node process that would
+    otherwise live as long as the local stack, die with it on the terminal's Ctrl-C, and
+    make jsii's exit handler print a ``BrokenPipeError`` traceback after "stopped".
     """
     cached = STATE_DIR / f"template-{template_inputs_digest()}.json"
     if cache and cached.exists():
         return dict(json.loads(cached.read_text()))
-    from infra.cdk.app import STACK_NAME as APP_STACK
-    from infra.cdk.app import build_app
-
     with tempfile.TemporaryDirectory(prefix="mlops-synth-") as outdir:
-        # An empty bundling-stacks list makes CDK skip every asset bundling step.
-        app, _ = build_app(outdir=outdir, context={"aws:cdk:bundling-stacks": []})
-        template: dict[str, Any] = app.synth().get_stack_by_name(APP_STACK).template
+        written = Path(outdir) / "template.json"
+        child = subprocess.run(  # noqa: S603 - this interpreter, this module
+            [sys.executable, "-m", "infra.local.stack", "--synthesize", str(written)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            raise RuntimeError(f"synthesizing the CDK app failed:\n{child.stderr[-4000:]}")
+        template: dict[str, Any] = json.loads(written.read_text())
     if cache:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         for stale in STATE_DIR.glob("template-*.json"):
             stale.unlink()
         cached.write_text(json.dumps(template))
     return template
+
+
+def _synthesize_here(written: Path) -> None:
+    from infra.cdk.app import STACK_NAME as APP_STACK
+    from infra.cdk.app import build_app
+
+    with tempfile.TemporaryDirectory(prefix="mlops-synth-") as outdir:
+        # An empty bundling-stacks list makes CDK skip every asset bundling step.
+        app, _ = build_app(outdir=outdir, context={"aws:cdk:bundling-stacks": []})
+        written.write_text(json.dumps(app.synth().get_stack_by_name(APP_STACK).template))
 
 
 def for_moto(template: dict[str, Any]) -> dict[str, Any]:
@@ -332,3 +366,9 @@ class EmbeddedStack:
         with contextlib.suppress(FileNotFoundError):
             if ENDPOINT_FILE.exists() and json.loads(ENDPOINT_FILE.read_text()).get("pid") == os.getpid():
                 ENDPOINT_FILE.unlink()
+
+
+if __name__ == "__main__":  # python -m infra.local.stack --synthesize OUT (synthesize_template's child)
+    if sys.argv[1:2] != ["--synthesize"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m infra.local.stack --synthesize OUT")
+    _synthesize_here(Path(sys.argv[2]))
