@@ -226,10 +226,18 @@ def up(
     api_port: Annotated[int, typer.Option(help="Port of the local API")] = 3000,
     moto_port: Annotated[int, typer.Option(help="Port of the embedded moto server")] = 5055,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Keep the registry, runs, artifacts and API key in this directory across restarts",
+        ),
+    ] = None,
     exit_after_demo: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Start the embedded stack: moto on localhost, the stack's template, its routes."""
     from infra.local import logs
+    from infra.local.persistence import StateDoesNotFit
     from infra.local.stack import STATE_DIR, EmbeddedStack, PortInUse
 
     warnings.filterwarnings("ignore", module="moto")
@@ -242,16 +250,21 @@ def up(
     function_log = STATE_DIR / "functions.log"
     sys.stdout = function_log.open("a", buffering=1)
     logs.configure(console, sys.stdout)
-    stack = EmbeddedStack(host=host, api_port=api_port, moto_port=moto_port)
     started = time.monotonic()
     try:
+        stack = EmbeddedStack(host=host, api_port=api_port, moto_port=moto_port, state_dir=state)
         with console.status("starting the local stack (synthesizing the CDK app if it changed)"):
             description = stack.start()
     except PortInUse as error:
         _error(str(error))
         raise typer.Exit(3) from None
+    except StateDoesNotFit as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
     console.log(f"local stack up in {time.monotonic() - started:.1f} s: API {description.api_url}")
     console.log(f"function logs and metrics: {function_log}")
+    if state is not None:
+        console.log(f"state kept in {state} (saved every few seconds and on Ctrl-C)")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:

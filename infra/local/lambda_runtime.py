@@ -182,6 +182,9 @@ def check_moto_internals() -> None:
     # infra/local/dropped_properties.py resolves template values with moto's own resolver.
     if list(inspect.signature(clean_json).parameters) != ["resource_json", "resources_map"]:
         problems.append("moto.cloudformation.parsing.clean_json(resource_json, resources_map) changed")
+    from infra.local import persistence
+
+    problems.extend(persistence.check_moto_internals())
     if problems:
         raise RuntimeError("the local Lambda runtime no longer fits moto: " + "; ".join(problems))
 

@@ -247,15 +247,31 @@ def deploy_template(
     )
 
 
-def create_local_api_key() -> str:
-    """An API key for predict calls (moto's CloudFormation skips AWS::ApiGateway::ApiKey)."""
+def create_local_api_key(value: str | None = None) -> str:
+    """An API key for predict calls (moto's CloudFormation skips AWS::ApiGateway::ApiKey);
+    ``value`` keeps a key a state directory recorded."""
     import boto3
 
-    return str(boto3.client("apigateway").create_api_key(name="local-predict", enabled=True)["value"])
+    given = {"value": value} if value else {}
+    return str(
+        boto3.client("apigateway").create_api_key(name="local-predict", enabled=True, **given)["value"]
+    )
 
 
 class EmbeddedStack:
-    def __init__(self, *, host: str = "127.0.0.1", api_port: int = 3000, moto_port: int = 5055) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        api_port: int = 3000,
+        moto_port: int = 5055,
+        state_dir: Path | None = None,
+    ) -> None:
+        from infra.local.persistence import LocalState
+
+        # With a state directory the data outlives the process (infra/local/persistence.py).
+        self.state = LocalState(state_dir) if state_dir is not None else None
+        self._saving = False
         self.host = host
         self.api_port = api_port
         self.moto_port = moto_port
@@ -276,6 +292,9 @@ class EmbeddedStack:
             self.template = synthesize_template()
             self.description = self._deploy()
             self._serve()
+            if self.state is not None:
+                self.state.start_saving()
+                self._saving = True
         except BaseException:
             self.stop()
             raise
@@ -300,8 +319,15 @@ class EmbeddedStack:
         self._moto.start()
 
     def _deploy(self) -> StackDescription:
-        deployed = deploy_template(self.template)
-        api_key = create_local_api_key()
+        from infra.local.persistence import with_names
+
+        state = self.state
+        # A state directory's resources keep the names (and so the ARNs) they had.
+        template = with_names(self.template, state.names) if state else self.template
+        deployed = deploy_template(template)
+        api_key = create_local_api_key(state.api_key if state else None)
+        if state is not None:
+            state.restore(template, deployed.physical_ids, api_key)
         return StackDescription(
             moto_url=self.moto_url,
             api_url=self.api_url,
@@ -359,6 +385,12 @@ class EmbeddedStack:
         if self._http is not None:
             self._http.shutdown()
             self._http = None
+        if self.state is not None and self._saving:  # after the last request, before moto goes
+            self._saving = False
+            try:
+                self.state.stop_saving()
+            except Exception:
+                LOGGER.exception("could not save the local stack's state to %s", self.state.directory)
         if self._moto is not None:
             with contextlib.suppress(Exception):
                 self._moto.stop()
