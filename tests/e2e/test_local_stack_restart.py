@@ -23,11 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
-from tests.support import ROOT, ROW0
+from tests.support import ROOT, ROW0, local_stack_client
 
 pytestmark = pytest.mark.e2e
 # Python's own Ctrl-C handling even if this test runs where SIGINT is ignored (a background job).
@@ -168,13 +167,7 @@ def test_after_a_restart_the_pinned_artifact_version_is_there_and_verifies(runs:
     version = requests.get(f"{after['api_url']}/models/breast-cancer/versions/1", timeout=30).json()
     artifact = version["artifact"]
     assert artifact == runs["pinned"]["artifact"]
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=after["moto_url"],
-        region_name=after["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    s3 = local_stack_client("s3", after)
 
     stored = s3.get_object(
         Bucket=after["artifacts_bucket"], Key=artifact["key"], VersionId=artifact["s3_version_id"]
