@@ -263,8 +263,8 @@ def up(
         raise typer.Exit(2) from None
     console.log(f"local stack up in {time.monotonic() - started:.1f} s: API {description.api_url}")
     console.log(f"function logs and metrics: {function_log}")
-    if state is not None:
-        console.log(f"state kept in {state} (saved every few seconds and on Ctrl-C)")
+    if stack.state is not None:
+        console.log(f"state kept in {state} (saved every {stack.state.interval:.0f} s and on Ctrl-C)")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:

@@ -249,8 +249,15 @@ class LocalState:
         self._template, self._physical, self._api_key = template, physical, api_key
         if self.previous is None:
             return
+        from botocore.exceptions import ClientError
+
         for logical_id, items in self.previous.tables.items():
-            self._restore_items(self._physical_of(logical_id), items)
+            try:
+                self._restore_items(self._physical_of(logical_id), items)
+            except ClientError as error:  # e.g. the table's keys changed since the snapshot
+                raise StateDoesNotFit(
+                    f"the items of {logical_id} in {self.directory} do not fit: {error}"
+                ) from None
         for logical_id, versions in self.previous.buckets.items():
             self._restore_objects(self._physical_of(logical_id), versions)
         for logical_id, executions in self.previous.executions.items():

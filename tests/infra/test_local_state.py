@@ -164,3 +164,20 @@ def test_a_state_directory_of_another_format_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(StateDoesNotFit, match="another format"):
         LocalState(tmp_path)
+
+
+def test_items_that_no_longer_fit_the_table_are_refused_with_a_message(
+    synthesized: SynthesizedApp, moto_session: Any, tmp_path: Path
+) -> None:
+    from infra.local.persistence import SNAPSHOT, Snapshot, StateDoesNotFit
+
+    moto_session.reset()
+    template = synthesized.template_json
+    table = template["Outputs"]["MetadataTableName"]["Value"]["Ref"]
+    # Written by a stack whose table had only a partition key: no "sk" on the item.
+    (tmp_path / SNAPSHOT).write_text(Snapshot(tables={table: [{"pk": {"S": "MODEL#m"}}]}).to_json())
+    deployed = deploy_template(template)
+
+    with pytest.raises(StateDoesNotFit, match=f"the items of {table}"):
+        LocalState(tmp_path).restore(template, deployed.physical_ids, API_KEY)
+    moto_session.reset()
