@@ -125,6 +125,21 @@ def trained_model(family: str = "logistic_regression") -> tuple[Any, bytes, Any]
     return estimator, data, signature
 
 
+def local_stack_client(service: str, description: dict[str, Any]) -> Any:
+    """A boto3 client for a running local stack (its endpoint.json), leaving os.environ alone."""
+    from infra.local.stack import local_aws_environment
+
+    env = local_aws_environment(description["moto_url"])
+    return boto3.client(
+        service,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
+    )
+
+
 def upload(key: str, data: bytes) -> None:
     boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=key, Body=data)
 
