@@ -68,7 +68,7 @@ class FakeLambdaContext:
     log_stream_name: str = "2026/11/27/[$LATEST]abc"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        return 29_000  # the registry function's timeout, API Gateway's limit
 
 
 def create_resources() -> None:
@@ -157,6 +157,21 @@ def trained_model(family: str = "logistic_regression") -> tuple[Any, bytes, Any]
     estimator = estimators[family]().fit(x, y)
     data, signature = export_sklearn(estimator, FEATURES, target="benign")
     return estimator, data, signature
+
+
+def local_stack_client(service: str, description: dict[str, Any]) -> Any:
+    """A boto3 client for a running local stack (its endpoint.json), leaving os.environ alone."""
+    from infra.local.stack import local_aws_environment
+
+    env = local_aws_environment(description["moto_url"])
+    return boto3.client(
+        service,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
+    )
 
 
 def upload(key: str, data: bytes) -> None:
@@ -253,3 +268,21 @@ def aws_fault(service: str, operation: str, code: str, status: int = 400) -> Ite
 
 # The first row of the sample dataset (a malignant tumour), as in events/inference/predict.json.
 ROW0 = [17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]
+
+# Column names as CSV files have them (13, as many as the wine dataset's features):
+# slashes, spaces, parentheses, dots, quotes, non-ASCII letters, the longest allowed.
+CSV_COLUMN_NAMES = [
+    "od280/od315_of_diluted_wines",  # scikit-learn's wine
+    "sepal length (cm)",  # iris
+    "mean radius",  # breast cancer, as scikit-learn names it
+    "1st reading",
+    "température.moyenne",
+    "größe [m]",
+    "体重 kg",
+    "a,b;c",
+    'quoted "name"',
+    "pipe|name",
+    "-leading-dash",
+    "%_of_total",
+    "x" * 128,
+]

@@ -2,7 +2,8 @@
 ``GET /models/{name}/runs`` lists a model's runs (IAM-authenticated routes).
 
 A run is a named Step Functions execution; its name is the run id. The request is
-validated here in full, so a bad request is a 422 and no execution starts.
+validated here in full, against the dataset's schema too (read from the bucket, never
+written), so a bad request is a 422 and no execution starts.
 """
 
 from http import HTTPStatus
@@ -21,6 +22,7 @@ from mlops_core.errors import Invalid, NotFound
 from mlops_core.http import READ_ERRORS, WRITE_ERRORS, register_error_handlers, resolve, responses
 from mlops_core.registry.entities import MODEL_NAME_PATTERN
 from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.storage.stepfunctions import TrainingWorkflow
 from mlops_core.training.requests import TrainingRequest, check_before_start
 from mlops_core.training.tracking import RUN_ID_PATTERN, RunTracker, new_run_id, status_before_record
@@ -32,6 +34,7 @@ register_error_handlers(app, logger)
 
 settings = TrainingApiSettings.from_environment()
 tracker = RunTracker(MetadataTable(settings.metadata_table))
+datasets = ArtifactStore(settings.artifacts_bucket)  # read-only here: schemas
 workflow = TrainingWorkflow(settings.state_machine_arn)
 
 
@@ -58,7 +61,7 @@ def start_training(request: StartTrainingRequest) -> Response[TrainingStarted]:
             f"invalid run_id {run_id!r}",
             details=[{"loc": ["body", "run_id"], "msg": f"must match {RUN_ID_PATTERN}", "type": "pattern"}],
         ) from None
-    check_before_start(execution_input)
+    check_before_start(execution_input, datasets)
     arn = workflow.start(run_id, execution_input.model_dump(mode="json", exclude_none=True))
     logger.info("training started", extra={"run_id": run_id})
     return Response(

@@ -17,7 +17,6 @@ its ``detail`` and exits 1.
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 import threading
@@ -227,32 +226,45 @@ def up(
     api_port: Annotated[int, typer.Option(help="Port of the local API")] = 3000,
     moto_port: Annotated[int, typer.Option(help="Port of the embedded moto server")] = 5055,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Keep the registry, runs, artifacts and API key in this directory across restarts",
+        ),
+    ] = None,
     exit_after_demo: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Start the embedded stack: moto on localhost, the stack's template, its routes."""
+    from infra.local import logs
+    from infra.local.persistence import StateDoesNotFit
     from infra.local.stack import STATE_DIR, EmbeddedStack, PortInUse
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[_RichLog()])
-    for noisy in ("werkzeug", "botocore", "moto", "aws_lambda_powertools", "infra.cdk.bundling"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="moto")
     warnings.filterwarnings("ignore", module="aws_lambda_powertools")
     # The functions log JSON lines (and EMF metrics) to stdout, as on Lambda; here they go
-    # to a file, so that the terminal shows the stack's progress and the curl commands.
+    # to a file, with moto's and the libraries' warnings, so that the terminal shows the
+    # stack's progress and the curl commands.
     terminal = Console(file=sys.stdout)
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     function_log = STATE_DIR / "functions.log"
     sys.stdout = function_log.open("a", buffering=1)
-    stack = EmbeddedStack(host=host, api_port=api_port, moto_port=moto_port)
+    logs.configure(console, sys.stdout)
     started = time.monotonic()
     try:
+        stack = EmbeddedStack(host=host, api_port=api_port, moto_port=moto_port, state_dir=state)
         with console.status("starting the local stack (synthesizing the CDK app if it changed)"):
             description = stack.start()
     except PortInUse as error:
         _error(str(error))
         raise typer.Exit(3) from None
+    except StateDoesNotFit as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
     console.log(f"local stack up in {time.monotonic() - started:.1f} s: API {description.api_url}")
     console.log(f"function logs and metrics: {function_log}")
+    if stack.state is not None:
+        console.log(f"state kept in {state} (saved every {stack.state.interval:.0f} s and on Ctrl-C)")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
@@ -290,11 +302,6 @@ def _demo(description: Any, terminal: Console) -> None:
     for line in curl_examples(description):
         terminal.print(line, soft_wrap=True)
     terminal.print()
-
-
-class _RichLog(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        console.log(self.format(record))
 
 
 # ---- datasets --------------------------------------------------------------------------------

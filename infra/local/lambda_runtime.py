@@ -33,6 +33,12 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_TAG = "mlops:source"
 PINNED_MOTO = "5.2.5"
+#: HTTP connections each boto3 client keeps per host in this process (botocore's default is 10).
+#: On Lambda a container serves one request at a time, so 10 is plenty; here one process
+#: plays every warm container of every function and N concurrent requests share each
+#: process-wide client (mlops_core.aws), so past 10 urllib3 closes the extra connections
+#: ("Connection pool is full, discarding connection") and opens new ones on the next burst.
+LOCAL_MAX_POOL_CONNECTIONS = 64
 _lock = threading.Lock()
 _installed = threading.Event()
 _dynamodb_lock = threading.Lock()
@@ -168,6 +174,17 @@ def check_moto_internals() -> None:
         problems.append("moto.dynamodb.responses.DynamoHandler.call_action(self) changed")
     if list(inspect.signature(get_backend).parameters) != ["account", "region"]:
         problems.append("moto.stepfunctions.responses.get_backend(account_id, region) changed")
+    from botocore.config import Config
+    from moto.cloudformation.parsing import clean_json
+
+    if "max_pool_connections" not in Config.OPTION_DEFAULTS:
+        problems.append("botocore.config.Config.OPTION_DEFAULTS has no max_pool_connections")
+    # infra/local/dropped_properties.py resolves template values with moto's own resolver.
+    if list(inspect.signature(clean_json).parameters) != ["resource_json", "resources_map"]:
+        problems.append("moto.cloudformation.parsing.clean_json(resource_json, resources_map) changed")
+    from infra.local import persistence
+
+    problems.extend(persistence.check_moto_internals())
     if problems:
         raise RuntimeError("the local Lambda runtime no longer fits moto: " + "; ".join(problems))
 
@@ -214,7 +231,8 @@ def _atomic(call_action: Any) -> Any:
 
 def install() -> None:
     """Patch moto (idempotent): in-process Lambda, CloudFormation state machines that
-    execute, and DynamoDB requests that are atomic.
+    execute, and DynamoDB requests that are atomic; and size boto3's connection pools for
+    the many concurrent "containers" this one process plays (``LOCAL_MAX_POOL_CONNECTIONS``).
 
     With execution on, moto's Step Functions API reads its executing ("parser") backend,
     but CloudFormation writes state machines to the plain one; routing CloudFormation
@@ -229,6 +247,7 @@ def install() -> None:
         if _installed.is_set():
             return
         check_moto_internals()
+        from botocore.config import Config
         from moto.awslambda.models import LambdaFunction
         from moto.core.config import default_user_config
         from moto.dynamodb.responses import DynamoHandler
@@ -239,4 +258,6 @@ def install() -> None:
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cloudformation)  # type: ignore[assignment]
         StateMachine.delete_from_cloudformation_json = classmethod(_delete_state_machine)  # type: ignore[assignment]
         default_user_config["stepfunctions"]["execute_state_machine"] = True
+        # Every client created from now on without its own max_pool_connections.
+        Config.OPTION_DEFAULTS["max_pool_connections"] = LOCAL_MAX_POOL_CONNECTIONS
         _installed.set()

@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,12 +38,10 @@ STACK_NAME = "ServerlessMlops"
 REGION = "us-east-1"
 LOGGER = logging.getLogger("mlops.local")
 
-# Resource types moto's CloudFormation cannot create; they are removed before deploying.
-# CDK metadata has no runtime effect; moto 5.2.5 fails on an archive's EventPattern
-# object (it expects a string), and an event archive is not needed on a laptop.
-# (Stages, usage plans and API keys are skipped by moto itself; the local gateway
-# serves the routes and issues the local API key.)
-_UNSUPPORTED_TYPES = {"AWS::CDK::Metadata", "AWS::Events::Archive"}
+# CDK metadata has no runtime effect; it is removed before deploying. (Stages, usage
+# plans and API keys are skipped by moto itself; the local gateway serves the routes and
+# issues the local API key. What else moto misreads or drops: dropped_properties.py.)
+_UNSUPPORTED_TYPES = {"AWS::CDK::Metadata"}
 
 
 class PortInUse(Exception):
@@ -96,11 +96,25 @@ def local_aws_environment(moto_url: str) -> dict[str, str]:
 _TEMPLATE_INPUTS = ("infra", "functions", "layers", "cdk.json", "pyproject.toml", "uv.lock")
 
 
+def _head_commit() -> str:
+    """The checkout's commit, read without importing the CDK app (whose jsii runtime starts a
+    node process): the template records it, so a new commit synthesizes again."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as the CDK app finds it
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def template_inputs_digest() -> str:
     """A digest of the files the template depends on (and of the commit, which it records)."""
-    from infra.cdk.stack import code_version
-
-    digest = hashlib.sha256(code_version(REPO_ROOT).encode())
+    digest = hashlib.sha256(_head_commit().encode())
     for name in _TEMPLATE_INPUTS:
         root = REPO_ROOT / name
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
@@ -116,17 +130,25 @@ def synthesize_template(*, cache: bool = True) -> dict[str, Any]:
 
     Synthesis takes ~20 s (the jsii runtime, CDK, cdk-nag); the result is kept in
     ``STATE_DIR`` under a digest of its inputs, so the next ``mlops up`` starts in seconds.
+    It runs in a child process: the CDK's jsii runtime is a node process that would
+    otherwise live as long as the local stack, die with it on the terminal's Ctrl-C, and
+    make jsii's exit handler print a ``BrokenPipeError`` traceback after "stopped".
     """
     cached = STATE_DIR / f"template-{template_inputs_digest()}.json"
     if cache and cached.exists():
         return dict(json.loads(cached.read_text()))
-    from infra.cdk.app import STACK_NAME as APP_STACK
-    from infra.cdk.app import build_app
-
     with tempfile.TemporaryDirectory(prefix="mlops-synth-") as outdir:
-        # An empty bundling-stacks list makes CDK skip every asset bundling step.
-        app, _ = build_app(outdir=outdir, context={"aws:cdk:bundling-stacks": []})
-        template: dict[str, Any] = app.synth().get_stack_by_name(APP_STACK).template
+        written = Path(outdir) / "template.json"
+        child = subprocess.run(  # noqa: S603 - this interpreter, this module
+            [sys.executable, "-m", "infra.local.stack", "--synthesize", str(written)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            raise RuntimeError(f"synthesizing the CDK app failed:\n{child.stderr[-4000:]}")
+        template: dict[str, Any] = json.loads(written.read_text())
     if cache:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         for stale in STATE_DIR.glob("template-*.json"):
@@ -135,8 +157,21 @@ def synthesize_template(*, cache: bool = True) -> dict[str, Any]:
     return template
 
 
+def _synthesize_here(written: Path) -> None:
+    from infra.cdk.app import STACK_NAME as APP_STACK
+    from infra.cdk.app import build_app
+
+    with tempfile.TemporaryDirectory(prefix="mlops-synth-") as outdir:
+        # An empty bundling-stacks list makes CDK skip every asset bundling step.
+        app, _ = build_app(outdir=outdir, context={"aws:cdk:bundling-stacks": []})
+        written.write_text(json.dumps(app.synth().get_stack_by_name(APP_STACK).template))
+
+
 def for_moto(template: dict[str, Any]) -> dict[str, Any]:
-    """The template minus what moto cannot deploy (CDK bootstrap checks, metadata)."""
+    """The template minus what moto cannot deploy (CDK bootstrap checks, metadata), with the
+    properties moto reads differently spelled its way (``respell_for_moto``)."""
+    from infra.local.dropped_properties import respell_for_moto
+
     prepared = json.loads(json.dumps(template))
     prepared.pop("Rules", None)
     prepared.get("Parameters", {}).pop("BootstrapVersion", None)
@@ -144,30 +179,7 @@ def for_moto(template: dict[str, Any]) -> dict[str, Any]:
     resources = prepared["Resources"]
     for logical_id in [k for k, v in resources.items() if v["Type"] in _UNSUPPORTED_TYPES]:
         del resources[logical_id]
-    # moto resolves a Ref to an event bus to its model object, not its name: use the name.
-    for logical_id, resource in resources.items():
-        if resource["Type"] == "AWS::Events::EventBus" and "Name" in resource["Properties"]:
-            prepared = _replace(prepared, {"Ref": logical_id}, resource["Properties"]["Name"])
-    return prepared
-
-
-def _replace(node: Any, old: Any, new: Any) -> Any:
-    if node == old:
-        return new
-    if isinstance(node, dict):
-        return {k: _replace(v, old, new) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_replace(v, old, new) for v in node]
-    return node
-
-
-def function_tags(template: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Tags of each function resource in the template, by logical id."""
-    return {
-        logical_id: {t["Key"]: t["Value"] for t in resource["Properties"].get("Tags", [])}
-        for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Lambda::Function"
-    }
+    return respell_for_moto(prepared)
 
 
 @dataclass
@@ -184,11 +196,13 @@ def deploy_template(
 ) -> DeployedResources:
     """Create the stack on moto (whatever endpoint boto3 points at) and describe what it made.
 
-    Lambda code assets are not uploaded (``VALIDATE_LAMBDA_S3=false``): handlers run
-    from this checkout, found by the ``mlops:source`` tag that the template declares and
-    that this function applies (moto's CloudFormation drops Lambda tags).
+    Then apply what moto's CloudFormation dropped (bucket versioning, PITR, function tags...:
+    ``dropped_properties``). Lambda code assets are not uploaded (``VALIDATE_LAMBDA_S3=false``):
+    handlers run from this checkout, found by the ``mlops:source`` tag the template declares.
     """
     import boto3
+
+    from infra.local.dropped_properties import apply_dropped_properties
 
     os.environ["VALIDATE_LAMBDA_S3"] = "false"
     cloudformation = boto3.client("cloudformation")
@@ -207,15 +221,12 @@ def deploy_template(
         for r in cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
         if r.get("LogicalResourceId")
     }
-    lambda_client = boto3.client("lambda")
-    functions = {}
-    for logical_id, tags in function_tags(template).items():
-        functions[logical_id] = physical[logical_id]
-        if tags:
-            arn = lambda_client.get_function(FunctionName=physical[logical_id])["Configuration"][
-                "FunctionArn"
-            ]
-            lambda_client.tag_resource(Resource=arn, Tags=tags)
+    apply_dropped_properties(template, physical, stack_name)
+    functions = {
+        logical_id: physical[logical_id]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
 
     def output_ref(output: str) -> str:
         return physical[str(template["Outputs"][output]["Value"]["Ref"])]
@@ -236,15 +247,31 @@ def deploy_template(
     )
 
 
-def create_local_api_key() -> str:
-    """An API key for predict calls (moto's CloudFormation skips AWS::ApiGateway::ApiKey)."""
+def create_local_api_key(value: str | None = None) -> str:
+    """An API key for predict calls (moto's CloudFormation skips AWS::ApiGateway::ApiKey);
+    ``value`` keeps a key a state directory recorded."""
     import boto3
 
-    return str(boto3.client("apigateway").create_api_key(name="local-predict", enabled=True)["value"])
+    given = {"value": value} if value else {}
+    return str(
+        boto3.client("apigateway").create_api_key(name="local-predict", enabled=True, **given)["value"]
+    )
 
 
 class EmbeddedStack:
-    def __init__(self, *, host: str = "127.0.0.1", api_port: int = 3000, moto_port: int = 5055) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        api_port: int = 3000,
+        moto_port: int = 5055,
+        state_dir: Path | None = None,
+    ) -> None:
+        from infra.local.persistence import LocalState
+
+        # With a state directory the data outlives the process (infra/local/persistence.py).
+        self.state = LocalState(state_dir) if state_dir is not None else None
+        self._saving = False
         self.host = host
         self.api_port = api_port
         self.moto_port = moto_port
@@ -265,6 +292,9 @@ class EmbeddedStack:
             self.template = synthesize_template()
             self.description = self._deploy()
             self._serve()
+            if self.state is not None:
+                self.state.start_saving()
+                self._saving = True
         except BaseException:
             self.stop()
             raise
@@ -289,8 +319,15 @@ class EmbeddedStack:
         self._moto.start()
 
     def _deploy(self) -> StackDescription:
-        deployed = deploy_template(self.template)
-        api_key = create_local_api_key()
+        from infra.local.persistence import with_names
+
+        state = self.state
+        # A state directory's resources keep the names (and so the ARNs) they had.
+        template = with_names(self.template, state.names) if state else self.template
+        deployed = deploy_template(template)
+        api_key = create_local_api_key(state.api_key if state else None)
+        if state is not None:
+            state.restore(template, deployed.physical_ids, api_key)
         return StackDescription(
             moto_url=self.moto_url,
             api_url=self.api_url,
@@ -348,6 +385,12 @@ class EmbeddedStack:
         if self._http is not None:
             self._http.shutdown()
             self._http = None
+        if self.state is not None and self._saving:  # after the last request, before moto goes
+            self._saving = False
+            try:
+                self.state.stop_saving()
+            except Exception:
+                LOGGER.exception("could not save the local stack's state to %s", self.state.directory)
         if self._moto is not None:
             with contextlib.suppress(Exception):
                 self._moto.stop()
@@ -355,3 +398,9 @@ class EmbeddedStack:
         with contextlib.suppress(FileNotFoundError):
             if ENDPOINT_FILE.exists() and json.loads(ENDPOINT_FILE.read_text()).get("pid") == os.getpid():
                 ENDPOINT_FILE.unlink()
+
+
+if __name__ == "__main__":  # python -m infra.local.stack --synthesize OUT (synthesize_template's child)
+    if sys.argv[1:2] != ["--synthesize"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m infra.local.stack --synthesize OUT")
+    _synthesize_here(Path(sys.argv[2]))

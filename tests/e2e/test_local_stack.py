@@ -244,19 +244,12 @@ def test_thirty_two_concurrent_registrations_over_http_never_corrupt_artifacts(
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
 
-    import boto3
     import onnx
 
-    from tests.support import trained_model
+    from tests.support import local_stack_client, trained_model
 
     description = json.loads((state_dir / "endpoint.json").read_text())
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=description["moto_url"],
-        region_name=description["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    s3 = local_stack_client("s3", description)
     bucket = description["artifacts_bucket"]
     _, data, signature = trained_model("logistic_regression")
     for i in range(32):

@@ -274,7 +274,7 @@ def test_training_api_role_reads_runs_and_writes_no_data(synthesized: Synthesize
             statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         )
     }
-    assert {"dynamodb:GetItem", "dynamodb:Query", "states:StartExecution"} <= actions
+    assert {"dynamodb:GetItem", "dynamodb:Query", "states:StartExecution", "s3:GetObject"} <= actions
     assert not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "s3:PutObject"}
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from types import ModuleType
 
+import boto3
 import pytest
 
+from infra.local.sample_data import breast_cancer
 from mlops_core.registry.entities import RegisterVersionRequest
 from mlops_core.registry.service import ModelRegistry
-from tests.support import FakeLambdaContext, trained_model, upload
+from tests.support import REGION, STATE_MACHINE_ARN, FakeLambdaContext, trained_model, upload
 
 
 @pytest.fixture
@@ -28,6 +31,25 @@ def registry_api(aws: None) -> ModuleType:
     from functions.registry import handler
 
     return handler
+
+
+@pytest.fixture
+def training_api(aws: None) -> Iterator[ModuleType]:
+    """The training API with a stand-in state machine (one Pass state) under its ARN, and
+    the sample dataset in the bucket (``POST /training`` reads its schema)."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    definition = {"StartAt": "Accepted", "States": {"Accepted": {"Type": "Pass", "End": True}}}
+    created = sfn.create_state_machine(
+        name=STATE_MACHINE_ARN.rsplit(":", 1)[1],
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )
+    assert created["stateMachineArn"] == STATE_MACHINE_ARN
+    for key, data in breast_cancer().files.items():
+        upload(key, data)
+    from functions.training import api
+
+    yield api
 
 
 @pytest.fixture

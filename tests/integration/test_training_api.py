@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from types import ModuleType
 
 import boto3
@@ -14,22 +13,6 @@ from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.training.tracking import RunTracker
 from tests.integration.conftest import call
 from tests.support import REGION, STATE_MACHINE_ARN, TABLE, body, load_event
-
-
-@pytest.fixture
-def training_api(aws: None) -> Iterator[ModuleType]:
-    """The training API with a stand-in state machine (one Pass state) under its ARN."""
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    definition = {"StartAt": "Accepted", "States": {"Accepted": {"Type": "Pass", "End": True}}}
-    created = sfn.create_state_machine(
-        name=STATE_MACHINE_ARN.rsplit(":", 1)[1],
-        definition=json.dumps(definition),
-        roleArn="arn:aws:iam::123456789012:role/sfn",
-    )
-    assert created["stateMachineArn"] == STATE_MACHINE_ARN
-    from functions.training import api
-
-    yield api
 
 
 def _wait(run_id: str) -> None:

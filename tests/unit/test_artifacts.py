@@ -73,7 +73,7 @@ def test_verify_checksum_accepts_uppercase_hex() -> None:
         ({"features": [{"name": "a"}, {"name": "a"}]}, "unique"),
         ({"features": []}, "at least 1"),
         ({"classes": None}, "lists its classes"),
-        ({"features": [{"name": "1bad"}]}, "feature names start"),
+        ({"features": [{"name": "a\nb"}]}, "feature name 'a\\\\nb' contains the control character U\\+000A"),
         ({"features": [{"name": "a", "type": "complex"}]}, "Input should be"),
     ],
 )

@@ -32,8 +32,8 @@ def test_invalid_hyper_parameters_are_named() -> None:
         )
     assert "C: Input should be greater than 0" in raised.value.message
     assert {tuple(d["loc"]) for d in raised.value.details} == {
-        ("candidates", 0, "params", "C"),
-        ("candidates", 0, "params", "solver"),
+        ("body", "candidates", 0, "params", "C"),
+        ("body", "candidates", 0, "params", "solver"),
     }
 
 

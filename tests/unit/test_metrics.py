@@ -42,13 +42,40 @@ def test_regression_scores_match_sklearn() -> None:
     assert scores["r2"] == pytest.approx(skm.r2_score(y, predicted), abs=1e-12)
 
 
-def test_multiclass_has_no_binary_only_metrics() -> None:
+def test_multiclass_has_every_classification_metric() -> None:
+    """Macro F1 and one-vs-rest macro ROC AUC (they were missing: SelectBest's KeyError)."""
     y = np.array([0, 1, 2, 2])
     p = np.full((4, 3), 1 / 3)
-    assert set(metrics.score("classification", y, np.array([0, 1, 2, 0]), p, [0, 1, 2])) == {
-        "accuracy",
-        "log_loss",
-    }
+    scores = metrics.score("classification", y, np.array([0, 1, 2, 0]), p, [0, 1, 2])
+    assert set(scores) == set(metrics.CLASSIFICATION_METRICS)
+    assert scores["roc_auc"] == 0.5
+    assert scores["f1"] == pytest.approx(skm.f1_score(y, [0, 1, 2, 0], average="macro"), abs=1e-12)
+
+
+def test_a_model_without_probabilities_still_has_accuracy_and_f1() -> None:
+    scores = metrics.score("classification", np.array([0, 1, 1]), np.array([0, 1, 0]), None, [0, 1])
+    assert scores == {"accuracy": pytest.approx(2 / 3), "f1": pytest.approx(2 / 3)}
+
+
+@pytest.mark.parametrize(
+    ("metric", "task", "problem"),
+    [
+        ("roc_auc", "classification", None),
+        ("rmse", "regression", None),
+        (
+            "roc_auc",
+            "regression",
+            "target_metric 'roc_auc' is not defined for regression: one of ['rmse', 'r2']",
+        ),
+        ("r2", "classification", "target_metric 'r2' is not defined for classification"),
+        ("auc", "classification", "unknown target_metric 'auc': one of ['accuracy', 'f1', 'log_loss',"),
+    ],
+)
+def test_metric_problem_says_why_a_metric_cannot_be_the_target(
+    metric: str, task: str, problem: str | None
+) -> None:
+    found = metrics.metric_problem(metric, task)  # type: ignore[arg-type]
+    assert found == problem if problem is None else found is not None and found.startswith(problem)
 
 
 def test_better_knows_the_direction_of_each_metric() -> None:

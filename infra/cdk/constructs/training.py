@@ -182,6 +182,10 @@ class TrainingConstruct(Construct):
         )
         # It starts executions and reads runs: the run records are written by the steps.
         storage.grant_metadata_read(self.api.role, index=True)
+        # POST /training checks the request against the dataset's schema (read, never
+        # written); listing makes a missing schema a 404 to it (a 422 to the caller), not a 403.
+        storage.grant_prefix_read(self.api.role, datasets)
+        storage.grant_prefix_list(self.api.role, datasets)
 
     def _invoke(self, name: str, function: ServiceFunction, comment: str) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(

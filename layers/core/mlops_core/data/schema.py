@@ -14,9 +14,9 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlops_core.data.types import FeatureType
+from mlops_core.data.types import FeatureType, check_column_name
 
 MAX_REPORTED_VIOLATIONS = 50
 
@@ -24,13 +24,18 @@ MAX_REPORTED_VIOLATIONS = 50
 class ColumnSchema(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(description="As in the CSV's header (rules: ``types.check_column_name``)")
     type: FeatureType = "double"
     nullable: bool = False
     min: float | None = None
     max: float | None = None
     # Categories are numeric codes: every feature reaches the model as a number.
     allowed: list[float] | None = Field(default=None, description="Allowed values (numeric category codes)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_column_name(value)
 
     @model_validator(mode="after")
     def _range(self) -> ColumnSchema:
@@ -50,8 +55,9 @@ class DatasetSchema(BaseModel):
     @model_validator(mode="after")
     def _target_declared(self) -> DatasetSchema:
         names = [c.name for c in self.columns]
-        if len(set(names)) != len(names):
-            raise ValueError("column names must be unique")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"column name {twice[0]!r} is declared twice")
         if self.target not in names:
             raise ValueError(f"target '{self.target}' is not a declared column")
         return self

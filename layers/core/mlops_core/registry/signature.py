@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlops_core.data.types import FeatureType
+from mlops_core.data.types import FeatureType, check_column_name
 from mlops_core.errors import IntegrityError
 
 ARTIFACT_FORMAT = "onnx"
-_FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\- ]{0,127}$")
 
 ClassLabel = Annotated[int | str, Field(union_mode="left_to_right")]
 
@@ -34,12 +32,10 @@ class FeatureSpec(BaseModel):
 
     @field_validator("name")
     @classmethod
-    def _name_is_plain(cls, value: str) -> str:
-        if not _FEATURE_NAME.match(value):
-            raise ValueError(
-                "feature names start with a letter or '_' and use letters, digits, '_', '.', '-'"
-            )
-        return value
+    def _name(cls, value: str) -> str:
+        # The dataset's column name as it is (spaces, '/', non-ASCII letters...): the
+        # ONNX graph takes one tensor, so names live only here.
+        return check_column_name(value, "feature")
 
 
 class ModelSignature(BaseModel):

@@ -84,7 +84,7 @@ def check_candidate(spec: CandidateSpec, task: str | None, index: int) -> dict[s
     ``task`` is the dataset's; None when it is not known yet (the family is then not
     checked against it).
     """
-    loc: list[str | int] = ["candidates", index]
+    loc: list[str | int] = ["body", "candidates", index]
     if spec.family not in FAMILIES:
         raise Invalid(
             f"candidate {index}: unknown estimator family '{spec.family}'",
@@ -102,7 +102,7 @@ def check_candidate(spec: CandidateSpec, task: str | None, index: int) -> dict[s
         problems = [
             detail([*loc, "params", *e["loc"]], e["msg"], e["type"]) for e in error.errors(include_url=False)
         ]
-        summary = "; ".join(f"{'.'.join(map(str, p['loc'][3:]))}: {p['msg']}" for p in problems)
+        summary = "; ".join(f"{'.'.join(map(str, p['loc'][len(loc) + 1 :]))}: {p['msg']}" for p in problems)
         raise Invalid(
             f"candidate {index} ({spec.family}): invalid hyper-parameters: {summary}", details=problems
         ) from None
@@ -118,7 +118,7 @@ def expand(candidates: list[CandidateSpec] | None, search: SearchSpec | None) ->
     if not expanded:
         raise Invalid(
             "no candidates: give 'candidates' or a 'search' grid",
-            details=[detail(["candidates"], "at least one candidate is required", "too_short")],
+            details=[detail(["body", "candidates"], "at least one candidate is required", "too_short")],
         )
     return expanded
 

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import json
+from typing import Any, NamedTuple, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlops_core.data.schema import DatasetSchema
+from mlops_core.errors import Invalid, NotFound, detail
 from mlops_core.registry.entities import ALIAS_PATTERN, MODEL_NAME_PATTERN
+from mlops_core.storage import keys
 from mlops_core.storage.dynamo import serialize
+from mlops_core.storage.s3 import ArtifactStore
+from mlops_core.training import metrics
 from mlops_core.training.estimators import CandidateSpec, SearchSpec, check_candidate, expand
 from mlops_core.training.tracking import RUN_ID_PATTERN
 
+Document = TypeVar("Document", bound=BaseModel)
 
-class InvalidTrainingRequest(Exception):
-    """The execution input is wrong (unknown family, bad hyper-parameters, bad keys)."""
+
+class InvalidTrainingRequest(Invalid):
+    """The run cannot be carried out as asked (unknown family, bad hyper-parameters, a
+    missing or invalid schema, a metric the dataset does not define): a 422 at
+    ``POST /training``, and the named failure of ValidateData (the Step Functions error)."""
 
 
 class TrainingRequest(BaseModel):
@@ -48,12 +60,100 @@ class TrainingRequest(BaseModel):
             )
         return self
 
+    def schema_location(self) -> tuple[str, list[str | int]]:
+        """The schema's key, and the request field that names it (for error locations)."""
+        if self.schema_key:
+            return self.schema_key, ["body", "schema_key"]
+        return keys.sibling(self.dataset_key, "schema.json"), ["body", "dataset_key"]
 
-def check_before_start(request: TrainingRequest) -> None:
-    """What can be checked without the dataset, so that a bad request is a 422 at
+
+class CheckedRequest(NamedTuple):
+    """A request checked against its dataset's schema."""
+
+    candidates: list[tuple[CandidateSpec, dict[str, Any]]]  # each with its full parameters
+    target_metric: str
+
+
+def validation_problems(error: ValidationError) -> list[str]:
+    """pydantic's errors as ``where: what`` (``columns[3].name: column name 'a\\tb' ...``)."""
+    problems = []
+    for e in error.errors(include_url=False):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        message = str(e["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return problems
+
+
+def read_document(
+    store: ArtifactStore, key: str, model: type[Document], what: str, loc: list[str | int]
+) -> Document:
+    """A JSON document from the bucket, or ``InvalidTrainingRequest`` saying what is wrong with it."""
+    try:
+        data = store.get(key).data
+    except NotFound:
+        message = f"{what} s3 key '{key}' not found"
+        raise InvalidTrainingRequest(message, details=[detail(loc, message, "not_found")]) from None
+    try:
+        return model.model_validate(json.loads(data))
+    except ValidationError as error:
+        problems = validation_problems(error)
+    except ValueError as error:  # not JSON, or not UTF-8
+        problems = [f"not a JSON document ({error})"]
+    message = f"{what} '{key}' is invalid: " + "; ".join(problems)
+    raise InvalidTrainingRequest(
+        message[:2000], details=[detail(loc, f"{what}: {p}", "invalid_document") for p in problems[:20]]
+    )
+
+
+def read_schema(store: ArtifactStore, request: TrainingRequest) -> DatasetSchema:
+    key, loc = request.schema_location()
+    return read_document(store, key, DatasetSchema, "schema", loc)
+
+
+def check_against_schema(request: TrainingRequest, schema: DatasetSchema) -> CheckedRequest:
+    """What the dataset's schema decides: each family's task, that the target metric is
+    defined for the task, and that a classification target can have two classes.
+
+    ``InvalidTrainingRequest`` naming the problem. Whether the rows themselves allow every
+    metric (two classes present in each split) is for ValidateData, which reads them.
+    """
+    try:
+        specs = expand(request.candidates, request.search)
+        params = [check_candidate(spec, schema.task, i) for i, spec in enumerate(specs)]
+    except Invalid as error:
+        raise InvalidTrainingRequest(error.message, details=error.details) from None
+    target_metric = request.target_metric or metrics.DEFAULT_METRIC[schema.task]
+    problem = metrics.metric_problem(target_metric, schema.task)
+    if problem:
+        raise InvalidTrainingRequest(
+            problem, details=[detail(["body", "target_metric"], problem, "metric_undefined")]
+        )
+    target = next(c for c in schema.columns if c.name == schema.target)
+    if schema.task == "classification" and target.allowed is not None:
+        problem = _classes_problem(schema.target, target.allowed)
+        if problem:
+            key, loc = request.schema_location()
+            raise InvalidTrainingRequest(
+                f"schema '{key}': {problem}", details=[detail(loc, problem, "too_few_classes")]
+            )
+    return CheckedRequest(list(zip(specs, params, strict=True)), target_metric)
+
+
+def _classes_problem(target: str, allowed: list[float]) -> str | None:
+    if any(not float(v).is_integer() for v in allowed):
+        return f"the target '{target}' allows {allowed}: class labels are whole numbers"
+    if len(set(allowed)) < metrics.MIN_CLASSES:
+        return f"the target '{target}' allows one class ({allowed}); a classifier needs at least two"
+    return None
+
+
+def check_before_start(request: TrainingRequest, store: ArtifactStore) -> None:
+    """What can be checked before a run starts, so that a bad request is a 422 at
     ``POST /training`` rather than a run that fails later: the candidates' families and
-    hyper-parameters (ValidateData checks the family's task against the dataset), and that
-    the request can be kept in the run record (DynamoDB's numbers, no empty map keys)."""
+    hyper-parameters, that the request can be kept in the run record (DynamoDB's numbers,
+    no empty map keys), then, from the dataset's schema (read, never written), the column
+    names, each family's task and the target metric (``check_against_schema``)."""
     for index, spec in enumerate(expand(request.candidates, request.search)):
         check_candidate(spec, None, index)
     serialize(request.model_dump(mode="json"))
+    check_against_schema(request, read_schema(store, request))

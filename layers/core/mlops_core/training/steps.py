@@ -13,13 +13,13 @@ import time
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from mlops_core.data import profiles, validation
 from mlops_core.data import schema as datasets
 from mlops_core.data.schema import DatasetSchema
 from mlops_core.data.validation import ExpectationSuite
-from mlops_core.errors import Invalid, NotFound, Unavailable
+from mlops_core.errors import NotFound, Unavailable
 from mlops_core.registry.entities import HIGHER_IS_BETTER, RegisterVersionRequest
 from mlops_core.registry.service import ModelRegistry
 from mlops_core.registry.signature import ModelSignature, sha256_hex
@@ -27,10 +27,16 @@ from mlops_core.storage import keys
 from mlops_core.storage.eventbridge import EventPublisher
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.training import metrics
-from mlops_core.training.estimators import check_candidate, expand
 from mlops_core.training.events import TrainingRunFailed
-from mlops_core.training.requests import InvalidTrainingRequest, TrainingRequest
-from mlops_core.training.splits import split_indices
+from mlops_core.training.requests import (
+    InvalidTrainingRequest,
+    TrainingRequest,
+    check_against_schema,
+    read_document,
+    read_schema,
+    validation_problems,
+)
+from mlops_core.training.splits import split_indices, target_problems
 from mlops_core.training.state import (
     Candidate,
     CandidateResult,
@@ -46,17 +52,8 @@ from mlops_core.training.state import (
 from mlops_core.training.tracking import RunTracker, package_versions
 
 
-def _read_json(store: ArtifactStore, key: str, model: type[BaseModel], what: str) -> Any:
-    try:
-        return model.model_validate(json.loads(store.get(key).data))
-    except NotFound:
-        raise InvalidTrainingRequest(f"{what} s3 key '{key}' not found") from None
-    except (ValueError, ValidationError) as error:
-        raise InvalidTrainingRequest(f"{what} '{key}' is invalid: {str(error)[:800]}") from None
-
-
 def _load_table(store: ArtifactStore, dataset: DatasetRef) -> tuple[datasets.Table, DatasetSchema]:
-    schema = _read_json(store, dataset.schema_key, DatasetSchema, "schema")
+    schema = read_document(store, dataset.schema_key, DatasetSchema, "schema", ["dataset", "schema_key"])
     data = store.get(dataset.key, dataset.version_id).data
     if sha256_hex(data) != dataset.sha256:
         raise InvalidTrainingRequest(f"dataset '{dataset.key}' changed since it was validated")
@@ -65,28 +62,26 @@ def _load_table(store: ArtifactStore, dataset: DatasetRef) -> tuple[datasets.Tab
 
 # ---- ValidateData -----------------------------------------------------------------------
 def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: RunTracker) -> dict[str, Any]:
-    """Check the request, the candidates and the dataset; write the reference profile."""
+    """Check the request, the candidates and the dataset; write the reference profile.
+
+    The same checks as ``POST /training`` (``requests.check_against_schema``), for runs
+    started some other way, then what only the rows can tell: the schema and
+    expectations, and that every metric will have a value on the splits.
+    """
     try:
         request = TrainingRequest.model_validate(raw_request)
     except ValidationError as error:
-        raise InvalidTrainingRequest(f"invalid training request: {error}") from None
+        summary = "; ".join(validation_problems(error))
+        raise InvalidTrainingRequest(f"invalid training request: {summary}"[:2000]) from None
     tracker.start(request.run_id, request.model_name, request.model_dump(mode="json"))
-    schema_key = request.schema_key or keys.sibling(request.dataset_key, "schema.json")
-    schema: DatasetSchema = _read_json(store, schema_key, DatasetSchema, "schema")
-    try:
-        specs = expand(request.candidates, request.search)
-        checked = [check_candidate(spec, schema.task, i) for i, spec in enumerate(specs)]
-    except Invalid as error:
-        raise InvalidTrainingRequest(error.message) from None
-    target_metric = request.target_metric or ("roc_auc" if schema.task == "classification" else "rmse")
-    allowed = (
-        metrics.CLASSIFICATION_METRICS if schema.task == "classification" else metrics.REGRESSION_METRICS
-    )
-    if target_metric not in allowed:
-        raise InvalidTrainingRequest(f"target_metric '{target_metric}' is not one of {list(allowed)}")
-
+    schema_key, _ = request.schema_location()
+    schema = read_schema(store, request)
+    checked = check_against_schema(request, schema)
+    target_metric = checked.target_metric
     suite = (
-        _read_json(store, request.expectations_key, ExpectationSuite, "expectations")
+        read_document(
+            store, request.expectations_key, ExpectationSuite, "expectations", ["body", "expectations_key"]
+        )
         if request.expectations_key
         else None
     )
@@ -95,6 +90,16 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
     except NotFound:
         raise InvalidTrainingRequest(f"dataset s3 key '{request.dataset_key}' not found") from None
     table = validation.validate(stored.data, schema, suite)
+    problems = target_problems(
+        table.columns[schema.target],
+        schema.target,
+        task=schema.task,
+        seed=request.seed,
+        holdout_fraction=request.holdout_fraction,
+        validation_fraction=request.validation_fraction,
+    )
+    if problems:
+        raise InvalidTrainingRequest(f"dataset '{request.dataset_key}': " + "; ".join(problems))
     dataset = DatasetRef(
         key=request.dataset_key,
         version_id=stored.version_id,
@@ -130,7 +135,7 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
             validation_fraction=request.validation_fraction,
             target_metric=target_metric,
         )
-        for i, (spec, params) in enumerate(zip(specs, checked, strict=True))
+        for i, (spec, params) in enumerate(checked.candidates)
     ]
     return ValidatedState(
         run_id=request.run_id,
@@ -216,6 +221,9 @@ def select_best(raw_state: dict[str, Any], tracker: RunTracker) -> dict[str, Any
     state = TrainedState.model_validate(raw_state)
     if not state.results:
         raise InvalidTrainingRequest("no candidate was trained")
+    unscored = [r.candidate_id for r in state.results if state.target_metric not in r.validation_metrics]
+    if unscored:
+        raise InvalidTrainingRequest(f"candidate(s) {unscored} have no validation {state.target_metric}")
     is_better = metrics.better(state.target_metric)
     best = state.results[0]
     for result in state.results[1:]:
@@ -242,6 +250,22 @@ def _score_onnx(
     outputs = session.run(names, {signature.input_name: x.astype(dtype)})
     probabilities = np.asarray(outputs[1], dtype=np.float64) if len(outputs) > 1 else None
     return metrics.score(task, y, np.asarray(outputs[0]).ravel(), probabilities, signature.classes)
+
+
+def _why_not_comparable(
+    champion: ModelSignature, candidate: ModelSignature, table: datasets.Table, metric: str
+) -> str | None:
+    """Why the champion cannot be scored like the candidate on this dataset (None if it can)."""
+    if champion.task != candidate.task:
+        return f"the champion is a {champion.task} model, the candidate a {candidate.task} one"
+    missing = [f for f in champion.feature_names if f not in table.columns]
+    if missing:
+        return f"the champion needs features the dataset lacks: {missing[:5]}"
+    if champion.classes != candidate.classes:
+        return f"the champion's classes {champion.classes} are not the candidate's {candidate.classes}"
+    if not champion.probabilities_output and metric in metrics.PROBABILITY_METRICS:
+        return f"the champion outputs no probabilities, so it has no {metric}"
+    return None
 
 
 def evaluate(
@@ -281,10 +305,10 @@ def evaluate(
         production = None
     if production is not None:
         champion = {"version": production.version}
-        missing = [f for f in production.signature.feature_names if f not in table.columns]
-        if missing:
+        incomparable = _why_not_comparable(production.signature, signature, table, metric)
+        if incomparable:
             champion["comparable"] = False
-            champion["reason"] = f"the champion needs features the dataset lacks: {missing[:5]}"
+            champion["reason"] = incomparable
         else:
             champion_data = store.get(production.artifact.key, production.artifact.s3_version_id).data
             champion_x = table.matrix(production.signature.feature_names)[holdout]
