@@ -148,7 +148,7 @@ class LogSubscriptions:
         if not self.subscriptions:
             return
         self._router = _LineRouter(sys.stdout, self._collect)
-        sys.stdout = self._router  # type: ignore[assignment]
+        sys.stdout = self._router
         self._thread = threading.Thread(target=self._run, name="log-subscriptions", daemon=True)
         self._thread.start()
 
@@ -158,7 +158,7 @@ class LogSubscriptions:
             self._thread.join(timeout=10)
         self.flush()
         if self._router is not None and sys.stdout is self._router:
-            sys.stdout = self._router._target  # type: ignore[assignment]
+            sys.stdout = self._router._target
 
     @contextmanager
     def running(self, function: str) -> Iterator[None]:
