@@ -8,7 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import BUCKET, REGION, STATE_MACHINE_ARN, TABLE, FakeLambdaContext, create_resources
+from tests.support import (
+    BUCKET,
+    PREDICTIONS_TABLE,
+    REGION,
+    STATE_MACHINE_ARN,
+    TABLE,
+    FakeLambdaContext,
+    create_resources,
+)
 
 # Set before any handler is imported: handlers read their settings at import (cold start).
 os.environ.update(
@@ -20,6 +28,7 @@ os.environ.update(
         "AWS_REGION": REGION,
         "ARTIFACTS_BUCKET": BUCKET,
         "METADATA_TABLE": TABLE,
+        "PREDICTIONS_TABLE": PREDICTIONS_TABLE,
         "STATE_MACHINE_ARN": STATE_MACHINE_ARN,
         "POWERTOOLS_SERVICE_NAME": "tests",
         "POWERTOOLS_TRACE_DISABLED": "true",

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 BUCKET = "mlops-artifacts-test"
 TABLE = "mlops-metadata-test"
+PREDICTIONS_TABLE = "mlops-predictions-test"
 REGION = "us-east-1"
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:training"
 # The sample dataset's features (scikit-learn's breast-cancer "mean" columns), as in events/.
@@ -71,7 +72,7 @@ class FakeLambdaContext:
 
 
 def create_resources() -> None:
-    """The artifacts bucket and metadata table, shaped as infra/ declares them."""
+    """The artifacts bucket, the metadata table and the prediction log, shaped as infra/ declares them."""
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -94,6 +95,39 @@ def create_resources() -> None:
             }
         ],
     )
+    dynamodb.create_table(
+        TableName=PREDICTIONS_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+
+
+FIRST_LOG_EVENT_ID = 37_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000
+
+
+def subscription_event(messages: list[str], *, log_group: str = "/aws/lambda/inference") -> dict[str, Any]:
+    """A CloudWatch Logs subscription delivery of ``messages``, exactly as Lambda receives it."""
+    import base64
+    import gzip
+
+    payload = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": log_group,
+        "logStream": "2026/12/01/[$LATEST]0123456789abcdef",
+        "subscriptionFilters": ["prediction-capture"],
+        "logEvents": [
+            {
+                "id": f"{37000000000000000000000000000000000000000000000000000000 + i}",
+                "timestamp": 1796115000000 + i,
+                "message": m,
+            }
+            for i, m in enumerate(messages)
+        ],
+    }
+    data = base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()
+    return {"awslogs": {"data": data}}
 
 
 @cache

@@ -13,7 +13,6 @@ import gc
 gc.disable()
 
 import time
-import uuid
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -30,6 +29,7 @@ from mlops_core.errors import IntegrityError, Invalid, detail
 from mlops_core.http import register_error_handlers, resolve, responses
 from mlops_core.registry.entities import ALIAS_PATTERN, MODEL_NAME_PATTERN, PRODUCTION, ModelVersion
 from mlops_core.registry.lookup import RegistryLookup
+from mlops_core.serving.capture import capture_lines, emit, prediction_ids
 from mlops_core.serving.predictor import Predictor
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.s3 import ArtifactStore
@@ -120,11 +120,27 @@ def predict(
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(result.predictions))
     metrics.add_metadata(key="model_version", value=result.model_version)
     logger.append_keys(model=name, model_version=result.model_version)
+    ids = prediction_ids(len(result.predictions))
+    # One log line per request: the capture function records it (no AWS call here).
+    emit(
+        capture_lines(
+            model_name=result.model_name,
+            model_version=result.model_version,
+            alias=result.alias,
+            features=result.features,
+            prediction_ids=ids,
+            inputs=result.inputs,
+            predictions=result.predictions,
+            probabilities=result.probabilities,
+            request_id=app.lambda_context.aws_request_id,
+            at_ms=int(time.time() * 1000),
+        )
+    )
     return PredictResponse(
         model_name=result.model_name,
         model_version=result.model_version,
         alias=result.alias,
-        prediction_ids=[str(uuid.uuid4()) for _ in result.predictions],
+        prediction_ids=ids,
         predictions=result.predictions,
         probabilities=result.probabilities,
         classes=result.classes,

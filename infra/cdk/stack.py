@@ -17,6 +17,7 @@ from aws_cdk import CfnOutput, Stack, aws_logs
 from constructs import Construct
 
 from infra.cdk.constructs.api import ApiConstruct, ApiLimits
+from infra.cdk.constructs.capture import CaptureConstruct
 from infra.cdk.constructs.events import EventsConstruct
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import StorageConstruct
@@ -87,6 +88,15 @@ class ServerlessMlopsStack(Stack):
             limits=settings.api,
         )
 
+        self.capture = CaptureConstruct(
+            self,
+            "Capture",
+            storage=self.storage,
+            layers=self.layers,
+            source=self.api.inference,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+        )
         self.training = TrainingConstruct(
             self,
             "Training",
@@ -115,6 +125,7 @@ class ServerlessMlopsStack(Stack):
         CfnOutput(self, "RegistryFunctionName", value=self.api.registry.function.function_name)
         CfnOutput(self, "TrainingStateMachineArn", value=self.training.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.events.bus.event_bus_name)
+        CfnOutput(self, "PredictionsTableName", value=self.capture.predictions_table.table_name)
         CfnOutput(
             self,
             "NotificationsQueueUrl",

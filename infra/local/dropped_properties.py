@@ -49,6 +49,10 @@ NOT_EMULATED: dict[str, str] = {
         "created, never enforced: moto authorises every call (tests/infra checks each grant)",
     ),
     "AWS::Lambda::LayerVersion": "created without content; see Layers of AWS::Lambda::Function",
+    "AWS::Logs::SubscriptionFilter": "delivered by the local stack itself (infra/local/log_subscriptions.py: "
+    "the matching lines a function prints reach the destination within a second); moto never delivers",
+    "AWS::Lambda::EventInvokeConfig": "not applied: a local delivery that fails is logged with its trace, "
+    "not retried or sent to the failure destination",
 }
 
 #: (resource type, property) -> why the property does not hold locally. "*" is the whole resource.

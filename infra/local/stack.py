@@ -283,6 +283,7 @@ class EmbeddedStack:
         self.template: dict[str, Any] = {}
         self.description: StackDescription | None = None
         self._function_configurations: dict[str, Any] = {}
+        self._subscriptions: Any = None  # LogSubscriptions, once the template is known
 
     def start(self) -> StackDescription:
         ensure_port_free(self.host, self.api_port, "api")
@@ -291,6 +292,7 @@ class EmbeddedStack:
             self._start_moto()
             self.template = synthesize_template()
             self.description = self._deploy()
+            self._start_subscriptions()
             self._serve()
             if self.state is not None:
                 self.state.start_saving()
@@ -339,6 +341,20 @@ class EmbeddedStack:
             functions=deployed.functions,
         )
 
+    def _start_subscriptions(self) -> None:
+        """Deliver the template's log subscription filters (moto never does)."""
+        from infra.local.log_subscriptions import LogSubscriptions
+
+        self._subscriptions = LogSubscriptions(self.template, self.invoke)
+        self._subscriptions.start()
+        for subscription in self._subscriptions.subscriptions:
+            LOGGER.info(
+                "log subscription %s: %s -> %s",
+                subscription.name,
+                subscription.source_function,
+                subscription.destination_function,
+            )
+
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Run a function's handler in this process, as Lambda would (used by the gateway)."""
         import boto3
@@ -364,7 +380,10 @@ class EmbeddedStack:
             memory_limit_in_mb=config.get("MemorySize", 128),
             timeout_seconds=config.get("Timeout", 3),
         )
-        return handler(event, context)
+        if self._subscriptions is None:
+            return handler(event, context)
+        with self._subscriptions.running(logical_id):
+            return handler(event, context)
 
     def _serve(self) -> None:
         from werkzeug.serving import make_server
@@ -385,6 +404,9 @@ class EmbeddedStack:
         if self._http is not None:
             self._http.shutdown()
             self._http = None
+        if self._subscriptions is not None:  # deliver what the last requests logged
+            self._subscriptions.stop()
+            self._subscriptions = None
         if self.state is not None and self._saving:  # after the last request, before moto goes
             self._saving = False
             try:

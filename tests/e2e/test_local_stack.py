@@ -286,6 +286,53 @@ def test_thirty_two_concurrent_registrations_over_http_never_corrupt_artifacts(
     print(f"\n32 concurrent registrations: {statuses.count(201)} x 201, {statuses.count(409)} x 409")
 
 
+def test_predictions_over_http_are_captured_to_the_log_and_s3(
+    local_stack: dict[str, Any], state_dir: Path
+) -> None:
+    """The template's log subscription runs locally: the capture function writes each
+    prediction to the prediction log and to capture/ in S3 within seconds."""
+    from tests.support import local_stack_client
+
+    response = requests.post(
+        f"{local_stack['api']}/models/breast-cancer/predict",
+        json={"instances": [ROW0, ROW0]},
+        headers={"x-api-key": local_stack["key"]},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    ids = response.json()["prediction_ids"]
+    description = json.loads((state_dir / "endpoint.json").read_text())
+    dynamodb = local_stack_client("dynamodb", description)
+    (table,) = [t for t in dynamodb.list_tables()["TableNames"] if "Predictions" in t]
+    s3 = local_stack_client("s3", description)
+
+    found: list[dict[str, Any]] = []
+    until = time.monotonic() + 20
+    while time.monotonic() < until and len(found) < len(ids):
+        found = [
+            item
+            for prediction_id in ids
+            if (
+                item := dynamodb.get_item(
+                    TableName=table,
+                    Key={"pk": {"S": f"PREDICTION#{prediction_id}"}, "sk": {"S": "PREDICTION"}},
+                ).get("Item")
+            )
+        ]
+        time.sleep(0.5)
+    assert len(found) == len(ids)
+    assert {item["model_name"]["S"] for item in found} == {"breast-cancer"}
+    listed = s3.list_objects_v2(Bucket=description["artifacts_bucket"], Prefix="capture/breast-cancer/")
+    captured = [
+        json.loads(line)["prediction_id"]
+        for obj in listed.get("Contents", [])
+        for line in s3.get_object(Bucket=description["artifacts_bucket"], Key=obj["Key"])["Body"]
+        .read()
+        .splitlines()
+    ]
+    assert set(ids) <= set(captured)
+
+
 def test_ctrl_c_stops_the_stack_and_frees_its_ports(local_stack: dict[str, Any], state_dir: Path) -> None:
     process: subprocess.Popen[str] = local_stack["process"]
     process.send_signal(signal.SIGINT)

@@ -59,6 +59,14 @@ class InferenceSettings(CoreSettings):
     model_cache_size: int = Field(default=8, ge=1, validation_alias="MODEL_CACHE_SIZE")
 
 
+class CaptureSettings(EnvironmentSettings):
+    """The capture function: where captured predictions go."""
+
+    artifacts_bucket: str = Field(min_length=3, validation_alias="ARTIFACTS_BUCKET")
+    predictions_table: str = Field(min_length=3, validation_alias="PREDICTIONS_TABLE")
+    prediction_ttl_days: int = Field(default=30, ge=1, le=3650, validation_alias="PREDICTION_TTL_DAYS")
+
+
 @lru_cache(maxsize=1)
 def core_settings() -> CoreSettings:
     return CoreSettings.from_environment()

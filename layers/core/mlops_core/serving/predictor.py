@@ -31,6 +31,9 @@ class Prediction:
     predictions: list[Any]
     probabilities: list[list[float]] | None
     classes: list[Any] | None
+    #: The rows as the model saw them (signature order), for the capture.
+    inputs: list[list[float]]
+    features: list[str]
 
 
 @dataclass
@@ -185,4 +188,6 @@ class Predictor:
             predictions=predictions,
             probabilities=probabilities,
             classes=signature.classes,
+            inputs=matrix.tolist(),
+            features=signature.feature_names,
         )

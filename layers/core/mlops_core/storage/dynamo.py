@@ -7,6 +7,7 @@ stored as DynamoDB numbers via ``Decimal`` so they round-trip exactly.
 from __future__ import annotations
 
 import numbers
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import (
     Clamped,
@@ -21,11 +22,13 @@ from decimal import (
 )
 from typing import Any
 
-from mlops_core.errors import Invalid
+from mlops_core.errors import Invalid, Unavailable
 from mlops_core.storage import keys
 from mlops_core.storage.clients import client, reader, translate_errors
 
 Item = dict[str, Any]
+# BatchWriteItem takes at most 25 requests.
+_BATCH_WRITE_LIMIT = 25
 
 
 # DynamoDB attribute values, written here rather than taken from boto3.dynamodb.types:
@@ -126,12 +129,13 @@ def key(pk: str, sk: str) -> dict[str, Any]:
 
 
 class MetadataTable:
-    """The single metadata table (keys and its one index: ``mlops_core.storage.keys``)."""
+    """A table of the project with ``pk``/``sk`` keys: the single metadata table (and its one
+    index), or the prediction log (keys: ``mlops_core.storage.keys``)."""
 
-    what = "metadata table"
-
-    def __init__(self, table_name: str) -> None:
+    def __init__(self, table_name: str, *, what: str = "metadata table") -> None:
         self.table_name = table_name
+        #: How errors name this table to callers (never by its name).
+        self.what = what
 
     @property
     def _client(self) -> Any:
@@ -221,6 +225,25 @@ class MetadataTable:
         _add_condition(request, condition, names, values)
         with translate_errors(self.what):
             self._client.update_item(**request)
+
+    def batch_put(self, items: Sequence[Mapping[str, Any]], *, max_rounds: int = 8) -> None:
+        """Put ``items`` (no conditions) 25 at a time, retrying what DynamoDB leaves
+        unprocessed with back-off; ``Unavailable`` if some remain after ``max_rounds``."""
+        for start in range(0, len(items), _BATCH_WRITE_LIMIT):
+            pending = [
+                {"PutRequest": {"Item": serialize(i)}} for i in items[start : start + _BATCH_WRITE_LIMIT]
+            ]
+            for round_ in range(max_rounds):
+                with translate_errors(self.what):
+                    response = self._client.batch_write_item(RequestItems={self.table_name: pending})
+                pending = response.get("UnprocessedItems", {}).get(self.table_name, [])
+                if not pending:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**round_))
+            else:
+                raise Unavailable(
+                    f"{self.what} left {len(pending)} item(s) unprocessed", retry_after_seconds=2
+                )
 
     def transact(self, operations: Sequence[Mapping[str, Any]]) -> None:
         """All-or-nothing write of several items (see ``put_op``/``update_op``/``check_op``)."""

@@ -9,6 +9,8 @@ key pattern of its own.
 
 from __future__ import annotations
 
+import time
+
 # ---- the metadata table (single-table design) ------------------------------------------
 PARTITION_KEY = "pk"
 SORT_KEY = "sk"
@@ -68,6 +70,19 @@ def model_runs(model_name: str) -> str:
     return f"RUNS#{model_name}"
 
 
+# ---- the prediction log (its own table, with a TTL) ----------------------------------------
+#: A prediction and the feedback on it share the prediction id's partition: the captured
+#: prediction is written in bulk (no conditions needed), the feedback under a condition.
+PREDICTION_SK = "PREDICTION"
+FEEDBACK_SK = "FEEDBACK"
+#: The TTL attribute (Unix seconds) of the prediction log.
+EXPIRES_AT = "expires_at"
+
+
+def prediction_pk(prediction_id: str) -> str:
+    return f"PREDICTION#{prediction_id}"
+
+
 # ---- the artifacts bucket ----------------------------------------------------------------
 MODELS_PREFIX = "models/"
 RUNS_PREFIX = "runs/"
@@ -94,6 +109,16 @@ def registered_artifact(model_name: str, sha256: str, filename: str = MODEL_FILE
 def model_card(model_name: str, version: int, extension: str) -> str:
     """A version's model card (regenerated documentation, not an artifact anything pins)."""
     return f"{MODELS_PREFIX}{model_name}/cards/{version}/model_card.{extension}"
+
+
+CAPTURE_PREFIX = "capture/"
+
+
+def capture_object(model_name: str, at_ms: int, batch_id: str) -> str:
+    """Captured predictions of one delivery, partitioned by model and hour (UTC), like
+    SageMaker's data capture: ``capture/{model}/{yyyy}/{mm}/{dd}/{hh}/{batch}.jsonl``."""
+    hour = time.strftime("%Y/%m/%d/%H", time.gmtime(at_ms / 1000))
+    return f"{CAPTURE_PREFIX}{model_name}/{hour}/{batch_id}.jsonl"
 
 
 def reference_profile(run_id: str) -> str:

@@ -1,0 +1,61 @@
+"""Capture function: the inference function's capture lines, delivered by a CloudWatch Logs
+subscription filter, into the prediction log (DynamoDB) and the bulk capture (S3).
+
+A delivery that fails is retried by CloudWatch Logs (and then by Lambda's asynchronous
+retries); both writes are idempotent, so a redelivered batch changes nothing.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from mlops_core.config.settings import CaptureSettings
+from mlops_core.feedback.capture_store import CaptureStore
+from mlops_core.feedback.prediction_log import PredictionLog
+from mlops_core.serving.capture import CAPTURE_MARKER, CapturedPrediction, CaptureLine
+from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.s3 import ArtifactStore
+
+logger = Logger()
+metrics = Metrics(namespace="ServerlessMLOps")
+settings = CaptureSettings.from_environment()
+prediction_log = PredictionLog(
+    MetadataTable(settings.predictions_table, what="prediction log"), ttl_days=settings.prediction_ttl_days
+)
+capture_store = CaptureStore(ArtifactStore(settings.artifacts_bucket))
+
+
+def _captured(messages: list[tuple[str, str]]) -> list[CapturedPrediction]:
+    rows: list[CapturedPrediction] = []
+    for event_id, message in messages:
+        if f'"{CAPTURE_MARKER}"' not in message:
+            continue  # the subscription's filter pattern should have left it out
+        try:
+            rows.extend(CaptureLine.model_validate_json(message).rows())
+        except ValidationError as error:
+            # A line this function cannot read would fail every retry: count it and go on.
+            logger.error(
+                "unreadable capture line", extra={"log_event_id": event_id, "error": str(error)[:500]}
+            )
+            metrics.add_metric(name="CaptureLinesRejected", unit=MetricUnit.Count, value=1)
+    return rows
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@event_source(data_class=CloudWatchLogsEvent)
+def lambda_handler(event: CloudWatchLogsEvent, _context: LambdaContext) -> dict[str, Any]:
+    data = event.parse_logs_data()
+    log_events = list(data.log_events)
+    rows = _captured([(e.get_id, e.message) for e in log_events])
+    if not rows:
+        return {"captured": 0, "objects": []}
+    recorded = prediction_log.record(rows)
+    objects = capture_store.write(rows, batch_id=log_events[0].get_id)
+    metrics.add_metric(name="PredictionsCaptured", unit=MetricUnit.Count, value=recorded)
+    logger.info("predictions captured", extra={"predictions": recorded, "objects": len(objects)})
+    return {"captured": recorded, "objects": objects}

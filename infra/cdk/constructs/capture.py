@@ -1,0 +1,125 @@
+"""Prediction capture: the prediction log table, and the capture function that a
+CloudWatch Logs subscription on the inference function's log group feeds.
+
+The inference function logs one capture line per request (`mlops_core.serving.capture`);
+the subscription filter passes only those lines to the capture function, which writes the
+prediction log (DynamoDB, TTL) and the bulk capture (JSON Lines under `capture/`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import (
+    Acknowledgment,
+    Duration,
+    RemovalPolicy,
+    Validations,
+    aws_dynamodb,
+    aws_iam,
+    aws_lambda_destinations,
+    aws_logs,
+    aws_logs_destinations,
+    aws_sqs,
+)
+from constructs import Construct
+
+from infra.cdk.constructs.functions import ServiceFunction
+from infra.cdk.constructs.layers import LayersConstruct
+from infra.cdk.constructs.storage import StorageConstruct
+from mlops_core.serving.capture import CAPTURE_MARKER
+from mlops_core.storage import keys
+
+#: How long captured predictions stay in the prediction log (the bulk capture in S3 stays).
+PREDICTION_TTL_DAYS = 30
+#: Only capture lines reach the capture function (the Logger's own lines do not).
+CAPTURE_FILTER = aws_logs.FilterPattern.literal(f"{{ $.{CAPTURE_MARKER} = 1 }}")
+
+
+class CaptureConstruct(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        storage: StorageConstruct,
+        layers: LayersConstruct,
+        source: ServiceFunction,
+        functions_dir: Path,
+        log_retention: aws_logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.predictions_table = aws_dynamodb.Table(
+            self,
+            "PredictionsTable",
+            partition_key=aws_dynamodb.Attribute(
+                name=keys.PARTITION_KEY, type=aws_dynamodb.AttributeType.STRING
+            ),
+            sort_key=aws_dynamodb.Attribute(name=keys.SORT_KEY, type=aws_dynamodb.AttributeType.STRING),
+            billing_mode=aws_dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=keys.EXPIRES_AT,
+            point_in_time_recovery_specification=aws_dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=aws_dynamodb.TableEncryption.AWS_MANAGED,
+            # Feedback on a prediction will reach the bandit's reward counts from here.
+            stream=aws_dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        self.function = ServiceFunction(
+            self,
+            "Capture",
+            service_name="capture",
+            description="Writes captured predictions to the prediction log and to S3 (capture/).",
+            code_dir=functions_dir / "capture",
+            handler="handler.lambda_handler",
+            layers=[layers.core],
+            memory_size=512,
+            timeout=Duration.seconds(60),
+            environment={
+                "ARTIFACTS_BUCKET": storage.artifacts_bucket.bucket_name,
+                "PREDICTIONS_TABLE": self.predictions_table.table_name,
+                "PREDICTION_TTL_DAYS": str(PREDICTION_TTL_DAYS),
+            },
+            log_retention=log_retention,
+        )
+        self.function.role.add_to_principal_policy(
+            aws_iam.PolicyStatement(
+                actions=["dynamodb:BatchWriteItem"], resources=[self.predictions_table.table_arn]
+            )
+        )
+        storage.grant_prefix_write(self.function.role, keys.CAPTURE_PREFIX)
+
+        self.subscription = aws_logs.SubscriptionFilter(
+            self,
+            "CaptureSubscription",
+            log_group=source.log_group,
+            destination=aws_logs_destinations.LambdaDestination(self.function.function, add_permissions=True),
+            filter_pattern=CAPTURE_FILTER,
+            filter_name="prediction-capture",
+        )
+        # CloudWatch Logs invokes the function asynchronously: a delivery that still fails
+        # after Lambda's two retries is kept in a queue (14 days) to be redriven, never
+        # dropped; the capture writes are idempotent, so a redrive changes nothing twice.
+        self.failed_deliveries = aws_sqs.Queue(
+            self,
+            "FailedDeliveries",
+            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        Validations.of(self.failed_deliveries).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is itself the failure destination of the capture function; "
+                "its messages are redriven by hand, so it needs no dead-letter queue of its own.",
+            )
+        )
+        self.function.function.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+            on_failure=aws_lambda_destinations.SqsDestination(self.failed_deliveries),
+        )

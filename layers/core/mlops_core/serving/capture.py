@@ -1,0 +1,155 @@
+"""Capturing every prediction, at no cost to the request that made it.
+
+The inference function writes one JSON line per request (``{"mlops_capture": 1, ...}``)
+to its log stream, which costs microseconds and no AWS call; a CloudWatch Logs
+subscription filter delivers those lines to the capture function, which writes the
+prediction log (DynamoDB, with a TTL) and the bulk capture (JSON Lines in S3, by model
+and hour). Lambda's log pipeline is the queue: nothing is lost when the capture function
+fails (CloudWatch Logs retries delivery), and a request never waits for it. A line
+larger than a log event may be is split by rows (``MAX_LINE_BYTES``).
+
+Prediction ids are time-ordered (the first 48 bits are the Unix time in milliseconds, as
+in UUIDv7), so the feedback function can tell "not captured yet" from "unknown".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+CAPTURE_MARKER = "mlops_capture"
+#: CloudWatch Logs takes events of up to 256 KB; a request's line stays well below it.
+MAX_LINE_BYTES = 200_000
+
+
+def prediction_ids(count: int, *, now_ms: int | None = None) -> list[str]:
+    """``count`` UUIDv7-shaped ids: 48 bits of milliseconds, version 7, then random bits."""
+    stamp = (time.time_ns() // 1_000_000 if now_ms is None else now_ms) & ((1 << 48) - 1)
+    ids = []
+    for random_bits in (int.from_bytes(os.urandom(10), "big") for _ in range(count)):
+        value = (stamp << 80) | (0x7 << 76) | ((random_bits >> 4) & ((1 << 76) - 1))
+        value = (value & ~(0xC << 60)) | (0x8 << 60)  # RFC 4122 variant bits
+        ids.append(str(uuid.UUID(int=value)))
+    return ids
+
+
+def issued_at_ms(prediction_id: str) -> int | None:
+    """When a prediction id was issued (None if it is not one of ours)."""
+    try:
+        value = uuid.UUID(prediction_id).int
+    except ValueError:
+        return None
+    if (value >> 76) & 0xF != 0x7:
+        return None
+    return value >> 80
+
+
+class CapturedPrediction(BaseModel):
+    """One row of a captured request, as the prediction log and the bulk capture keep it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: str
+    model_name: str
+    model_version: int
+    alias: str | None
+    at_ms: int
+    features: list[str]
+    inputs: list[float | None]
+    prediction: Any
+    probabilities: list[float] | None
+    request_id: str | None = None
+
+
+class CaptureLine(BaseModel):
+    """What the inference function writes for one request (or one slice of its rows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mlops_capture: int = 1
+    model_name: str
+    model_version: int
+    alias: str | None
+    at_ms: int
+    request_id: str | None
+    features: list[str]
+    prediction_ids: list[str]
+    inputs: list[list[float | None]]
+    predictions: list[Any]
+    probabilities: list[list[float]] | None
+
+    def rows(self) -> Iterator[CapturedPrediction]:
+        for i, prediction_id in enumerate(self.prediction_ids):
+            yield CapturedPrediction(
+                prediction_id=prediction_id,
+                model_name=self.model_name,
+                model_version=self.model_version,
+                alias=self.alias,
+                at_ms=self.at_ms,
+                features=self.features,
+                inputs=self.inputs[i],
+                prediction=self.predictions[i],
+                probabilities=self.probabilities[i] if self.probabilities is not None else None,
+                request_id=self.request_id,
+            )
+
+
+def capture_lines(
+    *,
+    model_name: str,
+    model_version: int,
+    alias: str | None,
+    features: Sequence[str],
+    prediction_ids: Sequence[str],
+    inputs: Sequence[Sequence[float | None]],
+    predictions: Sequence[Any],
+    probabilities: Sequence[Sequence[float]] | None,
+    request_id: str | None,
+    at_ms: int,
+) -> list[str]:
+    """The JSON lines of one request: one line, or several when its rows would not fit one."""
+    head = {
+        CAPTURE_MARKER: 1,
+        "model_name": model_name,
+        "model_version": model_version,
+        "alias": alias,
+        "at_ms": at_ms,
+        "request_id": request_id,
+        "features": list(features),
+    }
+
+    def line(start: int, end: int) -> str:
+        return json.dumps(
+            head
+            | {
+                "prediction_ids": list(prediction_ids[start:end]),
+                "inputs": [list(row) for row in inputs[start:end]],
+                "predictions": list(predictions[start:end]),
+                "probabilities": [list(p) for p in probabilities[start:end]]
+                if probabilities is not None
+                else None,
+            },
+            separators=(",", ":"),
+            allow_nan=False,
+        )
+
+    whole = line(0, len(prediction_ids))
+    if len(whole) <= MAX_LINE_BYTES or len(prediction_ids) <= 1:
+        return [whole]
+    rows_per_line = max(1, len(prediction_ids) * MAX_LINE_BYTES // len(whole) // 2)
+    return [line(i, i + rows_per_line) for i in range(0, len(prediction_ids), rows_per_line)]
+
+
+def emit(lines: Sequence[str], write: Callable[[str], Any] | None = None) -> None:
+    """Write the lines to the function's log stream (stdout: Lambda ships it)."""
+    import sys
+
+    out = write or sys.stdout.write
+    for text in lines:
+        out(text + "\n")

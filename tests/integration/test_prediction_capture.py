@@ -1,0 +1,118 @@
+"""Every prediction is captured: the inference function logs one capture line per request
+(no AWS call), and the capture function writes the prediction log and the bulk capture."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+
+import boto3
+import pytest
+
+from mlops_core.serving.capture import CAPTURE_MARKER, MAX_LINE_BYTES, capture_lines, issued_at_ms
+from tests.integration.conftest import call
+from tests.support import (
+    BUCKET,
+    PREDICTIONS_TABLE,
+    REGION,
+    ROW0,
+    FakeLambdaContext,
+    body,
+    load_event,
+    subscription_event,
+)
+
+
+def _capture_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("{") and f'"{CAPTURE_MARKER}"' in line]
+
+
+@pytest.fixture
+def capture(aws: None) -> ModuleType:
+    from functions.capture import handler
+
+    return handler
+
+
+def test_a_prediction_logs_one_capture_line_with_what_served_it(
+    inference: ModuleType, production_model: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    response = body(call(inference, load_event("inference/predict.json")))
+
+    lines = _capture_lines(capsys.readouterr().out)
+    assert len(lines) == 1
+    line = json.loads(lines[0])
+    assert line["prediction_ids"] == response["prediction_ids"]
+    assert (line["model_name"], line["model_version"], line["alias"]) == ("breast-cancer", 1, "production")
+    assert line["predictions"] == response["predictions"]
+    assert line["probabilities"] == response["probabilities"]
+    assert line["inputs"][0] == pytest.approx(ROW0, rel=1e-6)  # float32, in signature order
+    assert issued_at_ms(response["prediction_ids"][0]) == pytest.approx(line["at_ms"], abs=1000)
+
+
+def test_the_capture_function_writes_the_log_and_the_bulk_capture_once(
+    inference: ModuleType, capture: ModuleType, production_model: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call(inference, load_event("inference/predict.json", body={"instances": [ROW0, ROW0, ROW0]}))
+    lines = _capture_lines(capsys.readouterr().out)
+    event = subscription_event(lines)
+
+    first = capture.lambda_handler(event, FakeLambdaContext())
+    again = capture.lambda_handler(event, FakeLambdaContext())  # a redelivered batch
+
+    assert first == again
+    assert first["captured"] == 3
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    assert dynamodb.scan(TableName=PREDICTIONS_TABLE)["Count"] == 3
+    s3 = boto3.client("s3", region_name=REGION)
+    (key,) = first["objects"]
+    assert key.startswith("capture/breast-cancer/")
+    stored = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines()
+    assert [json.loads(row)["prediction_id"] for row in stored] == json.loads(lines[0])["prediction_ids"]
+    assert len(s3.list_object_versions(Bucket=BUCKET, Prefix="capture/")["Versions"]) == 2  # same key twice
+
+
+def test_the_prediction_log_finds_a_prediction_by_id(
+    inference: ModuleType, capture: ModuleType, production_model: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = body(call(inference, load_event("inference/predict.json")))["prediction_ids"]
+    capture.lambda_handler(subscription_event(_capture_lines(capsys.readouterr().out)), FakeLambdaContext())
+
+    found = capture.prediction_log.get(ids[0])
+
+    assert found is not None
+    assert (found.model_name, found.model_version) == ("breast-cancer", 1)
+    assert capture.prediction_log.get("01890000-0000-7000-8000-000000000000") is None
+
+
+def test_an_unreadable_line_is_counted_and_skipped_not_retried_forever(capture: ModuleType) -> None:
+    event = subscription_event(['{"mlops_capture": 1, "model_name": 3}'])
+    assert capture.lambda_handler(event, FakeLambdaContext()) == {"captured": 0, "objects": []}
+
+
+def test_a_large_batch_is_split_into_lines_a_log_event_can_hold() -> None:
+    rows = 1000
+    features = [f"f{i}" for i in range(60)]
+    lines = capture_lines(
+        model_name="m",
+        model_version=1,
+        alias="production",
+        features=features,
+        prediction_ids=[f"id-{i}" for i in range(rows)],
+        inputs=[[0.123456789] * 60 for _ in range(rows)],
+        predictions=[0] * rows,
+        probabilities=[[0.25, 0.75]] * rows,
+        request_id=None,
+        at_ms=0,
+    )
+    assert len(lines) > 1
+    assert all(len(line) <= MAX_LINE_BYTES for line in lines)
+    assert sum(len(json.loads(line)["prediction_ids"]) for line in lines) == rows
+
+
+def test_the_sample_subscription_event_is_captured(capture: ModuleType) -> None:
+    result = capture.lambda_handler(load_event("capture/subscription.json"), FakeLambdaContext())
+
+    assert result["captured"] == 1
+    found = capture.prediction_log.get("019ad8a3-1f40-7a2b-9c3d-4e5f60718293")
+    assert found is not None and found.prediction == 0
