@@ -10,7 +10,7 @@ import pytest
 
 from mlops_core.data.schema import Table
 from mlops_core.registry.signature import ModelSignature
-from mlops_core.training.steps import _why_not_comparable
+from mlops_core.training.evaluation import why_not_comparable
 
 TABLE = Table(columns={"a": np.zeros(3), "b": np.zeros(3), "y": np.zeros(3)}, rows=3)
 CANDIDATE = ModelSignature.model_validate({"features": [{"name": "a"}, {"name": "b"}], "classes": [0, 1, 2]})
@@ -37,5 +37,5 @@ def test_a_champion_is_compared_only_on_the_same_terms(
     champion: dict[str, Any], metric: str, reason: str | None
 ) -> None:
     signature = ModelSignature.model_validate(CANDIDATE.model_dump() | champion)
-    found = _why_not_comparable(signature, CANDIDATE, TABLE, metric)
+    found = why_not_comparable(signature, CANDIDATE, TABLE, metric)
     assert found == reason if reason is None else found is not None and found.startswith(reason)

@@ -27,6 +27,7 @@ from mlops_core.storage import keys
 from mlops_core.storage.eventbridge import EventPublisher
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.training import metrics
+from mlops_core.training.evaluation import score_onnx, why_not_comparable
 from mlops_core.training.events import TrainingRunFailed
 from mlops_core.training.requests import (
     InvalidTrainingRequest,
@@ -237,37 +238,6 @@ def select_best(raw_state: dict[str, Any], tracker: RunTracker) -> dict[str, Any
 
 
 # ---- Evaluate ---------------------------------------------------------------------------
-def _score_onnx(
-    session_data: bytes, signature: ModelSignature, x: np.ndarray, y: np.ndarray, task: metrics.Task
-) -> dict[str, float]:
-    from mlops_core.serving.sessions import load_session
-
-    session = load_session(session_data, signature)
-    names = [signature.label_output] + (
-        [signature.probabilities_output] if signature.probabilities_output else []
-    )
-    dtype = np.float32 if signature.input_dtype == "float32" else np.float64
-    outputs = session.run(names, {signature.input_name: x.astype(dtype)})
-    probabilities = np.asarray(outputs[1], dtype=np.float64) if len(outputs) > 1 else None
-    return metrics.score(task, y, np.asarray(outputs[0]).ravel(), probabilities, signature.classes)
-
-
-def _why_not_comparable(
-    champion: ModelSignature, candidate: ModelSignature, table: datasets.Table, metric: str
-) -> str | None:
-    """Why the champion cannot be scored like the candidate on this dataset (None if it can)."""
-    if champion.task != candidate.task:
-        return f"the champion is a {champion.task} model, the candidate a {candidate.task} one"
-    missing = [f for f in champion.feature_names if f not in table.columns]
-    if missing:
-        return f"the champion needs features the dataset lacks: {missing[:5]}"
-    if champion.classes != candidate.classes:
-        return f"the champion's classes {champion.classes} are not the candidate's {candidate.classes}"
-    if not champion.probabilities_output and metric in metrics.PROBABILITY_METRICS:
-        return f"the champion outputs no probabilities, so it has no {metric}"
-    return None
-
-
 def evaluate(
     raw_state: dict[str, Any], store: ArtifactStore, registry: ModelRegistry, tracker: RunTracker
 ) -> dict[str, Any]:
@@ -289,7 +259,7 @@ def evaluate(
     signature = ModelSignature.model_validate_json(store.get(signature_key).data)
     candidate_data = store.get(best.artifact_key, best.artifact_version_id).data
     x = table.matrix(signature.feature_names)[holdout]
-    candidate_scores = _score_onnx(candidate_data, signature, x, y[holdout], state.task)
+    candidate_scores = score_onnx(candidate_data, signature, x, y[holdout], state.task)
 
     metric, threshold, tolerance = state.target_metric, state.threshold, state.tolerance
     higher = HIGHER_IS_BETTER[metric]
@@ -305,14 +275,14 @@ def evaluate(
         production = None
     if production is not None:
         champion = {"version": production.version}
-        incomparable = _why_not_comparable(production.signature, signature, table, metric)
+        incomparable = why_not_comparable(production.signature, signature, table, metric)
         if incomparable:
             champion["comparable"] = False
             champion["reason"] = incomparable
         else:
             champion_data = store.get(production.artifact.key, production.artifact.s3_version_id).data
             champion_x = table.matrix(production.signature.feature_names)[holdout]
-            champion_scores = _score_onnx(
+            champion_scores = score_onnx(
                 champion_data, production.signature, champion_x, y[holdout], state.task
             )
             champion |= {"comparable": True, "holdout_metrics": champion_scores}
