@@ -164,11 +164,11 @@ def urls(environment: dict[str, str], bucket: str = "mlops-artifacts") -> tuple[
 
 def test_endpoints_of_the_commercial_china_and_govcloud_partitions() -> None:
     assert urls(ENVIRONMENT) == (
-        "https://dynamodb.eu-west-1.amazonaws.com",
+        "https://dynamodb.eu-west-1.amazonaws.com/",
         "https://mlops-artifacts.s3.eu-west-1.amazonaws.com/models/m/1/model.onnx",
     )
     assert (
-        urls(ENVIRONMENT | {"AWS_REGION": "cn-north-1"})[0] == "https://dynamodb.cn-north-1.amazonaws.com.cn"
+        urls(ENVIRONMENT | {"AWS_REGION": "cn-north-1"})[0] == "https://dynamodb.cn-north-1.amazonaws.com.cn/"
     )
     assert urls(ENVIRONMENT | {"AWS_REGION": "us-gov-west-1"})[1].startswith(
         "https://mlops-artifacts.s3.us-gov-west-1.amazonaws.com/"
@@ -184,13 +184,13 @@ def test_a_bucket_name_with_dots_is_addressed_path_style() -> None:
 def test_configured_endpoints_are_honoured_like_boto3_and_use_path_style() -> None:
     environment = ENVIRONMENT | {"AWS_ENDPOINT_URL": "http://localhost:5000"}
     assert urls(environment) == (
-        "http://localhost:5000",
+        "http://localhost:5000/",
         "http://localhost:5000/mlops-artifacts/models/m/1/model.onnx",
     )
     per_service = environment | {"AWS_ENDPOINT_URL_DYNAMODB": "http://localhost:8000"}
-    assert urls(per_service)[0] == "http://localhost:8000"
+    assert urls(per_service)[0] == "http://localhost:8000/"
     ignored = per_service | {"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}
-    assert urls(ignored)[0] == "https://dynamodb.eu-west-1.amazonaws.com"
+    assert urls(ignored)[0] == "https://dynamodb.eu-west-1.amazonaws.com/"
 
 
 @pytest.mark.parametrize(
@@ -378,11 +378,11 @@ def test_an_endpoint_with_a_path_signs_the_path_it_sends() -> None:
         transport=script,
     ).get_item(TableName="t", Key={})
     request = script.requests[0]
-    assert request.url == "https://proxy.example/dynamodb/"
+    assert request.url == "https://proxy.example/dynamodb"  # as botocore joins it: no slash added
     expected = sign(
         method="POST",
         host="proxy.example",
-        path="/dynamodb/",
+        path="/dynamodb",
         query={},
         headers={"content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.GetItem"},
         payload_sha256=hashlib.sha256(request.body).hexdigest(),

@@ -53,6 +53,13 @@ THROTTLING_BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 20.0
 USER_AGENT = "serverless-mlops/signed-reads"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# S3 response checksums botocore checks without the CRT, in its order of preference.
+_S3_CHECKSUMS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
+    ("crc32", lambda body: zlib.crc32(body).to_bytes(4, "big")),
+    ("sha1", lambda body: hashlib.sha1(body).digest()),  # noqa: S324 - S3's checksum, not a signature
+    ("sha256", lambda body: hashlib.sha256(body).digest()),
+    ("sha512", lambda body: hashlib.sha512(body).digest()),
+)
 
 # AWS error codes that mean "slow down": retried here, a 503 with Retry-After for callers.
 THROTTLING_CODES = frozenset(
@@ -74,6 +81,7 @@ _TRANSIENT_CODES = frozenset(
         "RequestTimeoutException",
         "PriorRequestNotComplete",
         "CRC32CheckFailed",
+        "ChecksumMismatch",
         "InvalidResponse",
     }
 )
@@ -154,8 +162,10 @@ def sign(
 ) -> dict[str, str]:
     """The headers to send: ``headers`` plus host, date, token and ``Authorization``.
 
-    ``path`` is already URI-encoded (S3 keys are encoded once, as S3 expects). Every header
-    passed in is signed, so callers pass only what AWS must see unaltered.
+    ``path`` is the URI-encoded path sent. S3 signs it as it is; every other service signs
+    it normalized (dot segments and empty segments removed) and encoded once more, as
+    SigV4 specifies and botocore does. Every header passed in is signed, so callers pass
+    only what AWS must see unaltered.
     """
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = amz_date[:8]
@@ -171,7 +181,7 @@ def sign(
     canonical_request = "\n".join(
         [
             method,
-            path,
+            path if service == "s3" else quote(_remove_dot_segments(path) or "/", safe="/~"),
             canonical_query,
             "".join(f"{name}:{signed[name]}\n" for name in names),
             ";".join(names),
@@ -191,6 +201,20 @@ def sign(
         f"SignedHeaders={';'.join(names)}, Signature={signature}"
     )
     return signed
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4, with consecutive slashes collapsed too (botocore's ``remove_dot_segments``)."""
+    kept: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment and segment != ".":
+            kept.append(segment)
+    leading = "/" if path.startswith("/") else ""
+    trailing = "/" if path.endswith("/") and kept else ""
+    return leading + "/".join(kept) + trailing
 
 
 # ---- transport ----------------------------------------------------------------------------
@@ -305,7 +329,7 @@ class _SignedClient:
     ) -> None:
         self.region = region
         self.credentials = credentials
-        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        self.endpoint_url = endpoint_url or None
         self.transport: Transport = transport or HttpTransport()
         self.sleep = sleep
         self.clock = clock
@@ -430,13 +454,16 @@ class DynamoDBReader(_SignedClient):
     env_name = "DYNAMODB"
 
     def _url(self) -> str:
-        return self.endpoint_url or f"https://dynamodb.{self.region}.{dns_suffix(self.region)}"
+        if self.endpoint_url:  # its path as given, or "/" (botocore's join for a "/" request URI)
+            parts = urlsplit(self.endpoint_url)
+            return f"{parts.scheme}://{parts.netloc}{parts.path or '/'}"
+        return f"https://dynamodb.{self.region}.{dns_suffix(self.region)}/"
 
     def get_item(
         self, *, TableName: str, Key: Mapping[str, Any], ConsistentRead: bool = False
     ) -> dict[str, Any]:
         body = json.dumps({"TableName": TableName, "Key": Key, "ConsistentRead": ConsistentRead}).encode()
-        url = self._url() + "/"
+        url = self._url()
         parsed: list[dict[str, Any]] = []
 
         def check(response: HttpResponse) -> AwsServiceError | None:
@@ -485,22 +512,34 @@ class DynamoDBReader(_SignedClient):
 
 
 class S3Reader(_SignedClient):
-    """``get_object`` with boto3's arguments and response shape (``Body`` is readable)."""
+    """``get_object`` with boto3's arguments and response shape (``Body`` is readable).
+
+    Asks for S3's checksum (``x-amz-checksum-mode: ENABLED``) and checks the first of
+    CRC32, SHA-1, SHA-256 and SHA-512 the response carries, as botocore does without the
+    CRT (CRC32C and CRC64NVME need it, and a multipart object's composite checksum cannot
+    be checked from its bytes): a mismatch is retried like a bad DynamoDB CRC32.
+    """
 
     service = "s3"
     env_name = "S3"
+
+    def __init__(self, *, us_east_1_regional: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # boto3's default ("legacy") sends us-east-1 requests to the global s3.amazonaws.com.
+        self.us_east_1_regional = us_east_1_regional
 
     def _location(self, bucket: str, key: str) -> tuple[str, str]:
         encoded_key = quote(key, safe="/~")
         if self.endpoint_url:  # a configured endpoint (moto, a proxy): path-style addressing
             parts = urlsplit(self.endpoint_url)
-            path = f"{parts.path}/{bucket}/{encoded_key}"
+            path = f"{parts.path.rstrip('/')}/{bucket}/{encoded_key}"
             return f"{parts.scheme}://{parts.netloc}{path}", path
-        suffix = dns_suffix(self.region)
+        regional = self.region != "us-east-1" or self.us_east_1_regional
+        host = f"s3.{self.region}.{dns_suffix(self.region)}" if regional else "s3.amazonaws.com"
         if _DNS_BUCKET.match(bucket):  # virtual-hosted style, as boto3 uses for such names
-            return f"https://{bucket}.s3.{self.region}.{suffix}/{encoded_key}", f"/{encoded_key}"
+            return f"https://{bucket}.{host}/{encoded_key}", f"/{encoded_key}"
         path = f"/{bucket}/{encoded_key}"
-        return f"https://s3.{self.region}.{suffix}{path}", path
+        return f"https://{host}{path}", path
 
     def get_object(self, *, Bucket: str, Key: str, VersionId: str | None = None) -> dict[str, Any]:
         if not Bucket or not Key:  # "GET /" would be a listing, answered with its XML
@@ -513,9 +552,10 @@ class S3Reader(_SignedClient):
             url=url,
             path=path,
             query=query,
-            headers={"x-amz-content-sha256": EMPTY_SHA256},
+            headers={"x-amz-checksum-mode": "ENABLED", "x-amz-content-sha256": EMPTY_SHA256},
             body=b"",
             payload_sha256=EMPTY_SHA256,
+            check=_checksum_problem,
         )
         return {
             "Body": io.BytesIO(response.body),
@@ -535,6 +575,23 @@ class S3Reader(_SignedClient):
         )
 
 
+def _checksum_problem(response: HttpResponse) -> AwsServiceError | None:
+    for name, digest in _S3_CHECKSUMS:
+        expected = response.headers.get(f"x-amz-checksum-{name}")
+        if expected is None or "-" in expected:  # absent, or a multipart object's composite
+            continue
+        try:
+            matches = base64.b64decode(expected, validate=True) == digest(response.body)
+        except ValueError:
+            matches = False
+        return (
+            None
+            if matches
+            else AwsServiceError("ChecksumMismatch", f"the object does not match its x-amz-checksum-{name}")
+        )
+    return None
+
+
 def readers_from_environment(
     environ: Mapping[str, str] = os.environ, *, endpoint_url: str | None = None
 ) -> tuple[DynamoDBReader, S3Reader] | None:
@@ -545,9 +602,8 @@ def readers_from_environment(
     a known partition. Profiles, SSO, instance roles, proxies and other partitions are left
     to boto3.
     """
-    credentials = Credentials.from_environment(environ)
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
-    if credentials is None or not region:
+    if not region:
         return None
     if any(
         environ.get(flag, "").lower() == "true"
@@ -558,10 +614,19 @@ def readers_from_environment(
     s3_endpoint = endpoint_url or configured_endpoint(S3Reader.env_name, environ)
     if dns_suffix(region) is None and not (dynamodb_endpoint and s3_endpoint):
         return None
+    credentials = Credentials.from_environment(environ)
+    if credentials is None:
+        return None
     transport = HttpTransport()
     return (
         DynamoDBReader(
             region=region, credentials=credentials, endpoint_url=dynamodb_endpoint, transport=transport
         ),
-        S3Reader(region=region, credentials=credentials, endpoint_url=s3_endpoint, transport=transport),
+        S3Reader(
+            region=region,
+            credentials=credentials,
+            endpoint_url=s3_endpoint,
+            transport=transport,
+            us_east_1_regional=environ.get("AWS_S3_US_EAST_1_REGIONAL_ENDPOINT", "").lower() == "regional",
+        ),
     )
