@@ -519,3 +519,59 @@ def test_an_unreachable_endpoint_is_a_connection_error_not_a_hang() -> None:
     with pytest.raises(AwsServiceError) as raised:
         reader.get_item(TableName="t", Key={})
     assert raised.value.code == "ConnectionError"
+
+
+# ---- S3 response checksums, as botocore checks them --------------------------------------
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def test_get_object_asks_for_the_checksum_and_accepts_a_matching_one() -> None:
+    body = b"onnx bytes"
+    script = Script(
+        HttpResponse(200, {"x-amz-checksum-crc32": _b64(zlib.crc32(body).to_bytes(4, "big"))}, body)
+    )
+    assert s3(script).get_object(Bucket="b-1", Key="k")["Body"].read() == body
+    assert script.requests[0].headers["x-amz-checksum-mode"] == "ENABLED"
+    assert "x-amz-checksum-mode" in script.requests[0].headers["authorization"]
+
+
+def test_a_body_that_fails_its_checksum_is_retried_then_refused() -> None:
+    body = b"onnx bytes"
+    bad = HttpResponse(200, {"x-amz-checksum-sha256": _b64(hashlib.sha256(b"other").digest())}, body)
+    good = HttpResponse(200, {"x-amz-checksum-sha256": _b64(hashlib.sha256(body).digest())}, body)
+    assert s3(Script(bad, good)).get_object(Bucket="b-1", Key="k")["Body"].read() == body
+    with pytest.raises(AwsServiceError) as raised:
+        s3(Script(bad, bad, bad)).get_object(Bucket="b-1", Key="k")
+    assert raised.value.code == "ChecksumMismatch"
+    with pytest.raises(Unavailable), clients.translate_errors("artifact store"):
+        raise raised.value
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-amz-checksum-crc32": "AAAAAA==-3"},  # a multipart object's composite checksum
+        {"x-amz-checksum-crc64nvme": "AAAAAAAAAAA="},  # needs the CRT, which botocore skips too
+        {"x-amz-checksum-crc32c": "AAAAAA=="},
+        {},
+    ],
+)
+def test_checksums_botocore_cannot_check_without_the_crt_are_not_checked(headers: dict[str, str]) -> None:
+    assert (
+        s3(Script(HttpResponse(200, headers, b"x"))).get_object(Bucket="b-1", Key="k")["Body"].read() == b"x"
+    )
+
+
+def test_the_first_checksum_in_botocores_order_is_the_one_checked() -> None:
+    body = b"x"
+    headers = {
+        "x-amz-checksum-crc32": "AAAAAA==-2",  # composite: skipped
+        "x-amz-checksum-sha1": _b64(hashlib.sha1(body).digest()),
+        "x-amz-checksum-sha256": "not even base64!",  # never looked at
+    }
+    assert (
+        s3(Script(HttpResponse(200, headers, body))).get_object(Bucket="b-1", Key="k")["Body"].read() == body
+    )
