@@ -342,7 +342,7 @@ class _RawRecorder(http.server.BaseHTTPRequestHandler):
 def raw_server() -> Iterator[str]:
     _RawRecorder.seen = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RawRecorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
