@@ -261,6 +261,14 @@ class HttpResponse:
 
 
 Transport = Callable[[HttpRequest], HttpResponse]
+
+
+def _reset_connections(transport: Transport) -> None:
+    reset = getattr(transport, "reset", None)  # a test's fake transport has no connections
+    if callable(reset):
+        reset()
+
+
 # What sending on a connection the server already closed raises.
 _STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
@@ -275,11 +283,24 @@ class HttpTransport:
         self.read_timeout = read_timeout
         self._local = threading.local()
         self._ssl_context: Any = None
+        self._generation = 0
+
+    def reset(self) -> None:
+        """Open new connections from now on, in every thread.
+
+        For an environment restored from a SnapStart snapshot: its sockets belong to the
+        environment that was snapshotted, their peers closed them long ago, and a request
+        on one may hang until the read timeout rather than fail at once.
+        """
+        self._generation += 1
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        connections: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
-            "connections", {}
-        )
+        state = self._local.__dict__
+        if state.get("generation") != self._generation:
+            for stale in state.get("connections", {}).values():
+                stale.close()
+            state["connections"], state["generation"] = {}, self._generation
+        connections: dict[tuple[str, str], http.client.HTTPConnection] = state["connections"]
         connection = connections.get((scheme, netloc))
         if connection is None:
             if scheme == "https":
@@ -433,9 +454,11 @@ class ContainerCredentials:
             self._lock.release()
 
     def forget(self) -> None:
-        """Drop the cached credentials: the next request fetches new ones."""
+        """Drop the cached credentials and the endpoint's connection: the next request
+        fetches new ones, on a new connection."""
         with self._lock:
             self._cached = None
+            _reset_connections(self.transport)
 
     def _seconds_left(self, cached: tuple[Credentials, datetime] | None) -> float:
         return (cached[1] - self.clock()).total_seconds() if cached is not None else 0.0
@@ -587,6 +610,10 @@ class _SignedClient:
                 raise failure  # no time for another attempt: the caller answers 503 now
             self.sleep(pause)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def reset_connections(self) -> None:
+        """Open new connections from now on (see ``HttpTransport.reset``)."""
+        _reset_connections(self.transport)
 
     def _error(self, response: HttpResponse) -> AwsServiceError:
         raise NotImplementedError
