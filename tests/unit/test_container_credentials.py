@@ -291,6 +291,15 @@ def test_other_credential_setups_are_left_to_boto3(change: dict[str, str]) -> No
     assert readers_from_environment(environment) is None
 
 
+@pytest.mark.parametrize("name", ["credentials", "config"])
+def test_an_aws_file_in_home_is_left_to_boto3(name: str, tmp_path: Path) -> None:
+    environment = snapstart_environment("http://127.0.0.1:9/creds") | {"HOME": str(tmp_path)}
+    assert readers_from_environment(environment) is not None
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / name).write_text("[default]\n")
+    assert readers_from_environment(environment) is None
+
+
 def test_keys_in_the_environment_win_over_the_endpoint_as_in_botocore() -> None:
     environment = snapstart_environment("http://127.0.0.1:9/creds") | {
         "AWS_ACCESS_KEY_ID": "AKIDENV",
@@ -305,9 +314,10 @@ def test_keys_in_the_environment_win_over_the_endpoint_as_in_botocore() -> None:
 
 
 @pytest.fixture
-def snapstart_env(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def snapstart_env(endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # whatever ~/.aws the machine has
     for name, value in snapstart_environment(endpoint).items():
         monkeypatch.setenv(name, value)
     clients.reset_clients()

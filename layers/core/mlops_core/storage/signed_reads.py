@@ -417,8 +417,10 @@ class ContainerCredentials:
         uri = environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
         if not uri or environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
             return None
-        if any(environ.get(name) for name in _OTHER_CREDENTIAL_SOURCES) or any(
-            os.path.exists(os.path.expanduser(path)) for path in ("~/.aws/credentials", "~/.aws/config")
+        home = environ.get("HOME")
+        if any(environ.get(name) for name in _OTHER_CREDENTIAL_SOURCES) or (
+            home
+            and any(os.path.exists(os.path.join(home, ".aws", name)) for name in ("credentials", "config"))
         ):
             return None
         if not credentials_uri_allowed(uri):
