@@ -32,6 +32,7 @@ from mlops_core.storage.signed_reads import (
     credentials_uri_allowed,
     readers_from_environment,
 )
+from tests.loopback import loopback_server
 
 TOKEN = "lambda-authorization-token"
 START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -84,12 +85,8 @@ def endpoint() -> Iterator[str]:
     handler = FakeCredentialsEndpoint
     handler.calls, handler.failures_left, handler.delay_s = [], 0, 0.0
     handler.expected_token, handler.expiration = TOKEN, START + timedelta(hours=6)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/2018-06-01/credentials"
-    server.shutdown()
-    server.server_close()
+    with loopback_server(handler) as url:
+        yield f"{url}/2018-06-01/credentials"
 
 
 class Clock:

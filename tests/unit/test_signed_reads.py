@@ -8,7 +8,6 @@ import base64
 import hashlib
 import http.server
 import json
-import threading
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from mlops_core.storage.signed_reads import (
     readers_from_environment,
     sign,
 )
+from tests.loopback import loopback_server
 
 NOW = datetime(2026, 11, 27, 13, 45, 10, tzinfo=UTC)
 CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session/token+==")
@@ -485,12 +485,8 @@ class _OneShotHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def loopback() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OneShotHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback_server(_OneShotHandler) as url:
+        yield url
 
 
 def test_a_keep_alive_connection_the_server_dropped_is_replaced_without_a_retry(loopback: str) -> None:

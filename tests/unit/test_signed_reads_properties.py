@@ -20,7 +20,6 @@ test is as fast and as repeatable as a table of cases, and a failure prints the 
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ from mlops_core.storage.signed_reads import (
     dns_suffix,
     readers_from_environment,
 )
+from tests.loopback import loopback_server
 
 NOW = datetime(2026, 12, 1, 9, 30, 15, tzinfo=UTC)
 #: Headers botocore sends unsigned that the readers do not send (see the module docstring).
@@ -341,12 +341,8 @@ class _RawRecorder(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def raw_server() -> Iterator[str]:
     _RawRecorder.seen = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RawRecorder)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback_server(_RawRecorder) as url:
+        yield url
 
 
 def test_the_transport_sends_exactly_the_signed_request(raw_server: str) -> None:
