@@ -223,6 +223,20 @@ def test_an_unreadable_answer_is_an_error_that_does_not_echo_it(body: bytes) -> 
     assert body.decode() not in str(raised.value)
 
 
+def test_long_lived_credentials_without_a_token_sign_without_one() -> None:
+    document = {
+        "AccessKeyId": "AKID",
+        "SecretAccessKey": "s",
+        "Token": None,
+        "Expiration": "2126-01-01T00:00:00Z",
+    }
+    body = json.dumps(document).encode()
+    credentials = ContainerCredentials(
+        "http://127.0.0.1:1/creds", transport=lambda _: HttpResponse(200, {}, body), sleep=lambda _: None
+    )
+    assert credentials.current() == Credentials("AKID", "s", None)
+
+
 def test_many_threads_needing_credentials_cause_one_fetch(endpoint: str) -> None:
     FakeCredentialsEndpoint.delay_s = 0.1
     credentials = source(endpoint)

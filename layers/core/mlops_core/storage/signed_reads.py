@@ -523,8 +523,9 @@ def _parse_credentials(body: bytes) -> tuple[Credentials, datetime]:
     try:
         document = json.loads(body)
         expiration = datetime.fromisoformat(document["Expiration"])
+        token = document.get("Token")
         credentials = Credentials(
-            str(document["AccessKeyId"]), str(document["SecretAccessKey"]), str(document["Token"]) or None
+            str(document["AccessKeyId"]), str(document["SecretAccessKey"]), str(token) if token else None
         )
     except (ValueError, TypeError, KeyError) as error:  # never echo the body: it holds the secret
         raise AwsServiceError(
