@@ -12,6 +12,7 @@ import gc
 # the end of this module, with everything created so far frozen out of later collections.
 gc.disable()
 
+import os
 import time
 from typing import Annotated, Any
 
@@ -25,12 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_core.config.observability import count_errors, make_tracer
 from mlops_core.config.settings import inference_settings
-from mlops_core.errors import IntegrityError, Invalid, detail
+from mlops_core.errors import IntegrityError, Invalid, MlopsError, detail
 from mlops_core.http import register_error_handlers, resolve, responses
 from mlops_core.registry.entities import ALIAS_PATTERN, MODEL_NAME_PATTERN, PRODUCTION, ModelVersion
 from mlops_core.registry.lookup import RegistryLookup
 from mlops_core.serving.capture import capture_lines, emit, prediction_ids
 from mlops_core.serving.predictor import Predictor
+from mlops_core.storage import clients
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.s3 import ArtifactStore
 
@@ -155,6 +157,37 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     count_errors(metrics, response)
     return response
 
+
+# ---- Lambda SnapStart (a deploy option: hooks registered only when running under it) -------
+
+_snapshot_clock: list[float] = []
+
+
+def _warm_before_snapshot() -> None:
+    """Once, before the snapshot: create the readers and open the production version of each
+    model named in SNAPSTART_MODELS (comma-separated), so that every environment restored
+    from the snapshot answers its first prediction without reading or loading it."""
+    clients.reader("dynamodb")
+    clients.reader("s3")
+    for name in filter(None, (part.strip() for part in os.environ.get("SNAPSTART_MODELS", "").split(","))):
+        try:
+            predictor.model_for(name, PRODUCTION)
+        except MlopsError as error:  # not registered yet, say: that must not fail the deployment
+            logger.warning("model not preloaded", extra={"model": name, "reason": error.message})
+    _snapshot_clock.append(predictor.clock())
+
+
+def _refresh_after_restore() -> None:
+    """In each restored environment: aliases are read again on first use (they may have moved
+    since the snapshot); loaded versions are immutable and kept. The monotonic clock need not
+    count the time spent in the snapshot, so the predictor's clock is moved past every entry
+    it stamped before it, by one alias TTL."""
+    clock = predictor.clock
+    offset = predictor.alias_ttl + max(0.0, (_snapshot_clock[-1] if _snapshot_clock else 0.0) - clock())
+    predictor.clock = lambda: clock() + offset
+
+
+clients.register_snapstart_hooks(_warm_before_snapshot, _refresh_after_restore)
 
 gc.freeze()
 gc.enable()

@@ -16,7 +16,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack, aws_logs
 from constructs import Construct
 
-from infra.cdk.constructs.api import ApiConstruct, ApiLimits
+from infra.cdk.constructs.api import ApiConstruct, ApiLimits, SnapStartOption
 from infra.cdk.constructs.capture import CaptureConstruct
 from infra.cdk.constructs.events import EventsConstruct
 from infra.cdk.constructs.layers import LayersConstruct
@@ -32,11 +32,14 @@ class StackSettings:
     """Tunable settings of the stack, read from `serverless-mlops:<field>` context keys.
 
     `log_retention` is the name of a CloudWatch retention period (`aws_logs.RetentionDays`,
-    e.g. "THREE_MONTHS"); the API limits are numbers.
+    e.g. "THREE_MONTHS"); the API limits are numbers. `snapstart` (true/false) deploys the
+    inference function with Lambda SnapStart behind a `live` alias, preloading the models
+    named in `snapstart_models` (comma-separated); see docs/infrastructure.md.
     """
 
     log_retention: str = "THREE_MONTHS"
     api: ApiLimits = field(default_factory=ApiLimits)
+    snapstart: SnapStartOption = field(default_factory=SnapStartOption)
 
     @classmethod
     def from_context(cls, scope: Construct) -> StackSettings:
@@ -45,7 +48,7 @@ class StackSettings:
             if value is None:
                 return default
             try:  # `-c key=value` on the command line arrives as a string
-                return type(default)(value)
+                return _boolean(value) if isinstance(default, bool) else type(default)(value)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"context {CONTEXT_PREFIX}{name}={value!r}: {error}") from error
 
@@ -53,7 +56,14 @@ class StackSettings:
         limits = {
             limit.name: read(limit.name, getattr(defaults.api, limit.name)) for limit in fields(ApiLimits)
         }
-        settings = cls(log_retention=read("log_retention", defaults.log_retention), api=ApiLimits(**limits))
+        settings = cls(
+            log_retention=read("log_retention", defaults.log_retention),
+            api=ApiLimits(**limits),
+            snapstart=SnapStartOption(
+                enabled=read("snapstart", defaults.snapstart.enabled),
+                models=read("snapstart_models", defaults.snapstart.models),
+            ),
+        )
         settings.log_retention_period()  # fail at synth, not at deploy, on a bad name
         return settings
 
@@ -65,6 +75,15 @@ class StackSettings:
             raise ValueError(
                 f"context {CONTEXT_PREFIX}log_retention={self.log_retention!r} is not one of: {valid}"
             ) from None
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise ValueError("expected true or false")
 
 
 class ServerlessMlopsStack(Stack):
@@ -86,6 +105,7 @@ class ServerlessMlopsStack(Stack):
             functions_dir=repo_root / "functions",
             log_retention=settings.log_retention_period(),
             limits=settings.api,
+            snapstart=settings.snapstart,
         )
 
         self.capture = CaptureConstruct(

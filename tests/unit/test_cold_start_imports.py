@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +50,8 @@ def test_inference_handler_imports_neither_scikit_learn_nor_scipy_nor_xray_when_
         "mlops_core.registry.model_card",
         "mlops_core.training",
     }
+    # The SnapStart hooks cost a normal cold start nothing: their library is not even imported.
+    assert "snapshot_restore_py" not in modules
 
 
 def test_with_tracing_on_as_in_lambda_no_botocore_client_code_loads(tmp_path: object) -> None:
@@ -67,6 +70,47 @@ def test_with_tracing_on_as_in_lambda_no_botocore_client_code_loads(tmp_path: ob
         "aws_xray_sdk.ext.botocore",
         "requests",
     }
+
+
+SNAPSTART_PROBE = """
+import json
+import functions.inference.handler
+import snapshot_restore_py as runtime
+print(json.dumps([[f.__qualname__ for f in runtime.before], [f.__qualname__ for f in runtime.after]]))
+"""
+FAKE_RUNTIME = """
+before, after = [], []
+def register_before_snapshot(func, *args, **kwargs):
+    before.append(func)
+    return func
+def register_after_restore(func, *args, **kwargs):
+    after.append(func)
+    return func
+"""
+
+
+def test_under_snapstart_the_handler_registers_its_hooks_at_import(tmp_path: Path) -> None:
+    """As Lambda's runtime would see them: ``snapshot_restore_py`` (a stand-in here) is given
+    the hooks while the handler module is imported, before-snapshot ones run last-first."""
+    (tmp_path / "snapshot_restore_py.py").write_text(FAKE_RUNTIME)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_TRACE")}
+    result = subprocess.run(
+        [sys.executable, "-c", SNAPSTART_PROBE],
+        cwd=ROOT,
+        env=environment
+        | {
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start",
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'layers' / 'core'}:{tmp_path}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    before, after = json.loads(result.stdout.strip().splitlines()[-1])
+    assert before == ["_before_snapshot", "_warm_before_snapshot"]
+    assert after == ["refresh_after_restore", "_refresh_after_restore"]
 
 
 def test_no_tracer_decorators_return_the_function_itself() -> None:

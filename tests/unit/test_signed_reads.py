@@ -8,7 +8,6 @@ import base64
 import hashlib
 import http.server
 import json
-import threading
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from mlops_core.storage.signed_reads import (
     readers_from_environment,
     sign,
 )
+from tests.loopback import loopback_server
 
 NOW = datetime(2026, 11, 27, 13, 45, 10, tzinfo=UTC)
 CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session/token+==")
@@ -164,11 +164,11 @@ def urls(environment: dict[str, str], bucket: str = "mlops-artifacts") -> tuple[
 
 def test_endpoints_of_the_commercial_china_and_govcloud_partitions() -> None:
     assert urls(ENVIRONMENT) == (
-        "https://dynamodb.eu-west-1.amazonaws.com",
+        "https://dynamodb.eu-west-1.amazonaws.com/",
         "https://mlops-artifacts.s3.eu-west-1.amazonaws.com/models/m/1/model.onnx",
     )
     assert (
-        urls(ENVIRONMENT | {"AWS_REGION": "cn-north-1"})[0] == "https://dynamodb.cn-north-1.amazonaws.com.cn"
+        urls(ENVIRONMENT | {"AWS_REGION": "cn-north-1"})[0] == "https://dynamodb.cn-north-1.amazonaws.com.cn/"
     )
     assert urls(ENVIRONMENT | {"AWS_REGION": "us-gov-west-1"})[1].startswith(
         "https://mlops-artifacts.s3.us-gov-west-1.amazonaws.com/"
@@ -184,13 +184,13 @@ def test_a_bucket_name_with_dots_is_addressed_path_style() -> None:
 def test_configured_endpoints_are_honoured_like_boto3_and_use_path_style() -> None:
     environment = ENVIRONMENT | {"AWS_ENDPOINT_URL": "http://localhost:5000"}
     assert urls(environment) == (
-        "http://localhost:5000",
+        "http://localhost:5000/",
         "http://localhost:5000/mlops-artifacts/models/m/1/model.onnx",
     )
     per_service = environment | {"AWS_ENDPOINT_URL_DYNAMODB": "http://localhost:8000"}
-    assert urls(per_service)[0] == "http://localhost:8000"
+    assert urls(per_service)[0] == "http://localhost:8000/"
     ignored = per_service | {"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}
-    assert urls(ignored)[0] == "https://dynamodb.eu-west-1.amazonaws.com"
+    assert urls(ignored)[0] == "https://dynamodb.eu-west-1.amazonaws.com/"
 
 
 @pytest.mark.parametrize(
@@ -378,11 +378,11 @@ def test_an_endpoint_with_a_path_signs_the_path_it_sends() -> None:
         transport=script,
     ).get_item(TableName="t", Key={})
     request = script.requests[0]
-    assert request.url == "https://proxy.example/dynamodb/"
+    assert request.url == "https://proxy.example/dynamodb"  # as botocore joins it: no slash added
     expected = sign(
         method="POST",
         host="proxy.example",
-        path="/dynamodb/",
+        path="/dynamodb",
         query={},
         headers={"content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.GetItem"},
         payload_sha256=hashlib.sha256(request.body).hexdigest(),
@@ -485,12 +485,8 @@ class _OneShotHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def loopback() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OneShotHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback_server(_OneShotHandler) as url:
+        yield url
 
 
 def test_a_keep_alive_connection_the_server_dropped_is_replaced_without_a_retry(loopback: str) -> None:
@@ -519,3 +515,59 @@ def test_an_unreachable_endpoint_is_a_connection_error_not_a_hang() -> None:
     with pytest.raises(AwsServiceError) as raised:
         reader.get_item(TableName="t", Key={})
     assert raised.value.code == "ConnectionError"
+
+
+# ---- S3 response checksums, as botocore checks them --------------------------------------
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def test_get_object_asks_for_the_checksum_and_accepts_a_matching_one() -> None:
+    body = b"onnx bytes"
+    script = Script(
+        HttpResponse(200, {"x-amz-checksum-crc32": _b64(zlib.crc32(body).to_bytes(4, "big"))}, body)
+    )
+    assert s3(script).get_object(Bucket="b-1", Key="k")["Body"].read() == body
+    assert script.requests[0].headers["x-amz-checksum-mode"] == "ENABLED"
+    assert "x-amz-checksum-mode" in script.requests[0].headers["authorization"]
+
+
+def test_a_body_that_fails_its_checksum_is_retried_then_refused() -> None:
+    body = b"onnx bytes"
+    bad = HttpResponse(200, {"x-amz-checksum-sha256": _b64(hashlib.sha256(b"other").digest())}, body)
+    good = HttpResponse(200, {"x-amz-checksum-sha256": _b64(hashlib.sha256(body).digest())}, body)
+    assert s3(Script(bad, good)).get_object(Bucket="b-1", Key="k")["Body"].read() == body
+    with pytest.raises(AwsServiceError) as raised:
+        s3(Script(bad, bad, bad)).get_object(Bucket="b-1", Key="k")
+    assert raised.value.code == "ChecksumMismatch"
+    with pytest.raises(Unavailable), clients.translate_errors("artifact store"):
+        raise raised.value
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-amz-checksum-crc32": "AAAAAA==-3"},  # a multipart object's composite checksum
+        {"x-amz-checksum-crc64nvme": "AAAAAAAAAAA="},  # needs the CRT, which botocore skips too
+        {"x-amz-checksum-crc32c": "AAAAAA=="},
+        {},
+    ],
+)
+def test_checksums_botocore_cannot_check_without_the_crt_are_not_checked(headers: dict[str, str]) -> None:
+    assert (
+        s3(Script(HttpResponse(200, headers, b"x"))).get_object(Bucket="b-1", Key="k")["Body"].read() == b"x"
+    )
+
+
+def test_the_first_checksum_in_botocores_order_is_the_one_checked() -> None:
+    body = b"x"
+    headers = {
+        "x-amz-checksum-crc32": "AAAAAA==-2",  # composite: skipped
+        "x-amz-checksum-sha1": _b64(hashlib.sha1(body).digest()),
+        "x-amz-checksum-sha256": "not even base64!",  # never looked at
+    }
+    assert (
+        s3(Script(HttpResponse(200, headers, body))).get_object(Bucket="b-1", Key="k")["Body"].read() == body
+    )

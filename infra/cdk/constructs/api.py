@@ -41,6 +41,20 @@ _NONE = aws_apigateway.AuthorizationType.NONE
 
 
 @dataclass(frozen=True)
+class SnapStartOption:
+    """Lambda SnapStart for the inference function: off by default (see docs/infrastructure.md).
+
+    On, the function snapshots each published version after its init (the handler's hooks
+    preload the production version of each model in `models`, comma-separated), and API
+    Gateway invokes the `live` alias of the current version: snapshots exist only for
+    published versions, never for $LATEST.
+    """
+
+    enabled: bool = False
+    models: str = ""
+
+
+@dataclass(frozen=True)
 class ApiLimits:
     """Request limits: for the whole stage, and for each predict API key."""
 
@@ -96,8 +110,10 @@ class ApiConstruct(Construct):
         functions_dir: Path,
         log_retention: aws_logs.RetentionDays,
         limits: ApiLimits,
+        snapstart: SnapStartOption | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        snapstart = snapstart or SnapStartOption()
 
         environment = {
             "ARTIFACTS_BUCKET": storage.artifacts_bucket.bucket_name,
@@ -113,9 +129,18 @@ class ApiConstruct(Construct):
             layers=[layers.core, layers.serving],
             memory_size=1024,
             timeout=Duration.seconds(10),
-            environment=environment,
+            environment=environment | ({"SNAPSTART_MODELS": snapstart.models} if snapstart.enabled else {}),
             log_retention=log_retention,
+            snap_start=aws_lambda.SnapStartConf.ON_PUBLISHED_VERSIONS if snapstart.enabled else None,
         )
+        #: What API Gateway invokes: the function, or with SnapStart the `live` alias of its current version.
+        self.inference_target: aws_lambda.IFunction = self.inference.function
+        self.inference_alias: aws_lambda.Alias | None = None
+        if snapstart.enabled:
+            self.inference_alias = aws_lambda.Alias(
+                self, "InferenceLive", alias_name="live", version=self.inference.function.current_version
+            )
+            self.inference_target = self.inference_alias
         storage.grant_metadata_read(self.inference.role)
         storage.grant_prefix_read(self.inference.role, MODELS_PREFIX)
 
@@ -172,7 +197,7 @@ class ApiConstruct(Construct):
             validate_request_body=True,
         )
 
-        inference = aws_apigateway.LambdaIntegration(self.inference.function, allow_test_invoke=False)
+        inference = aws_apigateway.LambdaIntegration(self.inference_target, allow_test_invoke=False)
         registry = aws_apigateway.LambdaIntegration(self.registry.function, allow_test_invoke=False)
 
         root = self.rest_api.root

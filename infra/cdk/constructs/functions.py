@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, Tags, Validations, aws_iam, aws_lambda, aws_logs
+from aws_cdk import (
+    Acknowledgment,
+    Duration,
+    RemovalPolicy,
+    Tags,
+    Validations,
+    aws_iam,
+    aws_lambda,
+    aws_logs,
+)
 from constructs import Construct
 
 from infra.cdk.constructs.layers import LAYER_ARCHITECTURE, LAYER_RUNTIME
@@ -47,6 +56,10 @@ class ServiceFunction(Construct):
         service_name: the Powertools service name; also names the metrics dimension.
         code_dir: the function's folder under `functions/`; `handler` points into it.
         environment: settings beyond the Powertools ones set here for every function.
+        snap_start: Lambda SnapStart for published versions (only the inference function
+            offers it, as a deploy option; see `ApiConstruct`). Its `current_version` is then
+            deleted when a deployment replaces it: every live version's snapshot is charged
+            for as long as the version exists.
     """
 
     def __init__(
@@ -63,6 +76,7 @@ class ServiceFunction(Construct):
         environment: Mapping[str, str],
         log_retention: aws_logs.RetentionDays,
         description: str,
+        snap_start: aws_lambda.SnapStartConf | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -92,6 +106,10 @@ class ServiceFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             tracing=aws_lambda.Tracing.ACTIVE,
+            snap_start=snap_start,
+            current_version_options=(
+                aws_lambda.VersionOptions(removal_policy=RemovalPolicy.DESTROY) if snap_start else None
+            ),
             environment={
                 "POWERTOOLS_SERVICE_NAME": service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,

@@ -6,14 +6,18 @@ Clients are created once per process (cold start) and reused. ``AWS_ENDPOINT_URL
 boto3 is imported on first use, not with this module: the inference function reads
 through ``reader`` (``mlops_core.storage.signed_reads``) and never loads botocore at all, which is
 about 300 ms of its cold start.
+
+Under Lambda SnapStart, ``register_snapstart_hooks`` makes what a snapshot freezes safe to
+use in each environment restored from it (connections, credentials, the random seed).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -25,6 +29,7 @@ from mlops_core.storage.signed_reads import (
     READ_TIMEOUT_S,
     THROTTLING_CODES,
     AwsServiceError,
+    ContainerCredentials,
     DynamoDBReader,
     S3Reader,
     readers_from_environment,
@@ -44,6 +49,10 @@ _CLIENT_CONFIG = {
 SIGNED_READS_ENV = "MLOPS_SIGNED_READS"
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
+#: ``AWS_LAMBDA_INITIALIZATION_TYPE`` of an environment that runs under SnapStart.
+SNAPSTART_INITIALIZATION = "snap-start"
+
+LOGGER = logging.getLogger(__name__)
 
 
 _clients: dict[str, Any] = {}
@@ -111,6 +120,85 @@ def send_reads_to(endpoint_url: str | None) -> None:
     with _clients_lock:
         _reads_endpoint[:] = [endpoint_url] if endpoint_url else []
         _readers.clear()
+
+
+def under_snapstart() -> bool:
+    """Whether this environment is initialized for a SnapStart snapshot (or restored from one)."""
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == SNAPSTART_INITIALIZATION
+
+
+def register_snapstart_hooks(before_snapshot: Callable[[], None], after_restore: Callable[[], None]) -> bool:
+    """Register SnapStart runtime hooks, only when running under SnapStart.
+
+    ``before_snapshot`` runs once, before Lambda takes the snapshot (warm what a restored
+    environment should find ready); ``after_restore`` in every environment restored from it.
+    Around them this module's own steps run: after ``before_snapshot``, credentials are
+    forgotten (not kept in the snapshot) and connections closed; before ``after_restore``,
+    ``refresh_after_restore``. Returns whether the hooks were registered.
+
+    ``snapshot_restore_py`` ships with Lambda's Python runtimes; it is imported here only
+    under SnapStart, so a normal cold start, the local stack and the tests never load it.
+    """
+    if not under_snapstart():
+        return False
+    try:
+        from snapshot_restore_py import register_after_restore, register_before_snapshot
+    except ImportError:  # not Lambda's runtime: nothing will take a snapshot
+        LOGGER.warning("AWS_LAMBDA_INITIALIZATION_TYPE is snap-start but snapshot_restore_py is missing")
+        return False
+    # Before-snapshot hooks run in the reverse order of registration, after-restore hooks in order.
+    register_before_snapshot(_before_snapshot)
+    register_before_snapshot(before_snapshot)
+    register_after_restore(refresh_after_restore)
+    register_after_restore(after_restore)
+    return True
+
+
+def _before_snapshot() -> None:
+    for credentials in _container_credentials():
+        credentials.forget()
+    _reset_connections()
+
+
+def refresh_after_restore() -> None:
+    """Make what the snapshot froze safe to use in this environment.
+
+    - ``random`` is re-seeded: every environment restored from one snapshot would otherwise
+      draw the same retry jitter (uuid4 and ``secrets`` read the OS and need nothing).
+    - The readers' connections are dropped; boto3 clients are forgotten and created again
+      on first use (with their own connection pools and credentials).
+    - Credentials from the container credentials endpoint are fetched anew now, so that the
+      first request does not wait for them; a failure here is logged, and that request
+      fetches them instead.
+    """
+    import random
+
+    random.seed()
+    _reset_connections()
+    with _clients_lock:
+        _clients.clear()
+        _session.clear()
+    for credentials in _container_credentials():
+        credentials.forget()
+        try:
+            credentials.current()
+        except AwsServiceError as error:
+            LOGGER.warning("credentials not refreshed after restore: %s", error)
+
+
+def _reset_connections() -> None:
+    for found in list(_readers.values()):
+        if found is not None:
+            found.reset_connections()
+
+
+def _container_credentials() -> list[ContainerCredentials]:
+    found = {
+        id(reader.credentials): reader.credentials
+        for reader in list(_readers.values())
+        if reader is not None and isinstance(reader.credentials, ContainerCredentials)
+    }
+    return list(found.values())
 
 
 def error_code(error: Any) -> str:

@@ -16,6 +16,12 @@ without counting an attempt, and responses shaped as boto3 returns them (``{"Ite
 Failures raise ``AwsServiceError`` with AWS's error code, which
 ``mlops_core.storage.clients.translate_errors`` maps like a ``ClientError``.
 
+Credentials come from the environment (``AWS_ACCESS_KEY_ID``…, as Lambda sets them for a
+function) or from the container credentials endpoint (``AWS_CONTAINER_CREDENTIALS_FULL_URI``
+with ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` or ``_FILE``, as Lambda provides them under
+SnapStart): fetched on first use, cached, refreshed before they expire, as botocore's
+container provider does.
+
 Only the standard library is imported here: this module is on the cold path.
 """
 
@@ -38,7 +44,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from mlops_core.storage import deadline
@@ -53,6 +59,22 @@ THROTTLING_BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 20.0
 USER_AGENT = "serverless-mlops/signed-reads"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# Container credentials are refreshed this long before they expire: in the advisory
+# window one caller refreshes while the others keep signing with the current ones; in the
+# mandatory window every caller waits for new ones (botocore's two windows).
+ADVISORY_REFRESH_S = 15 * 60
+MANDATORY_REFRESH_S = 10 * 60
+CREDENTIALS_READ_TIMEOUT_S = 2.0
+# Where botocore lets a plain-HTTP credentials URI point (any https URI is allowed):
+# loopback, ECS/EKS/Lambda's link-local addresses.
+_CREDENTIALS_HOSTS = frozenset({"169.254.170.2", "169.254.170.23", "fd00:ec2::23", "localhost"})
+# S3 response checksums botocore checks without the CRT, in its order of preference.
+_S3_CHECKSUMS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
+    ("crc32", lambda body: zlib.crc32(body).to_bytes(4, "big")),
+    ("sha1", lambda body: hashlib.sha1(body).digest()),  # noqa: S324 - S3's checksum, not a signature
+    ("sha256", lambda body: hashlib.sha256(body).digest()),
+    ("sha512", lambda body: hashlib.sha512(body).digest()),
+)
 
 # AWS error codes that mean "slow down": retried here, a 503 with Retry-After for callers.
 THROTTLING_CODES = frozenset(
@@ -74,6 +96,7 @@ _TRANSIENT_CODES = frozenset(
         "RequestTimeoutException",
         "PriorRequestNotComplete",
         "CRC32CheckFailed",
+        "ChecksumMismatch",
         "InvalidResponse",
     }
 )
@@ -107,6 +130,10 @@ class Credentials:
     secret_key: str
     token: str | None = None
 
+    def current(self) -> Credentials:
+        """Static credentials are their own source (see ``CredentialSource``)."""
+        return self
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Credentials | None:
         """The credentials Lambda puts in every function's environment, if present."""
@@ -115,6 +142,12 @@ class Credentials:
         if not access_key or not secret_key:
             return None
         return cls(access_key, secret_key, environ.get("AWS_SESSION_TOKEN") or None)
+
+
+class CredentialSource(Protocol):
+    """Where a reader gets the credentials to sign each attempt with."""
+
+    def current(self) -> Credentials: ...
 
 
 def dns_suffix(region: str) -> str | None:
@@ -154,8 +187,10 @@ def sign(
 ) -> dict[str, str]:
     """The headers to send: ``headers`` plus host, date, token and ``Authorization``.
 
-    ``path`` is already URI-encoded (S3 keys are encoded once, as S3 expects). Every header
-    passed in is signed, so callers pass only what AWS must see unaltered.
+    ``path`` is the URI-encoded path sent. S3 signs it as it is; every other service signs
+    it normalized (dot segments and empty segments removed) and encoded once more, as
+    SigV4 specifies and botocore does. Every header passed in is signed, so callers pass
+    only what AWS must see unaltered.
     """
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = amz_date[:8]
@@ -171,7 +206,7 @@ def sign(
     canonical_request = "\n".join(
         [
             method,
-            path,
+            path if service == "s3" else quote(_remove_dot_segments(path) or "/", safe="/~"),
             canonical_query,
             "".join(f"{name}:{signed[name]}\n" for name in names),
             ";".join(names),
@@ -193,6 +228,20 @@ def sign(
     return signed
 
 
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4, with consecutive slashes collapsed too (botocore's ``remove_dot_segments``)."""
+    kept: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment and segment != ".":
+            kept.append(segment)
+    leading = "/" if path.startswith("/") else ""
+    trailing = "/" if path.endswith("/") and kept else ""
+    return leading + "/".join(kept) + trailing
+
+
 # ---- transport ----------------------------------------------------------------------------
 
 
@@ -212,6 +261,14 @@ class HttpResponse:
 
 
 Transport = Callable[[HttpRequest], HttpResponse]
+
+
+def _reset_connections(transport: Transport) -> None:
+    reset = getattr(transport, "reset", None)  # a test's fake transport has no connections
+    if callable(reset):
+        reset()
+
+
 # What sending on a connection the server already closed raises.
 _STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
@@ -226,11 +283,24 @@ class HttpTransport:
         self.read_timeout = read_timeout
         self._local = threading.local()
         self._ssl_context: Any = None
+        self._generation = 0
+
+    def reset(self) -> None:
+        """Open new connections from now on, in every thread.
+
+        For an environment restored from a SnapStart snapshot: its sockets belong to the
+        environment that was snapshotted, their peers closed them long ago, and a request
+        on one may hang until the read timeout rather than fail at once.
+        """
+        self._generation += 1
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        connections: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
-            "connections", {}
-        )
+        state = self._local.__dict__
+        if state.get("generation") != self._generation:
+            for stale in state.get("connections", {}).values():
+                stale.close()
+            state["connections"], state["generation"] = {}, self._generation
+        connections: dict[tuple[str, str], http.client.HTTPConnection] = state["connections"]
         connection = connections.get((scheme, netloc))
         if connection is None:
             if scheme == "https":
@@ -286,6 +356,186 @@ class HttpTransport:
         return HttpResponse(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
 
 
+# ---- credentials from the container credentials endpoint --------------------------------
+
+
+def credentials_uri_allowed(uri: str) -> bool:
+    """Whether botocore would fetch credentials from ``uri``: any https URI, or plain HTTP to
+    a loopback address or one of the link-local addresses ECS, EKS and Lambda use."""
+    parts = urlsplit(uri)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    import ipaddress  # only when the endpoint is configured: not on the usual cold path
+
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback or parts.hostname in _CREDENTIALS_HOSTS
+    except ValueError:
+        return parts.hostname in _CREDENTIALS_HOSTS
+
+
+class ContainerCredentials:
+    """Credentials from the container credentials endpoint, cached until shortly before they expire.
+
+    What Lambda provides under SnapStart (and ECS, EKS Pod Identity): a URI in
+    ``AWS_CONTAINER_CREDENTIALS_FULL_URI``, answered with the role's temporary credentials
+    when asked with the token of ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` (or read from
+    ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` on every fetch, since it may rotate).
+    Nothing is fetched until the first request is signed. Thread-safe: one caller fetches,
+    the others wait (mandatory window) or keep signing with the current ones (advisory
+    window, see ``ADVISORY_REFRESH_S``).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        token: str | None = None,
+        token_file: str | None = None,
+        transport: Transport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.uri = uri
+        self.token = token
+        self.token_file = token_file
+        self.transport: Transport = transport or HttpTransport(read_timeout=CREDENTIALS_READ_TIMEOUT_S)
+        self.sleep = sleep
+        self.clock = clock
+        self._cached: tuple[Credentials, datetime] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> ContainerCredentials | None:
+        """The endpoint Lambda names in the environment, if it is one botocore would use too.
+
+        ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`` (ECS tasks) takes precedence in botocore;
+        it is left to boto3, as is anything that would make boto3 look elsewhere first
+        (a profile, web identity, a credentials or config file).
+        """
+        uri = environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        if not uri or environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+            return None
+        home = environ.get("HOME")
+        if any(environ.get(name) for name in _OTHER_CREDENTIAL_SOURCES) or (
+            home
+            and any(os.path.exists(os.path.join(home, ".aws", name)) for name in ("credentials", "config"))
+        ):
+            return None
+        if not credentials_uri_allowed(uri):
+            return None
+        return cls(
+            uri,
+            token=environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN") or None,
+            token_file=environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") or None,
+        )
+
+    def current(self) -> Credentials:
+        cached = self._cached
+        left = self._seconds_left(cached)
+        if cached is not None and left > ADVISORY_REFRESH_S:
+            return cached[0]
+        if cached is not None and left > MANDATORY_REFRESH_S:
+            if not self._lock.acquire(blocking=False):
+                return cached[0]  # advisory window: another caller is refreshing
+        else:
+            self._lock.acquire()
+        try:
+            cached = self._cached
+            if cached is not None and self._seconds_left(cached) > ADVISORY_REFRESH_S:
+                return cached[0]  # refreshed while this caller waited
+            try:
+                self._cached = self._fetch()
+            except AwsServiceError:
+                if cached is not None and self._seconds_left(cached) > MANDATORY_REFRESH_S:
+                    return cached[0]  # still good for a while: the next call tries again
+                raise
+            return self._cached[0]
+        finally:
+            self._lock.release()
+
+    def forget(self) -> None:
+        """Drop the cached credentials and the endpoint's connection: the next request
+        fetches new ones, on a new connection."""
+        with self._lock:
+            self._cached = None
+            _reset_connections(self.transport)
+
+    def _seconds_left(self, cached: tuple[Credentials, datetime] | None) -> float:
+        return (cached[1] - self.clock()).total_seconds() if cached is not None else 0.0
+
+    def _authorization(self) -> str | None:
+        if self.token_file:
+            try:
+                with open(self.token_file, encoding="utf-8") as file:
+                    token: str | None = file.read()
+            except OSError as error:
+                raise AwsServiceError(
+                    "CredentialsUnavailable", f"cannot read the authorization token file: {error.strerror}"
+                ) from error
+        else:
+            token = self.token
+        if token is not None and ("\r" in token or "\n" in token):
+            raise AwsServiceError(
+                "CredentialsUnavailable", "the authorization token is not a legal header value"
+            )
+        return token
+
+    def _fetch(self) -> tuple[Credentials, datetime]:
+        headers = {"accept": "application/json"}
+        token = self._authorization()
+        if token:
+            headers["authorization"] = token
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                response = self.transport(HttpRequest("GET", self.uri, headers, b""))
+            except (OSError, http.client.HTTPException) as error:
+                failure = AwsServiceError(
+                    "CredentialsUnavailable", f"credentials endpoint: {type(error).__name__}: {error}"
+                )
+            else:
+                if response.status == 200:
+                    return _parse_credentials(response.body)
+                failure = AwsServiceError(
+                    "CredentialsUnavailable",
+                    f"credentials endpoint answered {response.status}",
+                    status=response.status,
+                )
+            if attempt == MAX_ATTEMPTS:
+                raise failure
+            self.sleep(_backoff(failure, attempt))
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+
+_OTHER_CREDENTIAL_SOURCES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+)
+
+
+def _parse_credentials(body: bytes) -> tuple[Credentials, datetime]:
+    """The endpoint's ``{"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}``."""
+    try:
+        document = json.loads(body)
+        expiration = datetime.fromisoformat(document["Expiration"])
+        token = document.get("Token")
+        credentials = Credentials(
+            str(document["AccessKeyId"]), str(document["SecretAccessKey"]), str(token) if token else None
+        )
+    except (ValueError, TypeError, KeyError) as error:  # never echo the body: it holds the secret
+        raise AwsServiceError(
+            "CredentialsUnavailable", f"unreadable credentials response ({type(error).__name__})"
+        ) from None
+    if not credentials.access_key or not credentials.secret_key:
+        raise AwsServiceError("CredentialsUnavailable", "the credentials response has empty keys")
+    return credentials, expiration if expiration.tzinfo else expiration.replace(tzinfo=UTC)
+
+
 # ---- the clients ------------------------------------------------------------------------
 
 
@@ -297,7 +547,7 @@ class _SignedClient:
         self,
         *,
         region: str,
-        credentials: Credentials,
+        credentials: CredentialSource,
         endpoint_url: str | None = None,
         transport: Transport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -305,7 +555,7 @@ class _SignedClient:
     ) -> None:
         self.region = region
         self.credentials = credentials
-        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        self.endpoint_url = endpoint_url or None
         self.transport: Transport = transport or HttpTransport()
         self.sleep = sleep
         self.clock = clock
@@ -340,7 +590,7 @@ class _SignedClient:
                 payload_sha256=payload_sha256,
                 service=self.service,
                 region=self.region,
-                credentials=self.credentials,
+                credentials=self.credentials.current(),
                 now=self.clock(),
             )
             signed["user-agent"] = USER_AGENT
@@ -363,6 +613,10 @@ class _SignedClient:
                 raise failure  # no time for another attempt: the caller answers 503 now
             self.sleep(pause)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def reset_connections(self) -> None:
+        """Open new connections from now on (see ``HttpTransport.reset``)."""
+        _reset_connections(self.transport)
 
     def _error(self, response: HttpResponse) -> AwsServiceError:
         raise NotImplementedError
@@ -430,13 +684,16 @@ class DynamoDBReader(_SignedClient):
     env_name = "DYNAMODB"
 
     def _url(self) -> str:
-        return self.endpoint_url or f"https://dynamodb.{self.region}.{dns_suffix(self.region)}"
+        if self.endpoint_url:  # its path as given, or "/" (botocore's join for a "/" request URI)
+            parts = urlsplit(self.endpoint_url)
+            return f"{parts.scheme}://{parts.netloc}{parts.path or '/'}"
+        return f"https://dynamodb.{self.region}.{dns_suffix(self.region)}/"
 
     def get_item(
         self, *, TableName: str, Key: Mapping[str, Any], ConsistentRead: bool = False
     ) -> dict[str, Any]:
         body = json.dumps({"TableName": TableName, "Key": Key, "ConsistentRead": ConsistentRead}).encode()
-        url = self._url() + "/"
+        url = self._url()
         parsed: list[dict[str, Any]] = []
 
         def check(response: HttpResponse) -> AwsServiceError | None:
@@ -485,22 +742,34 @@ class DynamoDBReader(_SignedClient):
 
 
 class S3Reader(_SignedClient):
-    """``get_object`` with boto3's arguments and response shape (``Body`` is readable)."""
+    """``get_object`` with boto3's arguments and response shape (``Body`` is readable).
+
+    Asks for S3's checksum (``x-amz-checksum-mode: ENABLED``) and checks the first of
+    CRC32, SHA-1, SHA-256 and SHA-512 the response carries, as botocore does without the
+    CRT (CRC32C and CRC64NVME need it, and a multipart object's composite checksum cannot
+    be checked from its bytes): a mismatch is retried like a bad DynamoDB CRC32.
+    """
 
     service = "s3"
     env_name = "S3"
+
+    def __init__(self, *, us_east_1_regional: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # boto3's default ("legacy") sends us-east-1 requests to the global s3.amazonaws.com.
+        self.us_east_1_regional = us_east_1_regional
 
     def _location(self, bucket: str, key: str) -> tuple[str, str]:
         encoded_key = quote(key, safe="/~")
         if self.endpoint_url:  # a configured endpoint (moto, a proxy): path-style addressing
             parts = urlsplit(self.endpoint_url)
-            path = f"{parts.path}/{bucket}/{encoded_key}"
+            path = f"{parts.path.rstrip('/')}/{bucket}/{encoded_key}"
             return f"{parts.scheme}://{parts.netloc}{path}", path
-        suffix = dns_suffix(self.region)
+        regional = self.region != "us-east-1" or self.us_east_1_regional
+        host = f"s3.{self.region}.{dns_suffix(self.region)}" if regional else "s3.amazonaws.com"
         if _DNS_BUCKET.match(bucket):  # virtual-hosted style, as boto3 uses for such names
-            return f"https://{bucket}.s3.{self.region}.{suffix}/{encoded_key}", f"/{encoded_key}"
+            return f"https://{bucket}.{host}/{encoded_key}", f"/{encoded_key}"
         path = f"/{bucket}/{encoded_key}"
-        return f"https://s3.{self.region}.{suffix}{path}", path
+        return f"https://{host}{path}", path
 
     def get_object(self, *, Bucket: str, Key: str, VersionId: str | None = None) -> dict[str, Any]:
         if not Bucket or not Key:  # "GET /" would be a listing, answered with its XML
@@ -513,9 +782,10 @@ class S3Reader(_SignedClient):
             url=url,
             path=path,
             query=query,
-            headers={"x-amz-content-sha256": EMPTY_SHA256},
+            headers={"x-amz-checksum-mode": "ENABLED", "x-amz-content-sha256": EMPTY_SHA256},
             body=b"",
             payload_sha256=EMPTY_SHA256,
+            check=_checksum_problem,
         )
         return {
             "Body": io.BytesIO(response.body),
@@ -535,19 +805,36 @@ class S3Reader(_SignedClient):
         )
 
 
+def _checksum_problem(response: HttpResponse) -> AwsServiceError | None:
+    for name, digest in _S3_CHECKSUMS:
+        expected = response.headers.get(f"x-amz-checksum-{name}")
+        if expected is None or "-" in expected:  # absent, or a multipart object's composite
+            continue
+        try:
+            matches = base64.b64decode(expected, validate=True) == digest(response.body)
+        except ValueError:
+            matches = False
+        return (
+            None
+            if matches
+            else AwsServiceError("ChecksumMismatch", f"the object does not match its x-amz-checksum-{name}")
+        )
+    return None
+
+
 def readers_from_environment(
     environ: Mapping[str, str] = os.environ, *, endpoint_url: str | None = None
 ) -> tuple[DynamoDBReader, S3Reader] | None:
     """Both readers when the environment is one they fully understand, else None.
 
-    That is: credentials in the environment (as Lambda provides them), a region, no FIPS or
-    dual-stack endpoint asked for, no proxy, and either a configured endpoint or a region of
-    a known partition. Profiles, SSO, instance roles, proxies and other partitions are left
-    to boto3.
+    That is: credentials in the environment (as Lambda provides them for a function) or from
+    the container credentials endpoint (as Lambda provides them under SnapStart), a region,
+    no FIPS or dual-stack endpoint asked for, no proxy, and either a configured endpoint or
+    a region of a known partition. Profiles, SSO, instance roles, ECS task roles, proxies
+    and other partitions are left to boto3.
     """
-    credentials = Credentials.from_environment(environ)
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
-    if credentials is None or not region:
+    if not region:
         return None
     if any(
         environ.get(flag, "").lower() == "true"
@@ -558,10 +845,21 @@ def readers_from_environment(
     s3_endpoint = endpoint_url or configured_endpoint(S3Reader.env_name, environ)
     if dns_suffix(region) is None and not (dynamodb_endpoint and s3_endpoint):
         return None
+    credentials: CredentialSource | None = Credentials.from_environment(
+        environ
+    ) or ContainerCredentials.from_environment(environ)
+    if credentials is None:
+        return None
     transport = HttpTransport()
     return (
         DynamoDBReader(
             region=region, credentials=credentials, endpoint_url=dynamodb_endpoint, transport=transport
         ),
-        S3Reader(region=region, credentials=credentials, endpoint_url=s3_endpoint, transport=transport),
+        S3Reader(
+            region=region,
+            credentials=credentials,
+            endpoint_url=s3_endpoint,
+            transport=transport,
+            us_east_1_regional=environ.get("AWS_S3_US_EAST_1_REGIONAL_ENDPOINT", "").lower() == "regional",
+        ),
     )
