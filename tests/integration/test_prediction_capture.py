@@ -7,9 +7,16 @@ import json
 from types import ModuleType
 
 import boto3
+import numpy as np
 import pytest
 
-from mlops_core.serving.capture import CAPTURE_MARKER, MAX_LINE_BYTES, capture_lines, issued_at_ms
+from mlops_core.serving.capture import (
+    CAPTURE_MARKER,
+    MAX_LINE_BYTES,
+    CaptureLine,
+    capture_lines,
+    issued_at_ms,
+)
 from tests.integration.conftest import call
 from tests.support import (
     BUCKET,
@@ -45,8 +52,11 @@ def test_a_prediction_logs_one_capture_line_with_what_served_it(
     assert line["prediction_ids"] == response["prediction_ids"]
     assert (line["model_name"], line["model_version"], line["alias"]) == ("breast-cancer", 1, "production")
     assert line["predictions"] == response["predictions"]
-    assert line["probabilities"] == response["probabilities"]
-    assert line["inputs"][0] == pytest.approx(ROW0, rel=1e-6)  # float32, in signature order
+    rows = list(CaptureLine.model_validate(line).rows())
+    assert line["inputs"]["dtype"] == "<f4"  # what the model saw: float32, in signature order
+    assert rows[0].inputs == pytest.approx(ROW0, rel=1e-6)
+    assert [r.probabilities for r in rows] == [pytest.approx(p) for p in response["probabilities"]]
+    assert [r.prediction_id for r in rows] == response["prediction_ids"]
     assert issued_at_ms(response["prediction_ids"][0]) == pytest.approx(line["at_ms"], abs=1000)
 
 
@@ -99,7 +109,7 @@ def test_a_large_batch_is_split_into_lines_a_log_event_can_hold() -> None:
         alias="production",
         features=features,
         prediction_ids=[f"id-{i}" for i in range(rows)],
-        inputs=[[0.123456789] * 60 for _ in range(rows)],
+        inputs=np.full((rows, 60), 0.123456789, dtype=np.float64),
         predictions=[0] * rows,
         probabilities=[[0.25, 0.75]] * rows,
         request_id=None,

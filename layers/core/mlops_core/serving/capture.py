@@ -14,13 +14,15 @@ in UUIDv7), so the feedback function can tell "not captured yet" from "unknown".
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 CAPTURE_MARKER = "mlops_capture"
@@ -31,11 +33,15 @@ MAX_LINE_BYTES = 200_000
 def prediction_ids(count: int, *, now_ms: int | None = None) -> list[str]:
     """``count`` UUIDv7-shaped ids: 48 bits of milliseconds, version 7, then random bits."""
     stamp = (time.time_ns() // 1_000_000 if now_ms is None else now_ms) & ((1 << 48) - 1)
+    head = (stamp << 80) | (0x7 << 76)
+    randomness = os.urandom(10 * count)  # one system call for the whole batch
     ids = []
-    for random_bits in (int.from_bytes(os.urandom(10), "big") for _ in range(count)):
-        value = (stamp << 80) | (0x7 << 76) | ((random_bits >> 4) & ((1 << 76) - 1))
+    for i in range(count):
+        random_bits = int.from_bytes(randomness[10 * i : 10 * i + 10], "big") >> 4  # 76 bits
+        value = head | random_bits
         value = (value & ~(0xC << 60)) | (0x8 << 60)  # RFC 4122 variant bits
-        ids.append(str(uuid.UUID(int=value)))
+        text = f"{value:032x}"
+        ids.append(f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}")
     return ids
 
 
@@ -67,6 +73,31 @@ class CapturedPrediction(BaseModel):
     request_id: str | None = None
 
 
+class PackedMatrix(BaseModel):
+    """A 2-d float array as raw little-endian bytes in base64: writing 3,000 floats as JSON
+    numbers took ~1 ms of a 100-row request, packing them takes microseconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: Literal["<f4", "<f8"]
+    shape: tuple[int, int]
+    b64: str
+
+    @classmethod
+    def pack(cls, array: np.ndarray) -> PackedMatrix:
+        dtype = "<f4" if array.dtype == np.float32 else "<f8"
+        values = np.ascontiguousarray(array, dtype=dtype)
+        return cls(
+            dtype=dtype,
+            shape=(values.shape[0], values.shape[1]),
+            b64=base64.b64encode(values.tobytes()).decode(),
+        )
+
+    def unpack(self) -> np.ndarray:
+        values = np.frombuffer(base64.b64decode(self.b64), dtype=self.dtype)
+        return values.reshape(self.shape).astype(np.float64)
+
+
 class CaptureLine(BaseModel):
     """What the inference function writes for one request (or one slice of its rows)."""
 
@@ -80,11 +111,13 @@ class CaptureLine(BaseModel):
     request_id: str | None
     features: list[str]
     prediction_ids: list[str]
-    inputs: list[list[float | None]]
+    inputs: PackedMatrix
     predictions: list[Any]
-    probabilities: list[list[float]] | None
+    probabilities: PackedMatrix | None
 
     def rows(self) -> Iterator[CapturedPrediction]:
+        inputs = self.inputs.unpack().tolist()
+        probabilities = self.probabilities.unpack().tolist() if self.probabilities is not None else None
         for i, prediction_id in enumerate(self.prediction_ids):
             yield CapturedPrediction(
                 prediction_id=prediction_id,
@@ -93,9 +126,9 @@ class CaptureLine(BaseModel):
                 alias=self.alias,
                 at_ms=self.at_ms,
                 features=self.features,
-                inputs=self.inputs[i],
+                inputs=inputs[i],
                 prediction=self.predictions[i],
-                probabilities=self.probabilities[i] if self.probabilities is not None else None,
+                probabilities=probabilities[i] if probabilities is not None else None,
                 request_id=self.request_id,
             )
 
@@ -107,7 +140,7 @@ def capture_lines(
     alias: str | None,
     features: Sequence[str],
     prediction_ids: Sequence[str],
-    inputs: Sequence[Sequence[float | None]],
+    inputs: np.ndarray,
     predictions: Sequence[Any],
     probabilities: Sequence[Sequence[float]] | None,
     request_id: str | None,
@@ -124,15 +157,17 @@ def capture_lines(
         "features": list(features),
     }
 
+    scores = np.asarray(probabilities, dtype=np.float64) if probabilities is not None else None
+
     def line(start: int, end: int) -> str:
         return json.dumps(
             head
             | {
                 "prediction_ids": list(prediction_ids[start:end]),
-                "inputs": [list(row) for row in inputs[start:end]],
+                "inputs": PackedMatrix.pack(inputs[start:end]).model_dump(),
                 "predictions": list(predictions[start:end]),
-                "probabilities": [list(p) for p in probabilities[start:end]]
-                if probabilities is not None
+                "probabilities": PackedMatrix.pack(scores[start:end]).model_dump()
+                if scores is not None
                 else None,
             },
             separators=(",", ":"),

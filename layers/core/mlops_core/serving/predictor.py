@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from mlops_core.errors import IntegrityError, NotFound
 from mlops_core.registry.entities import ModelVersion
 from mlops_core.registry.lookup import RegistryLookup
@@ -32,7 +34,7 @@ class Prediction:
     probabilities: list[list[float]] | None
     classes: list[Any] | None
     #: The rows as the model saw them (signature order), for the capture.
-    inputs: list[list[float]]
+    inputs: np.ndarray
     features: list[str]
 
 
@@ -188,6 +190,6 @@ class Predictor:
             predictions=predictions,
             probabilities=probabilities,
             classes=signature.classes,
-            inputs=matrix.tolist(),
+            inputs=matrix,
             features=signature.feature_names,
         )
