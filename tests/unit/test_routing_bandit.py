@@ -47,6 +47,21 @@ def test_min_exploration_is_spread_over_the_arms() -> None:
     assert shares[1] / 20_000 == pytest.approx(0.8, abs=0.01)
 
 
+def test_batched_decisions_have_the_same_distribution() -> None:
+    arms = (Arm(1, 5.0, 95.0), Arm(2, 6.0, 94.0), Arm(3, 8.0, 92.0))
+    rng = np.random.default_rng(5)
+    one_by_one = Counter(bandit.choose(arms, rng) for _ in range(20_000))
+    batched = Counter(bandit.choose_many(arms, rng, 20_000).tolist())
+    for version in (1, 2, 3):
+        assert batched[version] / 20_000 == pytest.approx(one_by_one[version] / 20_000, abs=0.02)
+    dominated = (Arm(1, 1000.0, 0.0), Arm(2, 0.0, 1000.0))
+    shares = Counter(bandit.choose_many(dominated, rng, 20_000, min_exploration=0.2).tolist())
+    assert shares[2] / 20_000 == pytest.approx(0.1, abs=0.01)
+    assert bandit.choose_many(arms, rng, 0).shape == (0,)
+    with pytest.raises(ValueError, match="at least one arm"):
+        bandit.choose_many((), rng, 3)
+
+
 def test_choose_for_uses_the_policys_priors() -> None:
     # A strong prior for failures on both: the first arm's single success decides nothing...
     policy = BanditPolicy(versions=(1, 2), alpha0=1.0, beta0=1e5)

@@ -97,6 +97,29 @@ def choose(
     return best_version
 
 
+def choose_many(
+    arms: Sequence[Arm],
+    rng: np.random.Generator,
+    size: int,
+    *,
+    alpha0: float = 1.0,
+    beta0: float = 1.0,
+    min_exploration: float = 0.0,
+) -> np.ndarray:
+    """``size`` decisions from the same posteriors at once (a batch of requests), vectorized:
+    the versions, as ``choose`` would pick them one by one (not the same draws)."""
+    if not arms:
+        raise ValueError("a bandit decision needs at least one arm")
+    alpha = np.array([alpha0 + arm.successes for arm in arms])
+    beta = np.array([beta0 + arm.failures for arm in arms])
+    picks = rng.beta(alpha[:, None], beta[:, None], size=(len(arms), size)).argmax(axis=0)
+    if min_exploration > 0.0:
+        explore = rng.random(size) < min_exploration
+        picks[explore] = rng.integers(0, len(arms), int(explore.sum()))
+    versions: np.ndarray = np.array([arm.version for arm in arms], dtype=np.int64)[picks]
+    return versions
+
+
 def choose_for(policy: BanditPolicy, arms: Sequence[Arm], rng: np.random.Generator) -> int:
     """``choose`` with the policy's priors and exploration share."""
     return choose(arms, rng, alpha0=policy.alpha0, beta0=policy.beta0, min_exploration=policy.min_exploration)
