@@ -211,6 +211,26 @@ def per_call_us(fn: Callable[[], object], calls: int, repeat: int, per: int = 1)
     return statistics.median(times), min(times)
 
 
+def choose_vectorized(
+    arms: Sequence[Arm], rng: np.random.Generator, alpha0: float = 1.0, beta0: float = 1.0
+) -> int:
+    """``bandit.choose`` as one vectorized draw (the arrays built from the arms it is given)."""
+    alpha = np.array([alpha0 + arm.successes for arm in arms])
+    beta = np.array([beta0 + arm.failures for arm in arms])
+    return arms[int(np.argmax(rng.beta(alpha, beta)))].version
+
+
+def choose_stdlib(arms: Sequence[Arm], rng: random.Random, alpha0: float = 1.0, beta0: float = 1.0) -> int:
+    """``bandit.choose`` with the standard library's ``random.betavariate``."""
+    betavariate = rng.betavariate
+    best_version, best = arms[0].version, -1.0
+    for version, successes, failures in arms:
+        sample = betavariate(alpha0 + successes, beta0 + failures)
+        if sample > best:
+            best_version, best = version, sample
+    return best_version
+
+
 def measure_latency(calls: int, repeat: int) -> dict[str, tuple[float, float]]:
     from mabwiser.mab import MAB, LearningPolicy
 
@@ -224,25 +244,13 @@ def measure_latency(calls: int, repeat: int) -> dict[str, tuple[float, float]]:
     rewards = np.concatenate([np.repeat([1.0, 0.0], [int(a.successes), int(a.failures)]) for a in warm])
     mab.fit(decisions=decisions, rewards=rewards)
     contexts = np.zeros((100, 1))
-    alpha = np.array([1 + a.successes for a in warm])
-    beta_ = np.array([1 + a.failures for a in warm])
     python_rng = random.Random(0)
-    betavariate = python_rng.betavariate
-
-    def vectorized() -> int:
-        return int(np.argmax(rng.beta(alpha, beta_)))
-
-    def stdlib() -> int:
-        best_version, best = 0, -1.0
-        for version, successes, failures in warm:
-            sample = betavariate(1.0 + successes, 1.0 + failures)
-            if sample > best:
-                best_version, best = version, sample
-        return best_version
-
     wide = tuple(Arm(v, 10.0 * v, 1000.0) for v in range(1, 11))
-    wide_alpha = np.array([1 + a.successes for a in wide])
-    wide_beta = np.array([1 + a.failures for a in wide])
+    alpha, beta_ = (np.array([1 + a.successes for a in warm]), np.array([1 + a.failures for a in warm]))
+    wide_alpha, wide_beta = (
+        np.array([1 + a.successes for a in wide]),
+        np.array([1 + a.failures for a in wide]),
+    )
     batch_calls = max(1, calls // 100)
     return {
         "ours_choose": per_call_us(lambda: bandit.choose(warm, rng), calls, repeat),
@@ -258,12 +266,17 @@ def measure_latency(calls: int, repeat: int) -> dict[str, tuple[float, float]]:
         "ours_batch": per_call_us(lambda: bandit.choose_many(warm, rng, 100), batch_calls, repeat, 100),
         "mabwiser_single": per_call_us(mab.predict, batch_calls * 10, repeat),
         "mabwiser_batch": per_call_us(lambda: mab.predict(contexts), batch_calls, repeat, 100),
-        "numpy_vectorized": per_call_us(vectorized, calls, repeat),
-        "stdlib_betavariate": per_call_us(stdlib, calls, repeat),
         "ours_choose_10": per_call_us(lambda: bandit.choose(wide, rng), calls, repeat),
-        "numpy_vectorized_10": per_call_us(
+        "vectorized": per_call_us(lambda: choose_vectorized(warm, rng), calls, repeat),
+        "vectorized_10": per_call_us(lambda: choose_vectorized(wide, rng), calls, repeat),
+        "vectorized_prebuilt": per_call_us(lambda: int(np.argmax(rng.beta(alpha, beta_))), calls, repeat),
+        "vectorized_prebuilt_10": per_call_us(
             lambda: int(np.argmax(rng.beta(wide_alpha, wide_beta))), calls, repeat
         ),
+        "stdlib": per_call_us(lambda: choose_stdlib(warm, python_rng), calls, repeat),
+        "stdlib_10": per_call_us(lambda: choose_stdlib(wide, python_rng), calls, repeat),
+        "draw_numpy": per_call_us(lambda: rng.beta(61.0, 941.0), calls, repeat),
+        "draw_stdlib": per_call_us(lambda: python_rng.betavariate(61.0, 941.0), calls, repeat),
     }
 
 
@@ -404,12 +417,19 @@ def path_rows(latency: dict[str, tuple[float, float]]) -> list[list[str]]:
             cell("ours_choose_10"),
         ],
         [
-            "one vectorized Generator.beta(alpha, beta) + argmax",
-            cell("numpy_vectorized"),
-            cell("numpy_vectorized_10"),
+            "the same with one vectorized Generator.beta(alpha, beta)",
+            cell("vectorized"),
+            cell("vectorized_10"),
         ],
-        ["random.betavariate per arm (standard library)", cell("stdlib_betavariate"), "-"],
-        ["router.route with discount and min_exploration 0.05", cell("ours_route_explore"), "-"],
+        [
+            "  only the vectorized draw and argmax (arrays prebuilt)",
+            cell("vectorized_prebuilt"),
+            cell("vectorized_prebuilt_10"),
+        ],
+        ["the same with random.betavariate (standard library)", cell("stdlib"), cell("stdlib_10")],
+        ["one draw alone: Generator.beta(61.0, 941.0)", cell("draw_numpy"), "-"],
+        ["one draw alone: random.betavariate(61.0, 941.0)", cell("draw_stdlib"), "-"],
+        ["router.route, discounted, min_exploration 0.05", cell("ours_route_explore"), "-"],
     ]
 
 
@@ -471,7 +491,10 @@ def print_report(config: Config, summary: dict[str, Any], latency: dict[str, tup
 
 
 def to_json(
-    summary: dict[str, Any], latency: dict[str, tuple[float, float]], config: Config
+    summary: dict[str, Any],
+    latency: dict[str, tuple[float, float]],
+    config: Config,
+    results: list[dict[str, Any]],
 ) -> dict[str, Any]:
     def plain(value: Any) -> Any:
         if isinstance(value, Interval):
@@ -480,7 +503,7 @@ def to_json(
             return {k: plain(v) for k, v in value.items()}
         return value
 
-    return {"config": asdict(config), "regret": plain(summary), "latency_us": latency}
+    return {"config": asdict(config), "regret": plain(summary), "latency_us": latency, "per_seed": results}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -551,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine["CPU used by other processes during the run"] = others
     print_report(config, summary, latency)
     if args.json:
-        args.json.write_text(json.dumps(to_json(summary, latency, config), indent=2))
+        args.json.write_text(json.dumps(to_json(summary, latency, config, results), indent=2))
     if args.write_docs:
         if source_digest(ROOT / "layers" / "core" / "mlops_core" / "routing") != digest:
             raise BenchmarkError("mlops_core/routing changed during the run: results not written")
