@@ -67,7 +67,8 @@ def _check_shadow(shadow: int | None, served: tuple[int, ...]) -> int | None:
 
 
 class SinglePolicy(_Policy):
-    """Every request goes to one alias (``production`` unless said otherwise) or one version."""
+    """Every request goes to one alias (resolved at request time) or one pinned version. A
+    model without a routing policy routes as ``DEFAULT_POLICY``, its ``production`` alias."""
 
     type: Literal["single"] = "single"
     alias: Annotated[str, StringConstraints(pattern=ALIAS_PATTERN)] | None = Field(
