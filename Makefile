@@ -8,14 +8,14 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: help install demo up test test-fast lint format typecheck synth openapi benchmark clean
+.PHONY: help install demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml uv.lock package-lock.json
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) sync --locked --all-extras
+	$(UV) sync --locked --all-extras --no-extra bench
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
@@ -53,6 +53,10 @@ openapi: install ## Regenerate docs/openapi.json from the handlers and the templ
 
 benchmark: install ## Run the benchmarks and print the ratios recorded in docs/benchmarks.md
 	$(VENV)/bin/python benchmarks/inference_cold_warm.py
+
+benchmark-bandit: install ## Bandit regret and decision latency vs MABWiser (adds the bench extra; ~3 min on 2 idle cores)
+	$(UV) sync --locked --all-extras
+	$(VENV)/bin/python benchmarks/bandit_regret.py
 
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf cdk.out .cache .pytest_cache .ruff_cache .mypy_cache
