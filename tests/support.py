@@ -225,8 +225,8 @@ def aws_fault(service: str, operation: str, code: str, status: int = 400) -> Ite
     sends (JSON for DynamoDB, XML for S3). Either way the real client, its error parsing
     and retries, and the adapters' translation all run.
     """
+    from mlops_core.storage.aws_http import HttpRequest, HttpResponse
     from mlops_core.storage.clients import reader
-    from mlops_core.storage.signed_reads import HttpRequest, HttpResponse
 
     signed_reader = {("dynamodb", "GetItem"), ("s3", "GetObject")}
     if (service, operation) in signed_reader and hasattr(reader(service), "transport"):  # type: ignore[arg-type]

@@ -14,7 +14,9 @@ import pytest
 
 from mlops_core.errors import Unavailable
 from mlops_core.storage import clients, deadline
-from mlops_core.storage.signed_reads import AwsServiceError, Credentials, DynamoDBReader
+from mlops_core.storage.aws_http import AwsServiceError
+from mlops_core.storage.signed_reads import DynamoDBReader
+from mlops_core.storage.sigv4 import Credentials
 from tests.integration.conftest import call
 from tests.support import FakeLambdaContext, body, header, load_event
 

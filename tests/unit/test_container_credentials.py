@@ -20,18 +20,15 @@ import pytest
 
 from mlops_core.errors import Unavailable
 from mlops_core.storage import clients
-from mlops_core.storage.signed_reads import (
+from mlops_core.storage.aws_http import AwsServiceError, HttpRequest, HttpResponse
+from mlops_core.storage.container_credentials import (
     ADVISORY_REFRESH_S,
     MANDATORY_REFRESH_S,
-    AwsServiceError,
     ContainerCredentials,
-    Credentials,
-    HttpRequest,
-    HttpResponse,
-    S3Reader,
     credentials_uri_allowed,
-    readers_from_environment,
 )
+from mlops_core.storage.signed_reads import S3Reader, readers_from_environment
+from mlops_core.storage.sigv4 import Credentials
 from tests.loopback import loopback_server
 
 TOKEN = "lambda-authorization-token"

@@ -17,18 +17,9 @@ import pytest
 
 from mlops_core.errors import Conflict, Invalid, NotFound, Unavailable
 from mlops_core.storage import clients
-from mlops_core.storage.signed_reads import (
-    EMPTY_SHA256,
-    AwsServiceError,
-    Credentials,
-    DynamoDBReader,
-    HttpRequest,
-    HttpResponse,
-    HttpTransport,
-    S3Reader,
-    readers_from_environment,
-    sign,
-)
+from mlops_core.storage.aws_http import AwsServiceError, HttpRequest, HttpResponse, HttpTransport
+from mlops_core.storage.signed_reads import DynamoDBReader, S3Reader, readers_from_environment
+from mlops_core.storage.sigv4 import EMPTY_SHA256, Credentials, sign
 from tests.loopback import loopback_server
 
 NOW = datetime(2026, 11, 27, 13, 45, 10, tzinfo=UTC)
@@ -348,7 +339,7 @@ def test_throttling_backs_off_like_botocore_and_transient_errors_sooner(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(
-        "mlops_core.storage.signed_reads.random.uniform", lambda low, high: high
+        "mlops_core.storage.aws_http.random.uniform", lambda low, high: high
     )  # the longest wait
     throttled = Script(*[ddb_error("ThrottlingException")] * 3)
     with pytest.raises(AwsServiceError):

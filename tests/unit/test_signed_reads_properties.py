@@ -32,16 +32,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from mlops_core.storage import clients
-from mlops_core.storage.signed_reads import (
-    Credentials,
-    DynamoDBReader,
-    HttpRequest,
-    HttpResponse,
-    HttpTransport,
-    S3Reader,
-    dns_suffix,
-    readers_from_environment,
-)
+from mlops_core.storage.aws_http import HttpRequest, HttpResponse, HttpTransport
+from mlops_core.storage.signed_reads import DynamoDBReader, S3Reader, readers_from_environment
+from mlops_core.storage.sigv4 import Credentials, dns_suffix
 from tests.loopback import loopback_server
 
 NOW = datetime(2026, 12, 1, 9, 30, 15, tzinfo=UTC)

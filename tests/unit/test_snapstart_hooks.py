@@ -17,13 +17,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mlops_core.storage import clients
-from mlops_core.storage.signed_reads import (
-    ContainerCredentials,
-    Credentials,
-    DynamoDBReader,
-    HttpResponse,
-    HttpTransport,
-)
+from mlops_core.storage.aws_http import HttpResponse, HttpTransport
+from mlops_core.storage.container_credentials import ContainerCredentials
+from mlops_core.storage.signed_reads import DynamoDBReader
+from mlops_core.storage.sigv4 import Credentials
 
 
 class FakeRuntime(types.ModuleType):

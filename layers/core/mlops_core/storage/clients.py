@@ -23,17 +23,15 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from mlops_core.errors import Conflict, Invalid, NotFound, Unavailable
 from mlops_core.storage import deadline
-from mlops_core.storage.signed_reads import (
+from mlops_core.storage.aws_http import (
     CONNECT_TIMEOUT_S,
     MAX_ATTEMPTS,
     READ_TIMEOUT_S,
     THROTTLING_CODES,
     AwsServiceError,
-    ContainerCredentials,
-    DynamoDBReader,
-    S3Reader,
-    readers_from_environment,
 )
+from mlops_core.storage.container_credentials import ContainerCredentials
+from mlops_core.storage.signed_reads import DynamoDBReader, S3Reader, readers_from_environment
 
 if TYPE_CHECKING:
     import boto3

@@ -22,52 +22,57 @@ with ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` or ``_FILE``, as Lambda provides them
 SnapStart): fetched on first use, cached, refreshed before they expire, as botocore's
 container provider does.
 
-Only the standard library is imported here: this module is on the cold path.
+The parts are in their own modules: ``sigv4`` (credentials, partitions, the signer),
+``aws_http`` (requests, the kept-alive transport, retries and back-off, ``AwsServiceError``)
+and ``container_credentials``; this one holds the two readers and chooses them from the
+environment. Only the standard library is imported by any of them: they are on the cold
+path.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import html
 import http.client
 import io
 import json
 import os
-import random
 import re
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from mlops_core.storage import deadline
+from mlops_core.storage.aws_http import (
+    _MIN_ATTEMPT_S,
+    MAX_ATTEMPTS,
+    THROTTLING_CODES,
+    AwsServiceError,
+    HttpRequest,
+    HttpResponse,
+    HttpTransport,
+    Transport,
+    _backoff,
+    _reset_connections,
+)
+from mlops_core.storage.container_credentials import (
+    ContainerCredentials,
+)
+from mlops_core.storage.sigv4 import (
+    EMPTY_SHA256,
+    USER_AGENT,
+    Credentials,
+    CredentialSource,
+    configured_endpoint,
+    dns_suffix,
+    sign,
+)
 
-CONNECT_TIMEOUT_S = 2.0
-READ_TIMEOUT_S = 5.0
-MAX_ATTEMPTS = 3
-# An attempt with less time than this left is not started (the request's deadline).
-_MIN_ATTEMPT_S = 0.05
-BACKOFF_BASE_S = 0.05
-THROTTLING_BACKOFF_BASE_S = 1.0
-BACKOFF_CAP_S = 20.0
-USER_AGENT = "serverless-mlops/signed-reads"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-# Container credentials are refreshed this long before they expire: in the advisory
-# window one caller refreshes while the others keep signing with the current ones; in the
-# mandatory window every caller waits for new ones (botocore's two windows).
-ADVISORY_REFRESH_S = 15 * 60
-MANDATORY_REFRESH_S = 10 * 60
-CREDENTIALS_READ_TIMEOUT_S = 2.0
-# Where botocore lets a plain-HTTP credentials URI point (any https URI is allowed):
-# loopback, ECS/EKS/Lambda's link-local addresses.
-_CREDENTIALS_HOSTS = frozenset({"169.254.170.2", "169.254.170.23", "fd00:ec2::23", "localhost"})
 # S3 response checksums botocore checks without the CRT, in its order of preference.
 _S3_CHECKSUMS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
     ("crc32", lambda body: zlib.crc32(body).to_bytes(4, "big")),
@@ -76,18 +81,6 @@ _S3_CHECKSUMS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
     ("sha512", lambda body: hashlib.sha512(body).digest()),
 )
 
-# AWS error codes that mean "slow down": retried here, a 503 with Retry-After for callers.
-THROTTLING_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "RequestLimitExceeded",
-        "SlowDown",
-        "TooManyRequestsException",
-        "RequestThrottled",
-    }
-)
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # Failures that say nothing about the request itself (botocore retries these too).
 _TRANSIENT_CODES = frozenset(
@@ -100,440 +93,13 @@ _TRANSIENT_CODES = frozenset(
         "InvalidResponse",
     }
 )
-# Regions of the partitions this client knows the endpoints of. Anything else (ISO
-# partitions, the European Sovereign Cloud, a region added later) is left to boto3.
-_PARTITIONS = (
-    (re.compile(r"^cn-[a-z]+-\d+$"), "amazonaws.com.cn"),
-    (re.compile(r"^us-gov-[a-z]+-\d+$"), "amazonaws.com"),
-    (re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d+$"), "amazonaws.com"),
-)
 _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-
-
-class AwsServiceError(Exception):
-    """An AWS request that failed for good (after retries where they apply).
-
-    ``code`` is AWS's error code (``NoSuchKey``, ``ThrottlingException``…), or
-    ``ConnectionError`` when no response came back.
-    """
-
-    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
-        super().__init__(f"{code}: {message}" if message else code)
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-@dataclass(frozen=True)
-class Credentials:
-    access_key: str
-    secret_key: str
-    token: str | None = None
-
-    def current(self) -> Credentials:
-        """Static credentials are their own source (see ``CredentialSource``)."""
-        return self
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Credentials | None:
-        """The credentials Lambda puts in every function's environment, if present."""
-        access_key = environ.get("AWS_ACCESS_KEY_ID")
-        secret_key = environ.get("AWS_SECRET_ACCESS_KEY")
-        if not access_key or not secret_key:
-            return None
-        return cls(access_key, secret_key, environ.get("AWS_SESSION_TOKEN") or None)
-
-
-class CredentialSource(Protocol):
-    """Where a reader gets the credentials to sign each attempt with."""
-
-    def current(self) -> Credentials: ...
-
-
-def dns_suffix(region: str) -> str | None:
-    """The endpoint domain of ``region``'s partition, or None for partitions left to boto3."""
-    for pattern, suffix in _PARTITIONS:
-        if pattern.match(region):
-            return suffix
-    return None
-
-
-def configured_endpoint(service_env_name: str, environ: Mapping[str, str] = os.environ) -> str | None:
-    """``AWS_ENDPOINT_URL_<SERVICE>`` or ``AWS_ENDPOINT_URL``, as boto3 reads them."""
-    if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
-        return None
-    return environ.get(f"AWS_ENDPOINT_URL_{service_env_name}") or environ.get("AWS_ENDPOINT_URL") or None
 
 
 # ---- Signature Version 4 ------------------------------------------------------------------
 
 
-def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
-
-
-def sign(
-    *,
-    method: str,
-    host: str,
-    path: str,
-    query: Mapping[str, str],
-    headers: Mapping[str, str],
-    payload_sha256: str,
-    service: str,
-    region: str,
-    credentials: Credentials,
-    now: datetime,
-) -> dict[str, str]:
-    """The headers to send: ``headers`` plus host, date, token and ``Authorization``.
-
-    ``path`` is the URI-encoded path sent. S3 signs it as it is; every other service signs
-    it normalized (dot segments and empty segments removed) and encoded once more, as
-    SigV4 specifies and botocore does. Every header passed in is signed, so callers pass
-    only what AWS must see unaltered.
-    """
-    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-    day = amz_date[:8]
-    signed = {name.lower(): " ".join(str(value).split()) for name, value in headers.items()}
-    signed["host"] = host
-    signed["x-amz-date"] = amz_date
-    if credentials.token:
-        signed["x-amz-security-token"] = credentials.token
-    names = sorted(signed)
-    canonical_query = "&".join(
-        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query.items())
-    )
-    canonical_request = "\n".join(
-        [
-            method,
-            path if service == "s3" else quote(_remove_dot_segments(path) or "/", safe="/~"),
-            canonical_query,
-            "".join(f"{name}:{signed[name]}\n" for name in names),
-            ";".join(names),
-            payload_sha256,
-        ]
-    )
-    scope = f"{day}/{region}/{service}/aws4_request"
-    string_to_sign = "\n".join(
-        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
-    )
-    key = _hmac(
-        _hmac(_hmac(_hmac(f"AWS4{credentials.secret_key}".encode(), day), region), service), "aws4_request"
-    )
-    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-    signed["authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
-        f"SignedHeaders={';'.join(names)}, Signature={signature}"
-    )
-    return signed
-
-
-def _remove_dot_segments(path: str) -> str:
-    """RFC 3986 5.2.4, with consecutive slashes collapsed too (botocore's ``remove_dot_segments``)."""
-    kept: list[str] = []
-    for segment in path.split("/"):
-        if segment == "..":
-            if kept:
-                kept.pop()
-        elif segment and segment != ".":
-            kept.append(segment)
-    leading = "/" if path.startswith("/") else ""
-    trailing = "/" if path.endswith("/") and kept else ""
-    return leading + "/".join(kept) + trailing
-
-
 # ---- transport ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    method: str
-    url: str  # scheme://host[:port]/path?query, path and query already encoded
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-
-Transport = Callable[[HttpRequest], HttpResponse]
-
-
-def _reset_connections(transport: Transport) -> None:
-    reset = getattr(transport, "reset", None)  # a test's fake transport has no connections
-    if callable(reset):
-        reset()
-
-
-# What sending on a connection the server already closed raises.
-_STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
-
-
-class HttpTransport:
-    """``http.client`` with one kept-alive connection per host and thread."""
-
-    def __init__(
-        self, *, connect_timeout: float = CONNECT_TIMEOUT_S, read_timeout: float = READ_TIMEOUT_S
-    ) -> None:
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self._local = threading.local()
-        self._ssl_context: Any = None
-        self._generation = 0
-
-    def reset(self) -> None:
-        """Open new connections from now on, in every thread.
-
-        For an environment restored from a SnapStart snapshot: its sockets belong to the
-        environment that was snapshotted, their peers closed them long ago, and a request
-        on one may hang until the read timeout rather than fail at once.
-        """
-        self._generation += 1
-
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        state = self._local.__dict__
-        if state.get("generation") != self._generation:
-            for stale in state.get("connections", {}).values():
-                stale.close()
-            state["connections"], state["generation"] = {}, self._generation
-        connections: dict[tuple[str, str], http.client.HTTPConnection] = state["connections"]
-        connection = connections.get((scheme, netloc))
-        if connection is None:
-            if scheme == "https":
-                connection = http.client.HTTPSConnection(
-                    netloc, timeout=self.connect_timeout, context=self._tls_context()
-                )
-            else:
-                connection = http.client.HTTPConnection(netloc, timeout=self.connect_timeout)
-            connections[(scheme, netloc)] = connection
-        return connection
-
-    def _tls_context(self) -> Any:
-        # Created on the first HTTPS request only (loading CA certificates takes ~20 ms);
-        # AWS_CA_BUNDLE is honoured as boto3 honours it.
-        if self._ssl_context is None:
-            import ssl
-
-            self._ssl_context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
-        return self._ssl_context
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        parts = urlsplit(request.url)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        connection = self._connection(parts.scheme, parts.netloc)
-        reused = connection.sock is not None
-        try:
-            return self._exchange(connection, request, target)
-        except _STALE_CONNECTION:
-            if not reused:
-                raise
-        # The server closed the kept-alive connection while it was idle (S3 does after
-        # ~20 s, and a Lambda container may be frozen far longer): the request never
-        # reached it, so it is sent again at once on a new connection, not counted as
-        # a failed attempt.
-        return self._exchange(connection, request, target)
-
-    def _exchange(
-        self, connection: http.client.HTTPConnection, request: HttpRequest, target: str
-    ) -> HttpResponse:
-        try:
-            if connection.sock is None:
-                connection.timeout = _within_deadline(self.connect_timeout)
-                connection.connect()
-            connection.sock.settimeout(_within_deadline(self.read_timeout))
-            connection.request(request.method, target, body=request.body or None, headers=request.headers)
-            response = connection.getresponse()
-            body = response.read()
-        except BaseException:
-            connection.close()  # a half-read or stale connection is never reused
-            raise
-        if response.will_close:
-            connection.close()
-        return HttpResponse(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
-
-
-# ---- credentials from the container credentials endpoint --------------------------------
-
-
-def credentials_uri_allowed(uri: str) -> bool:
-    """Whether botocore would fetch credentials from ``uri``: any https URI, or plain HTTP to
-    a loopback address or one of the link-local addresses ECS, EKS and Lambda use."""
-    parts = urlsplit(uri)
-    if parts.scheme == "https":
-        return bool(parts.hostname)
-    if parts.scheme != "http" or not parts.hostname:
-        return False
-    import ipaddress  # only when the endpoint is configured: not on the usual cold path
-
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback or parts.hostname in _CREDENTIALS_HOSTS
-    except ValueError:
-        return parts.hostname in _CREDENTIALS_HOSTS
-
-
-class ContainerCredentials:
-    """Credentials from the container credentials endpoint, cached until shortly before they expire.
-
-    What Lambda provides under SnapStart (and ECS, EKS Pod Identity): a URI in
-    ``AWS_CONTAINER_CREDENTIALS_FULL_URI``, answered with the role's temporary credentials
-    when asked with the token of ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` (or read from
-    ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` on every fetch, since it may rotate).
-    Nothing is fetched until the first request is signed. Thread-safe: one caller fetches,
-    the others wait (mandatory window) or keep signing with the current ones (advisory
-    window, see ``ADVISORY_REFRESH_S``).
-    """
-
-    def __init__(
-        self,
-        uri: str,
-        *,
-        token: str | None = None,
-        token_file: str | None = None,
-        transport: Transport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.uri = uri
-        self.token = token
-        self.token_file = token_file
-        self.transport: Transport = transport or HttpTransport(read_timeout=CREDENTIALS_READ_TIMEOUT_S)
-        self.sleep = sleep
-        self.clock = clock
-        self._cached: tuple[Credentials, datetime] | None = None
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> ContainerCredentials | None:
-        """The endpoint Lambda names in the environment, if it is one botocore would use too.
-
-        ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`` (ECS tasks) takes precedence in botocore;
-        it is left to boto3, as is anything that would make boto3 look elsewhere first
-        (a profile, web identity, a credentials or config file).
-        """
-        uri = environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
-        if not uri or environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
-            return None
-        home = environ.get("HOME")
-        if any(environ.get(name) for name in _OTHER_CREDENTIAL_SOURCES) or (
-            home
-            and any(os.path.exists(os.path.join(home, ".aws", name)) for name in ("credentials", "config"))
-        ):
-            return None
-        if not credentials_uri_allowed(uri):
-            return None
-        return cls(
-            uri,
-            token=environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN") or None,
-            token_file=environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") or None,
-        )
-
-    def current(self) -> Credentials:
-        cached = self._cached
-        left = self._seconds_left(cached)
-        if cached is not None and left > ADVISORY_REFRESH_S:
-            return cached[0]
-        if cached is not None and left > MANDATORY_REFRESH_S:
-            if not self._lock.acquire(blocking=False):
-                return cached[0]  # advisory window: another caller is refreshing
-        else:
-            self._lock.acquire()
-        try:
-            cached = self._cached
-            if cached is not None and self._seconds_left(cached) > ADVISORY_REFRESH_S:
-                return cached[0]  # refreshed while this caller waited
-            try:
-                self._cached = self._fetch()
-            except AwsServiceError:
-                if cached is not None and self._seconds_left(cached) > MANDATORY_REFRESH_S:
-                    return cached[0]  # still good for a while: the next call tries again
-                raise
-            return self._cached[0]
-        finally:
-            self._lock.release()
-
-    def forget(self) -> None:
-        """Drop the cached credentials and the endpoint's connection: the next request
-        fetches new ones, on a new connection."""
-        with self._lock:
-            self._cached = None
-            _reset_connections(self.transport)
-
-    def _seconds_left(self, cached: tuple[Credentials, datetime] | None) -> float:
-        return (cached[1] - self.clock()).total_seconds() if cached is not None else 0.0
-
-    def _authorization(self) -> str | None:
-        if self.token_file:
-            try:
-                with open(self.token_file, encoding="utf-8") as file:
-                    token: str | None = file.read()
-            except OSError as error:
-                raise AwsServiceError(
-                    "CredentialsUnavailable", f"cannot read the authorization token file: {error.strerror}"
-                ) from error
-        else:
-            token = self.token
-        if token is not None and ("\r" in token or "\n" in token):
-            raise AwsServiceError(
-                "CredentialsUnavailable", "the authorization token is not a legal header value"
-            )
-        return token
-
-    def _fetch(self) -> tuple[Credentials, datetime]:
-        headers = {"accept": "application/json"}
-        token = self._authorization()
-        if token:
-            headers["authorization"] = token
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                response = self.transport(HttpRequest("GET", self.uri, headers, b""))
-            except (OSError, http.client.HTTPException) as error:
-                failure = AwsServiceError(
-                    "CredentialsUnavailable", f"credentials endpoint: {type(error).__name__}: {error}"
-                )
-            else:
-                if response.status == 200:
-                    return _parse_credentials(response.body)
-                failure = AwsServiceError(
-                    "CredentialsUnavailable",
-                    f"credentials endpoint answered {response.status}",
-                    status=response.status,
-                )
-            if attempt == MAX_ATTEMPTS:
-                raise failure
-            self.sleep(_backoff(failure, attempt))
-        raise AssertionError("unreachable")  # the loop returns or raises
-
-
-_OTHER_CREDENTIAL_SOURCES = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CONFIG_FILE",
-)
-
-
-def _parse_credentials(body: bytes) -> tuple[Credentials, datetime]:
-    """The endpoint's ``{"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}``."""
-    try:
-        document = json.loads(body)
-        expiration = datetime.fromisoformat(document["Expiration"])
-        token = document.get("Token")
-        credentials = Credentials(
-            str(document["AccessKeyId"]), str(document["SecretAccessKey"]), str(token) if token else None
-        )
-    except (ValueError, TypeError, KeyError) as error:  # never echo the body: it holds the secret
-        raise AwsServiceError(
-            "CredentialsUnavailable", f"unreadable credentials response ({type(error).__name__})"
-        ) from None
-    if not credentials.access_key or not credentials.secret_key:
-        raise AwsServiceError("CredentialsUnavailable", "the credentials response has empty keys")
-    return credentials, expiration if expiration.tzinfo else expiration.replace(tzinfo=UTC)
 
 
 # ---- the clients ------------------------------------------------------------------------
@@ -620,21 +186,6 @@ class _SignedClient:
 
     def _error(self, response: HttpResponse) -> AwsServiceError:
         raise NotImplementedError
-
-
-def _within_deadline(timeout: float) -> float:
-    """A socket timeout clipped to the request's deadline (never 0: that means non-blocking)."""
-    return max(_MIN_ATTEMPT_S, deadline.clip(timeout))
-
-
-def _backoff(failure: AwsServiceError, attempt: int) -> float:
-    """Full jitter (not a secret: it spreads the retries of many containers apart).
-
-    Throttling backs off as botocore's standard mode does (up to 1 s, then 2 s): retrying
-    a throttled table sooner only adds load. Transient failures retry sooner.
-    """
-    base = THROTTLING_BACKOFF_BASE_S if failure.code in THROTTLING_CODES else BACKOFF_BASE_S
-    return random.uniform(0, min(BACKOFF_CAP_S, base * 2 ** (attempt - 1)))  # noqa: S311
 
 
 def _is_certificate_error(error: BaseException) -> bool:
