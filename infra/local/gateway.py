@@ -4,7 +4,11 @@ Routes are read from the synthesized template's ``AWS::ApiGateway::Resource`` an
 ``AWS::ApiGateway::Method`` resources, so the local stack answers exactly what the
 deployed API answers. Each request becomes a REST API (v1) Lambda proxy event for the
 integrated function, as API Gateway builds it, and the handler's response becomes the
-HTTP response (API Gateway adds no Content-Type, and neither does this gateway).
+HTTP response. Like API Gateway, the gateway adds no Content-Type, and decompresses a
+body sent with ``Content-Encoding: gzip`` or ``deflate`` before the function sees it
+(the header stays in the event); another coding, or a body that does not decompress, is
+UNSUPPORTED_MEDIA_TYPE (415), and a body past the 10 MB payload limit, before or after
+decompression, REQUEST_TOO_LARGE (413), both before routing.
 
 API Gateway's own answers are rendered from the template's
 ``AWS::ApiGateway::GatewayResponse`` resources, with the status and message API Gateway
@@ -27,6 +31,7 @@ import logging
 import re
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -269,6 +274,47 @@ def gateway_answer(
     return GatewayResponse(final_status, headers, body.encode())
 
 
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's REST API payload limit
+
+
+class Undecodable(ValueError):
+    """A body API Gateway would refuse before routing: (response type, status, message)."""
+
+    def __init__(self, response_type: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.response_type, self.status, self.message = response_type, status, message
+
+
+def decode_body(body: bytes, content_encoding: str | None) -> bytes:
+    """The body as API Gateway hands it to the integration: gzip and deflate decompressed
+    (codings applied in the order listed are undone in reverse), identity left alone."""
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise Undecodable("REQUEST_TOO_LARGE", 413, "Request Too Long")
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
+    for coding in reversed(codings if body else []):
+        if coding == "identity":
+            continue
+        if coding not in ("gzip", "deflate"):
+            raise Undecodable("UNSUPPORTED_MEDIA_TYPE", 415, "Unsupported Media Type")
+        body = _decompress(body, coding)
+    return body
+
+
+def _decompress(data: bytes, coding: str) -> bytes:
+    # deflate is zlib-wrapped by the RFC; raw deflate streams are common too.
+    for wbits in [16 + zlib.MAX_WBITS] if coding == "gzip" else [zlib.MAX_WBITS, -zlib.MAX_WBITS]:
+        decompressor = zlib.decompressobj(wbits)
+        try:
+            decoded = decompressor.decompress(data, MAX_PAYLOAD_BYTES + 1)
+        except zlib.error:
+            continue
+        if len(decoded) > MAX_PAYLOAD_BYTES:
+            raise Undecodable("REQUEST_TOO_LARGE", 413, "Request Too Long")
+        if decompressor.eof and not decompressor.unused_data:
+            return decoded
+    raise Undecodable("UNSUPPORTED_MEDIA_TYPE", 415, "Unsupported Media Type")
+
+
 class MalformedResult(ValueError):
     """What a function returned is not a Lambda proxy result."""
 
@@ -324,6 +370,12 @@ class LocalGateway:
         body: bytes,
         source_ip: str,
     ) -> GatewayResponse:
+        try:
+            body = decode_body(
+                body, next((v for k, v in headers.items() if k.lower() == "content-encoding"), None)
+            )
+        except Undecodable as refused:
+            return self.answer(refused.response_type, refused.status, refused.message)
         route, parameters, path_exists = match(self.routes, method, path)
         if route is None:
             allowed = sorted(r.method for r in self.routes if r.pattern.match(path))

@@ -14,7 +14,7 @@ import pytest
 from synthesized_app import SynthesizedApp
 
 from infra.cdk.constructs.api import GATEWAY_ERRORS
-from infra.local.gateway import LocalGateway
+from infra.local.gateway import MAX_PAYLOAD_BYTES, LocalGateway
 from mlops_core.http import ErrorBody
 
 pytestmark = pytest.mark.infra
@@ -86,6 +86,9 @@ class _Crash:
         raise RuntimeError("boom")
 
 
+BIG = b"0" * (MAX_PAYLOAD_BYTES + 1)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "headers", "body", "response_type", "aws_status"),
     [
@@ -93,6 +96,9 @@ class _Crash:
         ("DELETE", "/models", {}, b"", "MISSING_AUTHENTICATION_TOKEN", 403),
         ("POST", "/models/m/predict", {}, b"", "INVALID_API_KEY", 403),
         ("POST", "/models/m/predict", {"x-api-key": "x"}, b"", "INVALID_API_KEY", 403),
+        ("POST", "/models", {"Content-Encoding": "br"}, b"{}", "UNSUPPORTED_MEDIA_TYPE", 415),
+        ("POST", "/models", {"Content-Encoding": "gzip"}, b"{}", "UNSUPPORTED_MEDIA_TYPE", 415),
+        ("POST", "/models", {}, BIG, "REQUEST_TOO_LARGE", 413),
         ("GET", "/models", {}, b"", "DEFAULT_5XX", 502),
     ],
     ids=[
@@ -100,6 +106,9 @@ class _Crash:
         "unknown method",
         "no API key",
         "wrong API key",
+        "unsupported encoding",
+        "not encoded as it says",
+        "too large",
         "function fails",
     ],
 )

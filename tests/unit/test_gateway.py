@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from infra.local.gateway import LocalGateway, Route, routes_from_template, to_http
+from infra.local.gateway import (
+    MAX_PAYLOAD_BYTES,
+    LocalGateway,
+    Route,
+    Undecodable,
+    decode_body,
+    routes_from_template,
+    to_http,
+)
 
 TEMPLATE: dict[str, Any] = {
     "Resources": {
@@ -185,6 +195,74 @@ def test_the_http_server_adds_no_content_type(gateway: LocalGateway, recorder: R
     event = APIGatewayProxyEvent(recorder.calls[0][1])
     assert "content-type" not in event.headers
     assert event.body == '{"a": 1}'
+
+
+PLAIN = b'{"instances": [[1.5, 2]]}'
+ENCODED = {
+    "gzip": gzip.compress(PLAIN),
+    "GZIP": gzip.compress(PLAIN),
+    "deflate": zlib.compress(PLAIN),
+    "identity": PLAIN,
+    "gzip, identity": gzip.compress(PLAIN),
+    "deflate, gzip": gzip.compress(zlib.compress(PLAIN)),
+}
+
+
+@pytest.mark.parametrize("coding", ENCODED)
+def test_compressed_bodies_reach_the_function_decoded_with_their_header(
+    gateway: LocalGateway, recorder: Recorder, coding: str
+) -> None:
+    headers = {"x-api-key": "good-key", "Content-Type": "application/json", "Content-Encoding": coding}
+    response = _http_client(gateway).post("/models/iris/predict", data=ENCODED[coding], headers=headers)
+
+    assert response.status_code == 200
+    event = APIGatewayProxyEvent(recorder.calls[0][1])
+    assert event.body == PLAIN.decode() and not event.is_base64_encoded
+    assert event.headers["content-encoding"] == coding
+
+
+def test_raw_deflate_is_decoded_too() -> None:
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw = compressor.compress(PLAIN) + compressor.flush()
+    assert decode_body(raw, "deflate") == PLAIN
+
+
+@pytest.mark.parametrize(
+    ("coding", "body"),
+    [
+        ("br", PLAIN),
+        ("compress", PLAIN),
+        ("gzip", PLAIN),
+        ("gzip", gzip.compress(PLAIN)[:-4]),
+        ("deflate", b"xx"),
+    ],
+    ids=["br", "compress", "gzip but plain", "truncated gzip", "deflate but not"],
+)
+def test_a_body_api_gateway_could_not_decode_is_415_before_routing(
+    gateway: LocalGateway, recorder: Recorder, coding: str, body: bytes
+) -> None:
+    response = gateway.handle(
+        method="POST",
+        path="/no/such/route",
+        query={},
+        headers={"Content-Encoding": coding},
+        body=body,
+        source_ip="127.0.0.1",
+    )
+    assert response.status == 415
+    assert json.loads(response.body) == {"message": "Unsupported Media Type"}
+    assert recorder.calls == []
+
+
+@pytest.mark.parametrize(
+    ("coding", "body"),
+    [(None, b"x" * (MAX_PAYLOAD_BYTES + 1)), ("gzip", gzip.compress(b"0" * (MAX_PAYLOAD_BYTES + 1)))],
+    ids=["plain", "decompression bomb"],
+)
+def test_a_body_past_the_payload_limit_is_413(recorder: Recorder, coding: str | None, body: bytes) -> None:
+    with pytest.raises(Undecodable) as refused:
+        decode_body(body, coding)
+    assert (refused.value.response_type, refused.value.status) == ("REQUEST_TOO_LARGE", 413)
 
 
 def test_a_local_page_that_does_not_exist_is_an_error_body() -> None:

@@ -116,8 +116,14 @@ GATEWAY_ERRORS: tuple[GatewayError, ...] = (
     GatewayError("WAF_FILTERED", "forbidden"),
     GatewayError("THROTTLED", "throttled", headers=(("Retry-After", "1"),)),
     GatewayError("QUOTA_EXCEEDED", "quota_exceeded"),
-    GatewayError("REQUEST_TOO_LARGE", "request_too_large"),
-    GatewayError("UNSUPPORTED_MEDIA_TYPE", "unsupported_media_type"),
+    GatewayError("REQUEST_TOO_LARGE", "request_too_large", "the request is larger than API Gateway's 10 MB"),
+    # API Gateway decompresses gzip and deflate bodies itself and answers this to the rest.
+    GatewayError(
+        "UNSUPPORTED_MEDIA_TYPE",
+        "unsupported_media_type",
+        "the body's Content-Encoding is not gzip, deflate or identity, or the body is not encoded as it says",
+        headers=(("Accept-Encoding", "gzip, deflate, identity"),),
+    ),
     GatewayError("BAD_REQUEST_PARAMETERS", "bad_request"),
     GatewayError("BAD_REQUEST_BODY", "bad_request"),
     GatewayError("RESOURCE_NOT_FOUND", "not_found"),
