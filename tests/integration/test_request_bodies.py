@@ -164,3 +164,18 @@ def test_a_request_without_a_body_needs_no_content_type(inference: ModuleType) -
     event = load_event("inference/health.json")
     event["headers"] = {k: v for k, v in (event["headers"] or {}).items() if k.lower() != "content-type"}
     assert call(inference, event)["statusCode"] == 200
+
+
+# ---- found by schemathesis, outside mlops_core.http: for their owners ------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="storage (not this change): _number lets 1E+126..1E+127 and below 1E-130 through, DynamoDB "
+    "refuses them, and a transaction cancelled for ValidationException is mapped to Unavailable (503)",
+)
+@pytest.mark.parametrize("value", [1.09e126, 1e-131])
+def test_a_number_dynamodb_cannot_hold_is_422_not_503(registry_api: ModuleType, value: float) -> None:
+    call(registry_api, load_event("registry/create_model.json"))
+    event = load_event("registry/set_policy.json", body={"thresholds": {"accuracy": {"min": value}}})
+    assert call(registry_api, event)["statusCode"] == 422
