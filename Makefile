@@ -42,7 +42,8 @@ format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-typecheck: install ## mypy over the deployed code and the infrastructure
+typecheck: install ## mypy --strict over the deployed code, mypy over the infrastructure
+	$(VENV)/bin/mypy --strict layers/core/mlops_core functions
 	$(VENV)/bin/mypy layers/core/mlops_core functions infra
 
 synth: install ## Synthesize the CDK app (no Docker needed)

@@ -17,7 +17,6 @@ import time
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops_core.config.observability import count_errors, make_tracer
 from mlops_core.config.settings import inference_settings
 from mlops_core.errors import IntegrityError, Invalid, MlopsError, detail
-from mlops_core.http import register_error_handlers, resolve, responses
+from mlops_core.http import resolve, responses, rest_app
 from mlops_core.registry.entities import ALIAS_PATTERN, MODEL_NAME_PATTERN, PRODUCTION, ModelVersion
 from mlops_core.registry.lookup import RegistryLookup
 from mlops_core.serving.capture import capture_lines, emit, prediction_ids
@@ -40,8 +39,7 @@ logger = Logger()
 # Its only AWS calls are signed reads over http.client: X-Ray patches just that.
 tracer = make_tracer(patch_modules=("httplib",))
 metrics = Metrics(namespace="ServerlessMLOps")
-app = APIGatewayRestResolver(enable_validation=True)
-register_error_handlers(app, logger)
+app = rest_app(logger)
 
 settings = inference_settings()
 

@@ -8,7 +8,7 @@ from http import HTTPStatus
 from typing import Annotated, Any, Literal, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_core.config.observability import count_errors, make_tracer
 from mlops_core.config.settings import EventSettings
-from mlops_core.http import READ_ERRORS, WRITE_ERRORS, register_error_handlers, resolve, responses
+from mlops_core.http import READ_ERRORS, WRITE_ERRORS, resolve, responses, rest_app
 from mlops_core.registry.entities import (
     ALIAS_PATTERN,
     MODEL_NAME_PATTERN,
@@ -39,8 +39,7 @@ from mlops_core.training.tracking import RunTracker
 logger = Logger()
 tracer = make_tracer()
 metrics = Metrics(namespace="ServerlessMLOps")
-app = APIGatewayRestResolver(enable_validation=True)
-register_error_handlers(app, logger)
+app = rest_app(logger)
 
 settings = EventSettings.from_environment()
 table = MetadataTable(settings.metadata_table)

@@ -10,7 +10,7 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from mlops_core.config.observability import make_tracer
 from mlops_core.config.settings import TrainingApiSettings
 from mlops_core.errors import Invalid, NotFound
-from mlops_core.http import READ_ERRORS, WRITE_ERRORS, register_error_handlers, resolve, responses
+from mlops_core.http import READ_ERRORS, WRITE_ERRORS, resolve, responses, rest_app
 from mlops_core.registry.entities import MODEL_NAME_PATTERN
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.s3 import ArtifactStore
@@ -29,8 +29,7 @@ from mlops_core.training.tracking import RUN_ID_PATTERN, RunTracker, new_run_id,
 
 logger = Logger()
 tracer = make_tracer()
-app = APIGatewayRestResolver(enable_validation=True)
-register_error_handlers(app, logger)
+app = rest_app(logger)
 
 settings = TrainingApiSettings.from_environment()
 tracker = RunTracker(MetadataTable(settings.metadata_table))

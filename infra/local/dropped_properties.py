@@ -44,6 +44,8 @@ NOT_EMULATED: dict[str, str] = {
         "the local gateway (infra/local/gateway.py) serves the template's routes; moto's API "
         "Gateway is not in the request path (no stage throttling, usage plan or quota; one local API key)",
     ),
+    "AWS::ApiGateway::GatewayResponse": "rendered by the local gateway from the template itself "
+    "(infra/local/gateway.py; tests/infra/test_infra_gateway_responses.py compares its answers)",
     **dict.fromkeys(
         ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::Lambda::Permission"),
         "created, never enforced: moto authorises every call (tests/infra checks each grant)",

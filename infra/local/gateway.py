@@ -4,8 +4,20 @@ Routes are read from the synthesized template's ``AWS::ApiGateway::Resource`` an
 ``AWS::ApiGateway::Method`` resources, so the local stack answers exactly what the
 deployed API answers. Each request becomes a REST API (v1) Lambda proxy event for the
 integrated function, as API Gateway builds it, and the handler's response becomes the
-HTTP response. Like API Gateway: an unknown route is 404, a missing or wrong API key on
-a key-protected method is 403, and a handler that raises is 502.
+HTTP response. Like API Gateway, the gateway adds no Content-Type, and decompresses a
+body sent with ``Content-Encoding: gzip`` or ``deflate`` before the function sees it
+(the header stays in the event); another coding, or a body that does not decompress, is
+UNSUPPORTED_MEDIA_TYPE (415), and a body past the 10 MB payload limit, before or after
+decompression, REQUEST_TOO_LARGE (413), both before routing.
+
+API Gateway's own answers are rendered from the template's
+``AWS::ApiGateway::GatewayResponse`` resources, with the status and message API Gateway
+gives each situation: an unknown route or method is MISSING_AUTHENTICATION_TOKEN (403,
+"Missing Authentication Token"), a missing or wrong API key on a key-protected method
+INVALID_API_KEY (403, "Forbidden"), and a handler that raises or returns something that
+is not a proxy result a 5xx (502, "Internal server error"); a type the template does not
+configure falls back to DEFAULT_4XX/DEFAULT_5XX, then to API Gateway's ``{"message"}``.
+Throttling and quotas are not modelled locally.
 
 IAM-authenticated routes are not SigV4-verified locally: the caller is recorded as the
 local user (``LOCAL_PRINCIPAL``).
@@ -19,6 +31,7 @@ import logging
 import re
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -189,14 +202,127 @@ class GatewayResponse:
     body: bytes
 
 
-def _json_response(status: int, payload: dict[str, Any]) -> GatewayResponse:
-    return GatewayResponse(status, [("Content-Type", "application/json")], json.dumps(payload).encode())
+# Gateway response templates only substitute variables; these are the ones rendered here.
+_VARIABLE = re.compile(r"\$(context(?:\.[A-Za-z]+)+)")
+_RENDERED = {
+    "context.error.messageString",
+    "context.error.message",
+    "context.error.responseType",
+    "context.requestId",
+}
+_BUILT_IN = '{"message":$context.error.messageString}'  # API Gateway's answer when none is configured
+_HEADER = "gatewayresponse.header."
+
+
+@dataclass(frozen=True)
+class ConfiguredResponse:
+    """One ``AWS::ApiGateway::GatewayResponse``: its status, JSON template, static headers."""
+
+    status: int | None
+    template: str | None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def gateway_responses_from_template(template: dict[str, Any]) -> dict[str, ConfiguredResponse]:
+    """The template's gateway responses by type; one the local gateway could not render
+    exactly (another variable, a header that is not a static value) is refused here."""
+    configured = {}
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::ApiGateway::GatewayResponse":
+            continue
+        properties = resource["Properties"]
+        body = (properties.get("ResponseTemplates") or {}).get("application/json")
+        unknown = {v for v in _VARIABLE.findall(body or "") if v not in _RENDERED}
+        if unknown or "$" in _VARIABLE.sub("", body or ""):
+            raise ValueError(
+                f"the local gateway cannot render {properties['ResponseType']}'s template {body!r}"
+            )
+        headers = []
+        for name, value in (properties.get("ResponseParameters") or {}).items():
+            if not (name.startswith(_HEADER) and len(value) >= 2 and value[0] == value[-1] == "'"):
+                raise ValueError(f"the local gateway cannot set {name} = {value}")
+            headers.append((name.removeprefix(_HEADER), value[1:-1]))
+        status = properties.get("StatusCode")
+        configured[properties["ResponseType"]] = ConfiguredResponse(
+            int(status) if status else None, body, tuple(headers)
+        )
+    return configured
+
+
+def gateway_answer(
+    responses: dict[str, ConfiguredResponse],
+    response_type: str,
+    status: int,
+    message: str,
+    request_id: str | None = None,
+) -> GatewayResponse:
+    """API Gateway's own answer of ``response_type`` (its status for the situation and its
+    message), as the configured gateway responses shape it."""
+    fallback = responses.get("DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX")
+    own = responses.get(response_type)
+    chosen = own or fallback or ConfiguredResponse(None, _BUILT_IN)
+    values = {
+        "context.error.messageString": json.dumps(message),
+        "context.error.message": message,
+        "context.error.responseType": response_type,
+        "context.requestId": request_id or str(uuid.uuid4()),
+    }
+    body = _VARIABLE.sub(lambda m: values[m.group(1)], chosen.template or _BUILT_IN)
+    # A status set on the fallback applies to every type of its class without its own.
+    final_status = next((r.status for r in (own, fallback) if r is not None and r.status), status)
+    headers = [("Content-Type", "application/json"), *chosen.headers]
+    return GatewayResponse(final_status, headers, body.encode())
+
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's REST API payload limit
+
+
+class Undecodable(ValueError):
+    """A body API Gateway would refuse before routing: (response type, status, message)."""
+
+    def __init__(self, response_type: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.response_type, self.status, self.message = response_type, status, message
+
+
+def decode_body(body: bytes, content_encoding: str | None) -> bytes:
+    """The body as API Gateway hands it to the integration: gzip and deflate decompressed
+    (codings applied in the order listed are undone in reverse), identity left alone."""
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise Undecodable("REQUEST_TOO_LARGE", 413, "Request Too Long")
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
+    for coding in reversed(codings if body else []):
+        if coding == "identity":
+            continue
+        if coding not in ("gzip", "deflate"):
+            raise Undecodable("UNSUPPORTED_MEDIA_TYPE", 415, "Unsupported Media Type")
+        body = _decompress(body, coding)
+    return body
+
+
+def _decompress(data: bytes, coding: str) -> bytes:
+    # deflate is zlib-wrapped by the RFC; raw deflate streams are common too.
+    for wbits in [16 + zlib.MAX_WBITS] if coding == "gzip" else [zlib.MAX_WBITS, -zlib.MAX_WBITS]:
+        decompressor = zlib.decompressobj(wbits)
+        try:
+            decoded = decompressor.decompress(data, MAX_PAYLOAD_BYTES + 1)
+        except zlib.error:
+            continue
+        if len(decoded) > MAX_PAYLOAD_BYTES:
+            raise Undecodable("REQUEST_TOO_LARGE", 413, "Request Too Long")
+        if decompressor.eof and not decompressor.unused_data:
+            return decoded
+    raise Undecodable("UNSUPPORTED_MEDIA_TYPE", 415, "Unsupported Media Type")
+
+
+class MalformedResult(ValueError):
+    """What a function returned is not a Lambda proxy result."""
 
 
 def to_http(result: Any) -> GatewayResponse:
-    """A Lambda proxy result as HTTP; a malformed one is a 502, as API Gateway answers."""
+    """A Lambda proxy result as HTTP (``MalformedResult`` if it is not one)."""
     if not isinstance(result, dict) or "statusCode" not in result:
-        return _json_response(502, {"message": "Internal server error"})
+        raise MalformedResult(f"not a proxy result: {type(result).__name__}")
     headers: list[tuple[str, str]] = []
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers.extend((name, str(v)) for v in values)
@@ -208,12 +334,31 @@ def to_http(result: Any) -> GatewayResponse:
 
 
 class LocalGateway:
-    """Routes requests to functions; ``invoke(function_logical_id, event)`` runs a handler."""
+    """Routes requests to functions; ``invoke(function_logical_id, event)`` runs a handler.
 
-    def __init__(self, routes: list[Route], invoke: Invoke, api_keys: set[str]) -> None:
+    ``responses`` are the template's gateway responses (none: API Gateway's own answers).
+    """
+
+    def __init__(
+        self,
+        routes: list[Route],
+        invoke: Invoke,
+        api_keys: set[str],
+        responses: dict[str, ConfiguredResponse] | None = None,
+    ) -> None:
         self.routes = routes
         self.invoke = invoke
         self.api_keys = api_keys
+        self.responses = responses or {}
+
+    @classmethod
+    def from_template(cls, template: dict[str, Any], invoke: Invoke, api_keys: set[str]) -> LocalGateway:
+        return cls(
+            routes_from_template(template), invoke, api_keys, gateway_responses_from_template(template)
+        )
+
+    def answer(self, response_type: str, status: int, message: str) -> GatewayResponse:
+        return gateway_answer(self.responses, response_type, status, message)
 
     def handle(
         self,
@@ -225,14 +370,21 @@ class LocalGateway:
         body: bytes,
         source_ip: str,
     ) -> GatewayResponse:
+        try:
+            body = decode_body(
+                body, next((v for k, v in headers.items() if k.lower() == "content-encoding"), None)
+            )
+        except Undecodable as refused:
+            return self.answer(refused.response_type, refused.status, refused.message)
         route, parameters, path_exists = match(self.routes, method, path)
         if route is None:
             allowed = sorted(r.method for r in self.routes if r.pattern.match(path))
-            hint = f" (this path takes {', '.join(allowed)})" if path_exists else ""
-            return _json_response(404, {"message": f"No route for {method} {path}{hint}"})
+            hint = f" (it takes {', '.join(allowed)})" if path_exists else ""
+            LOGGER.info("no route for %s %s%s", method, path, hint)
+            return self.answer("MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token")
         api_key = next((v for k, v in headers.items() if k.lower() == "x-api-key"), None)
         if route.api_key_required and api_key not in self.api_keys:
-            return _json_response(403, {"message": "Forbidden"})
+            return self.answer("INVALID_API_KEY", 403, "Forbidden")
         event = proxy_event(
             route,
             method=method,
@@ -245,8 +397,7 @@ class LocalGateway:
             api_key=api_key,
         )
         try:
-            result = self.invoke(route.function, event)
-        except Exception:  # the handler crashed: API Gateway's Lambda proxy answers 502
+            return to_http(self.invoke(route.function, event))
+        except Exception:  # the handler crashed or answered nonsense: API Gateway answers 502
             LOGGER.exception("function %s failed on %s %s", route.function, method, path)
-            return _json_response(502, {"message": "Internal server error"})
-        return to_http(result)
+            return self.answer("DEFAULT_5XX", 502, "Internal server error")

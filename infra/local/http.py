@@ -58,7 +58,8 @@ def _local_page(path: str, api_url: str) -> Response:
         return Response(
             asset.read_bytes(), mimetype=mimetypes.guess_type(asset.name)[0] or "application/octet-stream"
         )
-    return Response(json.dumps({"message": f"No local page {path}"}), status=404, mimetype="application/json")
+    body = {"message": f"no local page {path[:200]}", "code": "not_found"}
+    return Response(json.dumps(body), status=404, mimetype="application/json")
 
 
 def gateway_app(gateway: LocalGateway, api_url: str) -> Callable[[dict[str, Any], Any], Iterable[bytes]]:

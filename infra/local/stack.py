@@ -388,11 +388,11 @@ class EmbeddedStack:
     def _serve(self) -> None:
         from werkzeug.serving import make_server
 
-        from infra.local.gateway import LocalGateway, routes_from_template
+        from infra.local.gateway import LocalGateway
         from infra.local.http import gateway_app
 
         assert self.description is not None
-        gateway = LocalGateway(routes_from_template(self.template), self.invoke, {self.description.api_key})
+        gateway = LocalGateway.from_template(self.template, self.invoke, {self.description.api_key})
         self._http = make_server(self.host, self.api_port, gateway_app(gateway, self.api_url), threaded=True)
         self._http_thread = threading.Thread(
             target=self._http.serve_forever, name="local-gateway", daemon=True

@@ -18,6 +18,10 @@ Request bodies are validated by the handlers (pydantic), which answer with preci
 4xx messages; the API's request validator enforces the declared path parameters. The
 same checks therefore apply whether a request comes through API Gateway or through
 the local gateway, which invokes the handlers directly.
+
+API Gateway's own answers (no route, missing API key, IAM refusals, throttling, its 5xx)
+are shaped by gateway responses (``GATEWAY_ERRORS``) into the functions' ``ErrorBody``,
+``{"message", "code"}``; the local gateway renders the same templates from the template.
 """
 
 from __future__ import annotations
@@ -63,6 +67,68 @@ class ApiLimits:
     predict_rate_limit: float = 50.0
     predict_burst_limit: int = 100
     predict_quota_per_day: int = 100_000
+
+
+@dataclass(frozen=True)
+class GatewayError:
+    """One of API Gateway's own answers, in the functions' ``ErrorBody`` shape.
+
+    ``message`` None keeps API Gateway's message (``$context.error.messageString``, a JSON
+    string literal); ``status`` None keeps the status API Gateway gives the situation.
+    Gateway response templates only substitute variables (no VTL), so a template is
+    valid JSON whatever the message.
+    """
+
+    response_type: str  # as CloudFormation spells it: DEFAULT_4XX, INVALID_API_KEY...
+    code: str
+    message: str | None = None
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def template(self) -> str:
+        message = "$context.error.messageString" if self.message is None else json.dumps(self.message)
+        return f'{{"message":{message},"code":{json.dumps(self.code)}}}'
+
+
+#: Every answer API Gateway gives of its own. The two defaults cover the types not listed
+#: (authorizer failures, integration failures, configuration errors...). An unknown route
+#: or method is MISSING_AUTHENTICATION_TOKEN, which API Gateway also answers to an
+#: unsigned request on an IAM route; it is a 404 here, because a wrong path is by far the
+#: likelier mistake, and its message names both causes.
+GATEWAY_ERRORS: tuple[GatewayError, ...] = (
+    GatewayError("DEFAULT_4XX", "client_error"),
+    GatewayError("DEFAULT_5XX", "gateway_error"),
+    GatewayError(
+        "MISSING_AUTHENTICATION_TOKEN",
+        "not_found",
+        "no route for this method and path "
+        "(IAM routes answer this too to a request that is not SigV4-signed)",
+        status=404,
+    ),
+    GatewayError(
+        "INVALID_API_KEY", "forbidden", "missing or invalid API key: send it in the x-api-key header"
+    ),
+    GatewayError("ACCESS_DENIED", "forbidden", "these credentials may not call this route"),
+    GatewayError("INVALID_SIGNATURE", "forbidden"),
+    GatewayError("EXPIRED_TOKEN", "forbidden"),
+    GatewayError("UNAUTHORIZED", "unauthorized"),
+    GatewayError("WAF_FILTERED", "forbidden"),
+    GatewayError("THROTTLED", "throttled", headers=(("Retry-After", "1"),)),
+    GatewayError("QUOTA_EXCEEDED", "quota_exceeded"),
+    GatewayError("REQUEST_TOO_LARGE", "request_too_large", "the request is larger than API Gateway's 10 MB"),
+    # API Gateway decompresses gzip and deflate bodies itself and answers this to the rest.
+    GatewayError(
+        "UNSUPPORTED_MEDIA_TYPE",
+        "unsupported_media_type",
+        "the body's Content-Encoding is not gzip, deflate or identity, or the body is not encoded as it says",
+        headers=(("Accept-Encoding", "gzip, deflate, identity"),),
+    ),
+    GatewayError("BAD_REQUEST_PARAMETERS", "bad_request"),
+    GatewayError("BAD_REQUEST_BODY", "bad_request"),
+    GatewayError("RESOURCE_NOT_FOUND", "not_found"),
+    GatewayError("INTEGRATION_TIMEOUT", "gateway_timeout"),
+)
 
 
 def _access_log_format() -> aws_apigateway.AccessLogFormat:
@@ -266,6 +332,15 @@ class ApiConstruct(Construct):
         )
         self.predict_usage_plan.add_api_stage(stage=self.rest_api.deployment_stage)
         self.predict_usage_plan.add_api_key(self.predict_api_key)
+
+        for error in GATEWAY_ERRORS:
+            self.rest_api.add_gateway_response(
+                error.response_type.title().replace("_", ""),
+                type=aws_apigateway.ResponseType.of(error.response_type),
+                status_code=str(error.status) if error.status else None,
+                templates={"application/json": error.template},
+                response_headers={name: f"'{value}'" for name, value in error.headers} or None,
+            )
 
         self._acknowledge_api_wide_findings()
 

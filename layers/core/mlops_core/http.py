@@ -1,14 +1,28 @@
-"""The one place where domain exceptions become HTTP responses.
+"""The one place where requests are read and domain exceptions become HTTP responses.
 
-Every REST handler calls ``register_error_handlers(app, logger)`` and answers through
+Every REST handler gets its resolver from ``rest_app(logger)`` and answers through
 ``resolve(app, event, context)``. Response bodies are ``{"message": ..., "code": ...,
 "detail": [...]}``; nothing ever carries a stack trace.
+
+Request bodies (the same rules behind API Gateway and behind the local gateway, which
+builds the event as API Gateway does):
+
+- a body must say ``Content-Type: application/json`` (the media type is case-insensitive;
+  a ``charset`` parameter, if any, must be UTF-8); no Content-Type, or another type: 415;
+- it may have been sent compressed (``Content-Encoding: gzip`` or ``deflate``): API Gateway
+  decompresses such a body before the integration (keeping the header) and answers 415
+  itself to any other coding, and the local gateway does the same, so a function only
+  ever sees the decoded text;
+- it is parsed once, by ``json_body``: JSON that does not parse, text that is not UTF-8,
+  nesting past the parser's depth: 400; an integer literal longer than Python converts
+  (``sys.get_int_max_str_digits()``, 4,300 digits): 422 naming where it is.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -22,7 +36,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
-from mlops_core.errors import Conflict, IntegrityError, Invalid, MlopsError, NotFound, Unavailable
+from mlops_core.errors import Conflict, IntegrityError, Invalid, MlopsError, NotFound, Unavailable, detail
 from mlops_core.storage import deadline
 
 
@@ -31,8 +45,9 @@ class ErrorBody(BaseModel):
 
     message: str = Field(description="What went wrong, for a person")
     code: str = Field(
-        description="The status phrase in snake_case (not_found, conflict…), or integrity_failure, "
-        "unsupported_media_type"
+        description="The status phrase in snake_case (not_found, conflict, unsupported_media_type…), "
+        "or integrity_failure; API Gateway's own answers: forbidden, not_found, throttled, "
+        "quota_exceeded, request_too_large, client_error, gateway_error…"
     )
     detail: list[dict[str, Any]] | None = Field(
         default=None, description="One entry per problem: loc (where), msg, type"
@@ -42,25 +57,15 @@ class ErrorBody(BaseModel):
 
 _ERROR_DESCRIPTIONS = {
     400: "Malformed request: JSON that does not parse, a body that is not UTF-8",
-    404: "The model, version, alias, run or object does not exist",
+    403: "Refused by API Gateway: missing or invalid API key, or IAM credentials that may not call this",
+    404: "The model, version, alias, run or object does not exist (or, from API Gateway, no route "
+    "matches the method and path)",
     409: "The request contradicts the current state (exists already, stale revision, promotion policy)",
-    415: "The body is not application/json",
+    415: "The body is not application/json (or has no Content-Type); or, from API Gateway, its "
+    "Content-Encoding is not gzip, deflate or identity, or the body is not encoded as it says",
     422: "Validation failed: detail lists each problem with its location",
+    429: "Throttled by API Gateway (stage or usage-plan limits)",
     503: "A dependency is throttled or unavailable, or an artifact failed its checksum; see Retry-After",
-}
-_GATEWAY_ERRORS: dict[int, OpenAPIResponse] = {
-    403: {
-        "description": "Refused by API Gateway: missing or invalid API key, or IAM credentials",
-        "content": {
-            "application/json": {"schema": {"type": "object", "properties": {"message": {"type": "string"}}}}
-        },
-    },
-    429: {
-        "description": "Throttled by API Gateway (stage or usage-plan limits)",
-        "content": {
-            "application/json": {"schema": {"type": "object", "properties": {"message": {"type": "string"}}}}
-        },
-    },
 }
 # Error statuses of the usual kinds of route (422 covers path and query parameters too).
 READ_ERRORS = (403, 404, 422, 503)
@@ -71,10 +76,11 @@ def responses(
     errors: Iterable[int], *, success: int = 200, description: str = "Success"
 ) -> dict[int, OpenAPIResponse]:
     """The OpenAPI ``responses`` of a route: its success (schema from the return annotation)
-    and each error status it can answer, with ``ErrorBody`` (API Gateway's own for 403/429)."""
+    and each error status it can answer, all with ``ErrorBody`` (API Gateway's own 403/429
+    too: the API's gateway responses give them the same shape)."""
     documented: dict[int, OpenAPIResponse] = {success: {"description": description}}
     for status in errors:
-        documented[status] = _GATEWAY_ERRORS.get(status) or {
+        documented[status] = {
             "description": _ERROR_DESCRIPTIONS[status],
             "content": {"application/json": {"model": ErrorBody}},
         }
@@ -83,6 +89,13 @@ def responses(
                 "Retry-After": {
                     "description": "Seconds to wait before retrying",
                     "schema": {"type": "integer"},
+                }
+            }
+        if status == HTTPStatus.UNSUPPORTED_MEDIA_TYPE:
+            documented[status]["headers"] = {
+                "Accept-Encoding": {
+                    "description": "From API Gateway, on a body it cannot decode: the codings accepted",
+                    "schema": {"type": "string"},
                 }
             }
     return documented
@@ -111,36 +124,142 @@ def error_response(
     detail: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
-) -> Response:
+) -> Response[Any]:
     body = error_body(status, message, detail=detail, extra=extra)
     return Response(
         status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
     )
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def rest_app(logger: Logger) -> APIGatewayRestResolver:
+    """The resolver of every REST handler: request validation on, bodies parsed by
+    ``json_body``, the error handlers below registered."""
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=json_body)
+    _register_error_handlers(app, logger)
+    return app
+
+
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """``app.resolve(event, context)`` within the request's deadline (derived from the
-    function's remaining time), refusing bodies that are not JSON first (415).
+    function's remaining time), refusing first (415) a body that is not JSON text.
 
-    Powertools would also parse form and multipart bodies (this API takes neither), and a
-    multipart type without a boundary raises a bare ``ValueError`` there.
+    Powertools would also parse form and multipart bodies (this API takes neither; a
+    multipart type without a boundary raises a bare ``ValueError`` there), treats a body
+    with no Content-Type as JSON, and compares media types case-sensitively; it is given
+    the accepted type as plain ``application/json``.
     """
-    content_type = next(
-        (str(v) for k, v in (event.get("headers") or {}).items() if k.lower() == "content-type"), ""
-    )
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if event.get("body") and media_type not in ("", "application/json"):
-        status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
-        body = error_body(status, f"unsupported Content-Type '{content_type[:100]}': send application/json")
-        return {
-            "statusCode": status.value,
-            "multiValueHeaders": {"Content-Type": [content_types.APPLICATION_JSON]},
-            "body": json.dumps(body),
-            "isBase64Encoded": False,
-        }
+    headers = event.get("headers") or {}
+    if event.get("body"):
+        refusal = _refuse_body(headers)
+        if refusal is not None:
+            status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+            return {
+                "statusCode": status.value,
+                "multiValueHeaders": {"Content-Type": [content_types.APPLICATION_JSON]},
+                "body": json.dumps(error_body(status, refusal)),
+                "isBase64Encoded": False,
+            }
+    if _header(headers, "content-type") not in (None, JSON_MEDIA_TYPE):
+        event = _with_json_content_type(event)
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
     with deadline.request_deadline(deadline.seconds_for_request(remaining_ms)):
         return app.resolve(event, context)
+
+
+def _header(headers: dict[str, Any], name: str) -> str | None:
+    return next((str(v) for k, v in headers.items() if k.lower() == name), None)
+
+
+def _refuse_body(headers: dict[str, Any]) -> str | None:
+    """Why a request body cannot be read as JSON, or None.
+
+    ``Content-Encoding`` is not looked at: it describes the body as the client sent it,
+    and the gateway in front (API Gateway, or the local one) has decoded it already.
+    """
+    content_type = _header(headers, "content-type")
+    if content_type is None or not content_type.strip():
+        return f"the body has no Content-Type: send {JSON_MEDIA_TYPE}"
+    media_type, _, parameters = content_type.partition(";")
+    if media_type.strip().lower() != JSON_MEDIA_TYPE:
+        return f"unsupported Content-Type '{content_type[:100]}': send {JSON_MEDIA_TYPE}"
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        charset = value.strip().strip('"')
+        if name.strip().lower() == "charset" and charset.lower() not in ("utf-8", "utf8"):
+            return f"unsupported charset '{charset[:40]}': JSON bodies are UTF-8"
+    return None
+
+
+def _with_json_content_type(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with its Content-Type (accepted by ``_refuse_body``) as plain application/json."""
+    normalized = dict(event)
+    for field, value in (("headers", JSON_MEDIA_TYPE), ("multiValueHeaders", [JSON_MEDIA_TYPE])):
+        if event.get(field):
+            normalized[field] = {k: v for k, v in event[field].items() if k.lower() != "content-type"}
+            normalized[field]["Content-Type"] = value
+    return normalized
+
+
+_TOO_LONG = "int_parsing_size"  # pydantic's name for the same refusal
+
+
+class _Oversized:
+    """An integer literal too long for ``int()``, in place of its value."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def json_body(text: str) -> Any:
+    """A request body's JSON (Powertools' ``json_body_deserializer``), parsed once.
+
+    ``JSONDecodeError`` is Powertools' 400. An integer literal longer than Python converts
+    (``sys.get_int_max_str_digits()``) makes ``json.loads`` raise a bare ``ValueError``; that
+    is the caller's number, so it is a 422 naming each such literal.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        oversized = list(_oversized_integers(json.loads(text, parse_int=_int_or_oversized), ["body"]))
+        if not oversized:
+            raise
+        limit = sys.get_int_max_str_digits()
+        raise Invalid(
+            f"request validation failed: an integer has more than {limit} digits",
+            details=[
+                detail(
+                    loc,
+                    f"integer literal of {digits} digits: at most {limit} are accepted",
+                    _TOO_LONG,
+                )
+                for loc, digits in oversized
+            ],
+        ) from None
+
+
+def _int_or_oversized(literal: str) -> int | _Oversized:
+    try:
+        return int(literal)
+    except ValueError:
+        return _Oversized(len(literal.lstrip("-")))
+
+
+def _oversized_integers(value: Any, loc: list[str | int]) -> Iterator[tuple[list[str | int], int]]:
+    """Where the oversized literals are, depth-first without recursion (bodies can nest deep)."""
+    pending: list[tuple[Any, list[str | int]]] = [(value, loc)]
+    while pending:
+        node, where = pending.pop()
+        if isinstance(node, _Oversized):
+            yield where, node.digits
+        elif isinstance(node, dict):
+            pending.extend((child, [*where, key]) for key, child in reversed(node.items()))
+        elif isinstance(node, list):
+            pending.extend((child, [*where, index]) for index, child in reversed(list(enumerate(node))))
 
 
 def _validation_detail(errors: Any) -> list[dict[str, Any]]:
@@ -151,9 +270,9 @@ def _validation_detail(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
-def register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:
+def _register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:
     @app.exception_handler(RequestValidationError)
-    def _request_validation(error: RequestValidationError) -> Response:
+    def _request_validation(error: RequestValidationError) -> Response[Any]:
         errors = list(error.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
             reason = next(
@@ -165,22 +284,22 @@ def register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None
         )
 
     @app.exception_handler(RequestUnsupportedContentType)
-    def _unsupported_content_type(_error: RequestUnsupportedContentType) -> Response:
+    def _unsupported_content_type(_error: RequestUnsupportedContentType) -> Response[Any]:
         return error_response(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported Content-Type: send application/json"
         )
 
     @app.exception_handler(UnicodeDecodeError)
-    def _not_utf8(_error: UnicodeDecodeError) -> Response:
+    def _not_utf8(_error: UnicodeDecodeError) -> Response[Any]:
         return error_response(HTTPStatus.BAD_REQUEST, "malformed body: not UTF-8 text")
 
     @app.exception_handler(RecursionError)
-    def _too_deep(_error: RecursionError) -> Response:
+    def _too_deep(_error: RecursionError) -> Response[Any]:
         # json.loads gives up near 1000 levels of nesting; no request here needs more than 3.
         return error_response(HTTPStatus.BAD_REQUEST, "malformed JSON body: nested too deeply")
 
     @app.not_found
-    def _no_route(_error: NotFoundError) -> Response:
+    def _no_route(_error: NotFoundError) -> Response[Any]:
         # A path API Gateway routed here that no route of this function matches (a path
         # parameter with characters the routes do not accept, say).
         event = app.current_event
@@ -189,20 +308,20 @@ def register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None
         )
 
     @app.exception_handler(Invalid)
-    def _invalid(error: Invalid) -> Response:
+    def _invalid(error: Invalid) -> Response[Any]:
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, error.message, detail=error.details)
 
     @app.exception_handler(NotFound)
-    def _not_found(error: NotFound) -> Response:
+    def _not_found(error: NotFound) -> Response[Any]:
         return error_response(HTTPStatus.NOT_FOUND, error.message)
 
     @app.exception_handler(Conflict)
-    def _conflict(error: Conflict) -> Response:
+    def _conflict(error: Conflict) -> Response[Any]:
         extra = {"current": error.current} if error.current is not None else None
         return error_response(HTTPStatus.CONFLICT, error.message, detail=error.details, extra=extra)
 
     @app.exception_handler(Unavailable)
-    def _unavailable(error: Unavailable) -> Response:
+    def _unavailable(error: Unavailable) -> Response[Any]:
         if isinstance(error, IntegrityError):
             logger.error("artifact integrity failure", extra={"reason": error.message})
         else:
@@ -215,12 +334,12 @@ def register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None
         )
 
     @app.exception_handler(MlopsError)
-    def _other_domain_error(error: MlopsError) -> Response:
+    def _other_domain_error(error: MlopsError) -> Response[Any]:
         logger.error("unmapped domain error", extra={"type": type(error).__name__})
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, error.message)
 
     @app.exception_handler(Exception)
-    def _unexpected(_error: Exception) -> Response:
+    def _unexpected(_error: Exception) -> Response[Any]:
         # A bug: log it with its trace, answer without one.
         logger.exception("unhandled error")
         return error_response(

@@ -251,6 +251,8 @@ def _raise_for_code(what: str, code: str, error: Exception, message: str = "") -
         reasons = [r.get("Code") for r in response.get("CancellationReasons", [])]
         if "ConditionalCheckFailed" in reasons:
             raise Conflict(f"{what}: the item changed or already exists") from error
+        if "ValidationError" in reasons:  # retrying cannot help: a value DynamoDB refuses
+            raise Invalid(f"{what} refused a value in the request") from error
         if any(r in {"ThrottlingError", "ProvisionedThroughputExceeded"} for r in reasons):
             raise Unavailable(f"{what} is throttled, retry shortly", retry_after_seconds=1) from error
         raise Unavailable(f"{what}: transaction cancelled ({', '.join(map(str, reasons))})") from error

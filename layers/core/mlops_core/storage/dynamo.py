@@ -18,6 +18,7 @@ from decimal import (
     InvalidOperation,
     Overflow,
     Rounded,
+    Subnormal,
     Underflow,
 )
 from typing import Any
@@ -61,9 +62,14 @@ def _serialize_value(value: Any) -> dict[str, Any]:  # noqa: PLR0911 (a branch p
     raise Invalid(f"a {type(value).__name__} value cannot be stored: {value!r:.80}")
 
 
-# DynamoDB numbers: up to 38 significant digits, magnitudes 1E-130 to 1E+126 (boto3's context).
+# DynamoDB numbers: up to 38 significant digits, magnitudes from 1E-130 to
+# 9.9999999999999999999999999999999999999E+125 (what DynamoDB accepts; boto3's own
+# context, Emin=-128 / Emax=126, lets numbers through that DynamoDB then refuses).
 _DYNAMODB_NUMBERS = Context(
-    Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow, InvalidOperation]
+    Emin=-130,
+    Emax=125,
+    prec=38,
+    traps=[Clamped, Overflow, Inexact, Rounded, Underflow, Subnormal, InvalidOperation],
 )
 
 
