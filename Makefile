@@ -27,11 +27,11 @@ demo: install ## Run the local stack: train the sample model with the workflow, 
 up: install ## Run the local stack without the demo (empty registry)
 	$(VENV)/bin/mlops up
 
-test: install ## Install, then run the whole test suite (what CI runs)
-	$(VENV)/bin/python -m pytest
+test: install ## Install, then run the whole test suite (what CI runs), on every core
+	$(VENV)/bin/python -m pytest -n auto
 
 test-fast: install ## Unit and integration tests only (no CDK synth, no local stack)
-	$(VENV)/bin/python -m pytest tests/unit tests/integration
+	$(VENV)/bin/python -m pytest -n auto tests/unit tests/integration
 
 lint: install ## ruff lint + format check + the architecture's import contracts
 	$(VENV)/bin/ruff check .
