@@ -284,6 +284,11 @@ class EmbeddedStack:
         self.description: StackDescription | None = None
         self._function_configurations: dict[str, Any] = {}
         self._subscriptions: Any = None  # LogSubscriptions, once the template is known
+        # One request at a time per function, as in one Lambda execution environment: a
+        # handler module's Powertools resolver keeps per-request state (the current event,
+        # route arguments) that concurrent threads would mix up.
+        self._environments: dict[str, threading.Lock] = {}
+        self._environments_lock = threading.Lock()
 
     def start(self) -> StackDescription:
         ensure_port_free(self.host, self.api_port, "api")
@@ -380,10 +385,13 @@ class EmbeddedStack:
             memory_limit_in_mb=config.get("MemorySize", 128),
             timeout_seconds=config.get("Timeout", 3),
         )
-        if self._subscriptions is None:
-            return handler(event, context)
-        with self._subscriptions.running(logical_id):
-            return handler(event, context)
+        with self._environments_lock:
+            environment = self._environments.setdefault(logical_id, threading.Lock())
+        with environment:
+            if self._subscriptions is None:
+                return handler(event, context)
+            with self._subscriptions.running(logical_id):
+                return handler(event, context)
 
     def _serve(self) -> None:
         from werkzeug.serving import make_server

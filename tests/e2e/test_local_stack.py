@@ -240,7 +240,9 @@ def test_swagger_ui_renders_in_headless_chromium(local_stack: dict[str, Any], tm
 def test_thirty_two_concurrent_registrations_over_http_never_corrupt_artifacts(
     local_stack: dict[str, Any], state_dir: Path
 ) -> None:
-    """Every 201's artifact verifies, every loser is a 409, nothing else is written."""
+    """Every 201's artifact verifies, every loser is a 409, nothing else is written. (The
+    local stack runs one request at a time per function, like one Lambda environment;
+    registrations racing in many environments are tested against the registry itself.)"""
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
 
