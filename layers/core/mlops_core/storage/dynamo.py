@@ -208,8 +208,7 @@ class MetadataTable:
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> None:
-        request: dict[str, Any] = {"TableName": self.table_name, "Item": serialize(item)}
-        _add_condition(request, condition, names, values)
+        request = self.put_op(item, condition=condition, names=names, values=values)["Put"]
         with translate_errors(self.what):
             self._client.put_item(**request)
 
@@ -223,12 +222,9 @@ class MetadataTable:
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> None:
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": key(pk, sk),
-            "UpdateExpression": update,
-        }
-        _add_condition(request, condition, names, values)
+        request = self.update_op(pk, sk, update=update, condition=condition, names=names, values=values)[
+            "Update"
+        ]
         with translate_errors(self.what):
             self._client.update_item(**request)
 
