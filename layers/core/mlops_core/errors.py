@@ -34,6 +34,9 @@ class Conflict(MlopsError):
     ) -> None:
         super().__init__(message, details=details)
         self.current = current
+        #: For a cancelled DynamoDB transaction: each operation's cancellation code, in the
+        #: order they were sent ("ConditionalCheckFailed", or None where it passed).
+        self.cancellation_reasons: list[str | None] = []
 
 
 class Invalid(MlopsError):

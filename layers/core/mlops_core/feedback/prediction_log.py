@@ -9,9 +9,11 @@ bulk: a redelivered batch writes the same items again, which changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mlops_core.feedback.entities import FeedbackRecord
 from mlops_core.serving.capture import CapturedPrediction
 from mlops_core.storage import keys
 from mlops_core.storage.dynamo import MetadataTable
@@ -46,3 +48,41 @@ class PredictionLog:
             "at_ms": prediction.at_ms,
             "row": prediction.model_dump_json(),
         }
+
+
+def feedback_item(record: FeedbackRecord, *, expires_at: int) -> dict[str, Any]:
+    """The ``FEEDBACK`` item of ``record`` (labels and predictions as JSON strings, as the
+    captured row keeps them: DynamoDB numbers cannot hold every JSON number)."""
+    item: dict[str, Any] = {
+        keys.PARTITION_KEY: keys.prediction_pk(record.prediction_id),
+        keys.SORT_KEY: keys.FEEDBACK_SK,
+        keys.EXPIRES_AT: expires_at,
+        "prediction_id": record.prediction_id,
+        "model_name": record.model_name,
+        "model_version": record.model_version,
+        "at_ms": record.at_ms,
+        "prediction_at_ms": record.prediction_at_ms,
+        "label_json": json.dumps(record.label, allow_nan=False),
+        "prediction_json": json.dumps(record.prediction, allow_nan=False),
+    }
+    if record.reward is not None:
+        item["reward"] = record.reward
+    if record.counted_at is not None:
+        item["counted_at"] = record.counted_at
+    return item
+
+
+def feedback_from_item(item: Mapping[str, Any]) -> FeedbackRecord:
+    """A ``FEEDBACK`` item (as ``MetadataTable`` returns it, or a stream image deserialized
+    with ``mlops_core.storage.dynamo.deserialize``) back as a record."""
+    return FeedbackRecord(
+        prediction_id=item["prediction_id"],
+        model_name=item["model_name"],
+        model_version=int(item["model_version"]),
+        reward=None if item.get("reward") is None else float(item["reward"]),
+        label=json.loads(item.get("label_json", "null")),
+        prediction=json.loads(item.get("prediction_json", "null")),
+        at_ms=int(item["at_ms"]),
+        prediction_at_ms=int(item["prediction_at_ms"]),
+        counted_at=item.get("counted_at"),
+    )

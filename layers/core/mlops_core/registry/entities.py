@@ -4,7 +4,7 @@ records and promotion policies, with the names and patterns they are checked aga
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -135,7 +135,7 @@ class Alias(BaseModel):
     )
 
 
-AuditAction = Literal["register", "promote", "rollback", "set_policy"]
+AuditAction = Literal["register", "promote", "rollback", "set_policy", "set_routing"]
 
 
 class AuditRecord(BaseModel):
@@ -151,6 +151,9 @@ class AuditRecord(BaseModel):
     actor: str | None
     reason: str = ""
     policy: PromotionPolicy | None = Field(default=None, description="The policy set (set_policy)")
+    routing: dict[str, Any] | None = Field(
+        default=None, description="The routing policy set (set_routing), as the routing API takes it"
+    )
 
 
 class RegisterVersionRequest(BaseModel):

@@ -248,9 +248,16 @@ def _raise_for_code(what: str, code: str, error: Exception, message: str = "") -
         raise Conflict(f"{what}: the item changed or already exists") from error
     if code == "TransactionCanceledException":
         response = getattr(error, "response", {})
-        reasons = [r.get("Code") for r in response.get("CancellationReasons", [])]
+        reasons = [
+            None if r.get("Code") in (None, "None") else r.get("Code")
+            for r in response.get("CancellationReasons", [])
+        ]
         if "ConditionalCheckFailed" in reasons:
-            raise Conflict(f"{what}: the item changed or already exists") from error
+            conflict = Conflict(f"{what}: the item changed or already exists")
+            # Which operations failed their condition, in request order (None: it passed), so a
+            # caller can drop or re-read exactly those and retry the rest.
+            conflict.cancellation_reasons = reasons
+            raise conflict from error
         if "ValidationError" in reasons:  # retrying cannot help: a value DynamoDB refuses
             raise Invalid(f"{what} refused a value in the request") from error
         if any(r in {"ThrottlingError", "ProvisionedThroughputExceeded"} for r in reasons):

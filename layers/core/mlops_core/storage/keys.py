@@ -28,6 +28,12 @@ ALIAS_PREFIX = "ALIAS#"
 AUDIT_PREFIX = "AUDIT#"
 REGISTERED_PREFIX = "REGISTERED#"
 
+# Routing: the policy in force, the bandit's posterior counts, and per version the plain
+# totals (requests, feedback, rewards) — all in the model's partition.
+ROUTING_SK = "ROUTING"
+ARMS_SK = "ARMS"
+VARIANT_PREFIX = "VARIANT#"
+
 # Training runs: the run item and its candidates share the run's partition.
 RUN_SK = "RUN"
 CANDIDATE_PREFIX = "CANDIDATE#"
@@ -57,6 +63,11 @@ def registered_sk(sha256: str, run_id: str | None) -> str:
     return f"{REGISTERED_PREFIX}{sha256}#{run_id or '-'}"
 
 
+def variant_sk(version: int) -> str:
+    """One version's routing totals (zero-padded: sort-key order is version order)."""
+    return f"{VARIANT_PREFIX}{version:06d}"
+
+
 def run_pk(run_id: str) -> str:
     return f"RUN#{run_id}"
 
@@ -81,6 +92,16 @@ EXPIRES_AT = "expires_at"
 
 def prediction_pk(prediction_id: str) -> str:
     return f"PREDICTION#{prediction_id}"
+
+
+#: A delivery of capture lines that has been counted (its first log event id): the capture
+#: function adds a delivery's request counts in the transaction that writes this marker,
+#: so a redelivered batch is counted once.
+CAPTURE_BATCH_SK = "CAPTURE_BATCH"
+
+
+def capture_batch_pk(batch_id: str) -> str:
+    return f"CAPTURE_BATCH#{batch_id}"
 
 
 # ---- the artifacts bucket ----------------------------------------------------------------
