@@ -29,8 +29,10 @@ from mlops_core.errors import IntegrityError, Invalid, MlopsError, detail
 from mlops_core.http import resolve, responses, rest_app
 from mlops_core.registry.entities import ALIAS_PATTERN, MODEL_NAME_PATTERN, PRODUCTION, ModelVersion
 from mlops_core.registry.lookup import RegistryLookup
+from mlops_core.routing.repository import RoutingRepository
 from mlops_core.serving.capture import capture_lines, emit, prediction_ids
-from mlops_core.serving.predictor import Predictor
+from mlops_core.serving.predictor import Predictor, RoutedBy
+from mlops_core.serving.routing_cache import RoutingCache
 from mlops_core.storage import clients
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.s3 import ArtifactStore
@@ -59,12 +61,32 @@ class PredictRequest(BaseModel):
             [{"mean_radius": 17.99, "mean_texture": 10.38, "...": "one key per signature feature"}],
         ],
     )
+    request_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description=(
+            "A stable id of the caller's subject (a user or session id): under a split policy the "
+            "same key always gets the same version. Recorded with the prediction."
+        ),
+        examples=["user-4711"],
+    )
 
 
 class PredictResponse(BaseModel):
     model_name: str
-    model_version: int
-    alias: str | None = Field(description="The alias that was resolved; null when a version was pinned")
+    model_version: int = Field(description="The version that answered: the variant feedback is credited to")
+    alias: str | None = Field(
+        description="The alias that was resolved; null when a version answered directly"
+    )
+    routed_by: RoutedBy = Field(
+        description="How the version was chosen: the alias or version you asked for, the model's routing "
+        "policy (single, split, bandit), or fallback (the policy's version was refused; production answered)"
+    )
+    policy_revision: int | None = Field(
+        description="Revision of the routing policy that decided (0: the default policy); null when you "
+        "named an alias or a version"
+    )
     prediction_ids: list[str]
     predictions: list[Any]
     probabilities: list[list[float]] | None
@@ -79,13 +101,15 @@ def _record_integrity_failure(version: ModelVersion, error: IntegrityError) -> N
     metrics.add_metric(name="ArtifactIntegrityFailures", unit=MetricUnit.Count, value=1)
 
 
+metadata = MetadataTable(settings.metadata_table)
 predictor = Predictor(
-    RegistryLookup(MetadataTable(settings.metadata_table)),
+    RegistryLookup(metadata),
     ArtifactStore(settings.artifacts_bucket),
     alias_ttl=settings.alias_cache_ttl_seconds,
     cache_size=settings.model_cache_size,
     max_batch_size=settings.max_batch_size,
     on_integrity_failure=_record_integrity_failure,
+    routing=RoutingCache(RoutingRepository(metadata), ttl=settings.alias_cache_ttl_seconds),
 )
 
 
@@ -101,10 +125,14 @@ def predict(
     request: PredictRequest,
     alias: Annotated[
         str | None,
-        Query(pattern=ALIAS_PATTERN, max_length=64, description="Serve this alias (default production)"),
+        Query(
+            pattern=ALIAS_PATTERN,
+            max_length=64,
+            description="Serve this alias, bypassing the model's routing policy (default: the policy)",
+        ),
     ] = None,
     version: Annotated[
-        int | None, Query(ge=1, description="Serve exactly this version (not with alias)")
+        int | None, Query(ge=1, description="Serve exactly this version, bypassing routing (not with alias)")
     ] = None,
 ) -> PredictResponse:
     if alias is not None and version is not None:
@@ -113,12 +141,13 @@ def predict(
             details=[detail(["query", "version"], "alias and version are mutually exclusive", "exclusive")],
         )
     started = time.perf_counter()
-    result = predictor.predict(name, request.instances, alias=alias or PRODUCTION, version=version)
+    result = predictor.predict(name, request.instances, alias=alias, version=version, key=request.request_key)
     elapsed_ms = (time.perf_counter() - started) * 1000
     metrics.add_dimension(name="ModelName", value=name)
     metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(result.predictions))
     metrics.add_metadata(key="model_version", value=result.model_version)
+    metrics.add_metadata(key="routed_by", value=result.routed_by)
     logger.append_keys(model=name, model_version=result.model_version)
     ids = prediction_ids(len(result.predictions))
     # One log line per request: the capture function records it (no AWS call here).
@@ -134,12 +163,18 @@ def predict(
             probabilities=result.probabilities,
             request_id=app.lambda_context.aws_request_id,
             at_ms=int(time.time() * 1000),
+            routed_by=result.routed_by,
+            policy_revision=result.policy_revision,
+            request_key=request.request_key,
+            shadow_version=result.shadow_version,
         )
     )
     return PredictResponse(
         model_name=result.model_name,
         model_version=result.model_version,
         alias=result.alias,
+        routed_by=result.routed_by,
+        policy_revision=result.policy_revision,
         prediction_ids=ids,
         predictions=result.predictions,
         probabilities=result.probabilities,

@@ -30,6 +30,9 @@ from mlops_core.registry.entities import (
 )
 from mlops_core.registry.model_card import ModelCard, render_markdown
 from mlops_core.registry.service import ModelRegistry
+from mlops_core.routing.policy import RoutingPolicy
+from mlops_core.routing.service import RoutingService, RoutingSummary
+from mlops_core.routing.state import StoredRouting
 from mlops_core.serving.sessions import load_session
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.eventbridge import EventPublisher
@@ -44,9 +47,9 @@ app = rest_app(logger)
 settings = EventSettings.from_environment()
 table = MetadataTable(settings.metadata_table)
 store = ArtifactStore(settings.artifacts_bucket)
-registry = ModelRegistry(
-    table, store, EventPublisher(settings.event_bus_name), runs=RunTracker(table).get_with_candidates
-)
+publisher = EventPublisher(settings.event_bus_name)
+registry = ModelRegistry(table, store, publisher, runs=RunTracker(table).get_with_candidates)
+routing = RoutingService(table, registry=registry, publisher=publisher)
 
 T = TypeVar("T", bound=BaseModel)
 ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, max_length=128)]
@@ -95,6 +98,24 @@ class UpdateRequest(BaseModel):
 
     description: str | None = Field(default=None, max_length=2000)
     tags: Tags | None = Field(default=None, max_length=50)
+
+
+class SetRoutingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    policy: RoutingPolicy = Field(
+        description="single (an alias or a version), split (weights over versions) or bandit "
+        "(Thompson sampling over versions); any of them with an optional shadow version",
+        examples=[
+            {"type": "split", "weights": [{"version": 3, "weight": 0.9}, {"version": 4, "weight": 0.1}]},
+            {"type": "bandit", "versions": [3, 4], "discount": 0.999, "min_exploration": 0.05},
+            {"type": "single", "alias": "production", "shadow": 5},
+        ],
+    )
+    expected_revision: int | None = Field(
+        default=None, ge=0, description="Change only if the policy in force has this revision (0: none)"
+    )
+    reason: str = Field(default="", max_length=1000, description="Recorded in the audit trail")
 
 
 class ModelDetail(BaseModel):
@@ -203,6 +224,28 @@ def audit_trail(
 @app.put("/models/<name>/policy", responses=responses(WRITE_ERRORS))
 def set_policy(name: ModelName, policy: PromotionPolicy) -> RegisteredModel:
     return registry.set_policy(name, policy, actor=_actor())
+
+
+@app.get("/models/<name>/routing", responses=responses(READ_ERRORS))
+def routing_summary(name: ModelName) -> RoutingSummary:
+    """The routing policy in force and what each variant has served and earned: requests,
+    feedback, reward rate, the Beta posterior (mean, 95% credible interval, P(best)), and
+    the policy's history."""
+    return routing.summary(name)
+
+
+@app.put("/models/<name>/routing", responses=responses(WRITE_ERRORS))
+def set_routing(name: ModelName, request: SetRoutingRequest) -> StoredRouting:
+    """Replace the model's routing policy (audited; takes effect in every warm inference
+    container within the alias cache TTL). 422 and nothing saved when it names a version
+    that does not exist or is archived."""
+    return routing.set_policy(
+        name,
+        request.policy.model_dump(),
+        actor=_actor(),
+        reason=request.reason,
+        expected_revision=request.expected_revision,
+    )
 
 
 @app.patch("/models/<name>", responses=responses(WRITE_ERRORS))

@@ -210,5 +210,16 @@ class ApiClient:
     def audit(self, name: str, limit: int = 50) -> Any:
         return self.call("GET", f"/models/{name}/audit", query={"limit": str(limit)})["audit"]
 
+    def routing(self, name: str) -> Any:
+        return self.call("GET", f"/models/{name}/routing")
+
+    def set_routing(
+        self, name: str, policy: dict[str, Any], *, reason: str = "", expected_revision: int | None = None
+    ) -> Any:
+        body: dict[str, Any] = {"policy": policy, "reason": reason}
+        if expected_revision is not None:
+            body["expected_revision"] = expected_revision
+        return self.call("PUT", f"/models/{name}/routing", body)
+
     def model_card(self, name: str, version: int, fmt: str = "markdown") -> Any:
         return self.call("GET", f"/models/{name}/versions/{version}/card", query={"format": fmt})

@@ -39,6 +39,13 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
+from infra.cli.routing import (
+    PolicyOptionError,
+    describe_policy,
+    history_table,
+    policy_from_options,
+    summary_table,
+)
 from infra.cli.runs import EXIT_CODES, EXIT_CODES_HELP, EXIT_STILL_RUNNING, RunStillRunning, outcome, summary
 from infra.cli.tables import Rows
 
@@ -88,6 +95,8 @@ datasets_app = typer.Typer(help="Training datasets in the stack's bucket.", no_a
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+routing_app = typer.Typer(help="Traffic routing between a model's versions.", no_args_is_help=True)
+app.add_typer(routing_app, name="routing")
 
 # Both follow sys.stdout / sys.stderr as they are when they print (`mlops up` points
 # sys.stdout at the functions' log; tests capture both).
@@ -671,6 +680,71 @@ def models_card(
         _say(card)
     else:
         _print_json(card)
+
+
+# ---- routing ---------------------------------------------------------------------------------
+@routing_app.command("show")
+def routing_show(name: str, json_output: JsonFlag = False) -> None:
+    """The policy in force; per variant requests, feedback, reward rate and posterior; history."""
+    with _calls():
+        summary = _client().routing(name)
+    if _as_json(json_output):
+        _print_json(summary)
+        return
+    stored = summary["routing"]
+    revision = f"revision {stored['revision']}" if stored["revision"] else "default: never set"
+    _say(f"{name}: {describe_policy(stored['policy'])} ({revision})")
+    summary_table(summary).print(out)
+    if summary["history"]:
+        _say("history:")
+        history_table(summary["history"]).print(out)
+
+
+@routing_app.command("set")
+def routing_set(
+    name: str,
+    split: Annotated[str | None, typer.Option(help="Weights per version, e.g. 3=0.9,4=0.1")] = None,
+    bandit: Annotated[str | None, typer.Option(help="Thompson sampling over versions, e.g. 3,4")] = None,
+    alias: Annotated[str | None, typer.Option(help="Serve one alias (resolved per request)")] = None,
+    version: Annotated[int | None, typer.Option(help="Serve one pinned version", min=1)] = None,
+    shadow: Annotated[int | None, typer.Option(help="Also score (never return) this version", min=1)] = None,
+    discount: Annotated[float | None, typer.Option(help="Bandit: forget old rewards, in (0, 1]")] = None,
+    min_exploration: Annotated[
+        float | None, typer.Option(help="Bandit: share of requests routed uniformly, in [0, 0.5)")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="The policy as a JSON file (instead of the options)", exists=True)
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail)")] = "",
+    expected_revision: Annotated[
+        int | None, typer.Option(help="Change only if the policy is at this revision (0: never set)", min=0)
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Replace a model's routing policy (audited; live within the inference cache TTL)."""
+    if file is not None:
+        if any(v is not None for v in (split, bandit, alias, version, shadow, discount, min_exploration)):
+            raise _usage("--file takes the whole policy; drop the other policy options", "--file")
+        policy = _json_option(f"@{file}", "--file")
+    else:
+        try:
+            policy = policy_from_options(
+                split=split,
+                bandit=bandit,
+                alias=alias,
+                version=version,
+                shadow=shadow,
+                discount=discount,
+                min_exploration=min_exploration,
+            )
+        except PolicyOptionError as error:
+            raise _usage(str(error), error.option) from None
+    with _calls():
+        stored = _client().set_routing(name, policy, reason=reason, expected_revision=expected_revision)
+    if _as_json(json_output):
+        _print_json(stored)
+    else:
+        _say(f"{name}: {describe_policy(stored['policy'])} (revision {stored['revision']})")
 
 
 # ---- serving ---------------------------------------------------------------------------------

@@ -125,17 +125,23 @@ def test_the_gateway_answers_like_api_gateway(local_stack: dict[str, Any]) -> No
     assert requests.get(f"{api}/runs/no-such-run", timeout=10).status_code == 404
 
 
+def _mlops(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI against the module's stack; ``--json`` unless ``args`` start with ``--table``."""
+    table = args[:1] == ("--table",)
+    return subprocess.run(
+        [*MLOPS, *(args[1:] if table else ("--json", *args))],
+        check=False,
+        cwd=ROOT,
+        env=_env(state_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_cli_reads_the_running_stack(local_stack: dict[str, Any], state_dir: Path) -> None:
     def mlops(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*MLOPS, "--json", *args],
-            check=False,
-            cwd=ROOT,
-            env=_env(state_dir),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return _mlops(state_dir, *args)
 
     models = mlops("models", "list")
     assert models.returncode == 0, models.stderr
@@ -149,20 +155,13 @@ def test_cli_reads_the_running_stack(local_stack: dict[str, Any], state_dir: Pat
     assert json.loads(json.loads(invoked.stdout)["body"])["status"] == "ok"
 
     trail = json.loads(mlops("models", "audit", "breast-cancer").stdout)
-    assert [r["action"] for r in trail] == ["promote", "register"]
+    # (Routing changes by another test of this module may sit on top.)
+    assert [r["action"] for r in trail if r["action"] != "set_routing"] == ["promote", "register"]
     assert trail[0]["actor"].endswith("assumed-role/LocalDeveloper/local")
     no_previous = mlops("models", "rollback", "breast-cancer")
     assert no_previous.returncode == 1
     assert "no previous version to roll back to" in no_previous.stderr
-    card = subprocess.run(
-        [*MLOPS, "models", "card", "breast-cancer", "1"],
-        check=False,
-        cwd=ROOT,
-        env=_env(state_dir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    card = _mlops(state_dir, "--table", "models", "card", "breast-cancer", "1")
     assert card.stdout.startswith("# Model card: breast-cancer v1"), card.stderr
 
     unknown = mlops("frobnicate")
@@ -333,6 +332,50 @@ def test_predictions_over_http_are_captured_to_the_log_and_s3(
         .splitlines()
     ]
     assert set(ids) <= set(captured)
+
+
+def test_routing_is_set_served_and_counted_over_http(local_stack: dict[str, Any], state_dir: Path) -> None:
+    """`mlops routing set` changes what the inference function serves within its cache TTL;
+    the response names how it was routed; the capture function counts the variant's traffic,
+    which `mlops routing show` reports."""
+
+    def mlops(*args: str) -> subprocess.CompletedProcess[str]:
+        return _mlops(state_dir, *args)
+
+    refused = mlops("routing", "set", "breast-cancer", "--split", "1=0.5,9=0.5")
+    assert refused.returncode == 1 and "has no version 9" in refused.stderr
+    usage = mlops("routing", "set", "breast-cancer", "--split", "1=0.5", "--bandit", "1,2")
+    assert usage.returncode == 2
+    stored = mlops("routing", "set", "breast-cancer", "--split", "1=1.0", "--reason", "e2e")
+    assert stored.returncode == 0, stored.stderr
+    revision = json.loads(stored.stdout)["revision"]
+
+    answer: dict[str, Any] = {}
+    until = time.monotonic() + 30  # the alias cache TTL is 10 s
+    while time.monotonic() < until and answer.get("routed_by") != "split":
+        response = requests.post(
+            f"{local_stack['api']}/models/breast-cancer/predict",
+            json={"instances": [ROW0], "request_key": "user-7"},
+            headers={"x-api-key": local_stack["key"]},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        time.sleep(0.5)
+    assert (answer["routed_by"], answer["policy_revision"], answer["model_version"]) == ("split", revision, 1)
+
+    requests_counted = 0
+    until = time.monotonic() + 20
+    while time.monotonic() < until and not requests_counted:
+        summary = json.loads(mlops("routing", "show", "breast-cancer").stdout)
+        requests_counted = {v["version"]: v for v in summary["variants"]}[1]["totals"]["requests"]
+        time.sleep(0.5)
+    assert requests_counted >= 1
+    assert summary["history"][0]["reason"] == "e2e"
+    table = _mlops(state_dir, "--table", "routing", "show", "breast-cancer")
+    assert table.returncode == 0 and "split v1 100%" in table.stdout, table.stderr
+    # Back to what the other tests of this module expect: production serves.
+    assert mlops("routing", "set", "breast-cancer", "--alias", "production").returncode == 0
 
 
 def test_ctrl_c_stops_the_stack_and_frees_its_ports(local_stack: dict[str, Any], state_dir: Path) -> None:

@@ -30,6 +30,8 @@ EXPECTED_ROUTES = {
     ("POST", "/models/{name}/rollback"): ("registry", "AWS_IAM", False),
     ("GET", "/models/{name}/audit"): ("registry", "AWS_IAM", False),
     ("PUT", "/models/{name}/policy"): ("registry", "AWS_IAM", False),
+    ("GET", "/models/{name}/routing"): ("registry", "AWS_IAM", False),
+    ("PUT", "/models/{name}/routing"): ("registry", "AWS_IAM", False),
     ("POST", "/training"): ("training-api", "AWS_IAM", False),
     ("GET", "/runs/{run_id}"): ("training-api", "AWS_IAM", False),
     ("GET", "/models/{name}/runs"): ("training-api", "AWS_IAM", False),

@@ -62,9 +62,19 @@ def test_the_capture_role_writes_the_log_and_capture_prefix_only(synthesized: Sy
         )
     }
     actions = {action for action, _ in granted}
-    assert {"dynamodb:BatchWriteItem", "s3:PutObject"} <= actions
-    assert not actions & {"dynamodb:DeleteItem", "dynamodb:GetItem", "s3:GetObject", "s3:DeleteObject"}
+    assert not actions & {"dynamodb:DeleteItem", "s3:DeleteObject", "s3:DeleteObjectVersion"}
+
+    def on(resource: object) -> set[str]:
+        return {a for a, r in granted if r == json.dumps(resource, sort_keys=True)}
+
     table = synthesized.logical_id(synthesized.stack.capture.predictions_table)
-    assert ("dynamodb:BatchWriteItem", json.dumps({"Fn::GetAtt": [table, "Arn"]}, sort_keys=True)) in granted
-    s3_resources = [r for a, r in granted if a == "s3:PutObject"]
-    assert len(s3_resources) == 1 and "/capture/*" in s3_resources[0]
+    # The log in bulk, and one marker per delivery (put in the counting transaction).
+    assert on({"Fn::GetAtt": [table, "Arn"]}) == {"dynamodb:BatchWriteItem", "dynamodb:PutItem"}
+    metadata = synthesized.logical_id(synthesized.stack.storage.metadata_table)
+    # Shadow versions' records are read; the per-version totals are added to.
+    metadata_actions = on({"Fn::GetAtt": [metadata, "Arn"]})
+    assert metadata_actions == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"}
+    writes = [r for a, r in granted if a == "s3:PutObject"]
+    assert len(writes) == 1 and "/capture/*" in writes[0]
+    reads = [r for a, r in granted if a == "s3:GetObject"]
+    assert len(reads) == 1 and "/models/*" in reads[0]

@@ -245,8 +245,9 @@ def test_holdout_predictions_match_through_the_handler(inference: ModuleType, pr
 def test_the_first_prediction_reads_through_signed_requests_only(
     inference: ModuleType, production_model: int
 ) -> None:
-    """Alias, version and artifact are three signed HTTP reads (mlops_core.storage.signed_reads) against
-    the moto server; no boto3 client makes a call on the prediction path."""
+    """Routing policy, alias, version and artifact are four signed HTTP reads
+    (mlops_core.storage.signed_reads) against the moto server; no boto3 client makes a call on
+    the prediction path."""
     from mlops_core.storage.clients import client, reader
 
     sent: list[str] = []
@@ -269,9 +270,9 @@ def test_the_first_prediction_reads_through_signed_requests_only(
         for service in ("dynamodb", "s3"):
             reader(service).transport = transport  # type: ignore[arg-type]
             client(service).meta.events.unregister("before-send", unique_id="count")
-    assert sent[:2] == ["DynamoDB_20120810.GetItem", "DynamoDB_20120810.GetItem"]
-    assert sent[2].startswith("GET http://127.0.0.1:") and sent[2].endswith("/model.onnx")
-    assert len(sent) == 3 and boto3_calls == []
+    assert sent[:3] == ["DynamoDB_20120810.GetItem"] * 3
+    assert sent[3].startswith("GET http://127.0.0.1:") and sent[3].endswith("/model.onnx")
+    assert len(sent) == 4 and boto3_calls == []
 
 
 def test_unreachable_metadata_table_is_503_not_a_hang(inference: ModuleType, production_model: int) -> None:

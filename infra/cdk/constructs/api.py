@@ -13,6 +13,8 @@ list of what the API answers; the local gateway serves exactly these routes.
   GET  /models/{name}/versions/{version}         registry    IAM
   GET  /models/{name}/aliases/{alias}            registry    IAM
   PUT  /models/{name}/aliases/{alias}            registry    IAM
+  GET  /models/{name}/routing                    registry    IAM
+  PUT  /models/{name}/routing                    registry    IAM
 
 Request bodies are validated by the handlers (pydantic), which answer with precise
 4xx messages; the API's request validator enforces the declared path parameters. The
@@ -279,6 +281,7 @@ class ApiConstruct(Construct):
         rollback = model.add_resource("rollback")
         audit = model.add_resource("audit")
         policy = model.add_resource("policy")
+        routing = model.add_resource("routing")
 
         self.health_method = self._method(health, "GET", inference, _NONE)
         self.predict_method = self._method(predict, "POST", inference, _NONE, api_key_required=True)
@@ -298,6 +301,8 @@ class ApiConstruct(Construct):
             (rollback, "POST"),
             (audit, "GET"),
             (policy, "PUT"),
+            (routing, "GET"),
+            (routing, "PUT"),
         ):
             self._method(resource, http_method, registry, _IAM)
 

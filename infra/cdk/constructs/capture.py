@@ -76,11 +76,13 @@ class CaptureConstruct(Construct):
             description="Writes captured predictions to the prediction log and to S3 (capture/).",
             code_dir=functions_dir / "capture",
             handler="handler.lambda_handler",
-            layers=[layers.core],
-            memory_size=512,
+            # serving: it scores the requests' shadow versions with the same ONNX runtime.
+            layers=[layers.core, layers.serving],
+            memory_size=1024,
             timeout=Duration.seconds(60),
             environment={
                 "ARTIFACTS_BUCKET": storage.artifacts_bucket.bucket_name,
+                "METADATA_TABLE": storage.metadata_table.table_name,
                 "PREDICTIONS_TABLE": self.predictions_table.table_name,
                 "PREDICTION_TTL_DAYS": str(PREDICTION_TTL_DAYS),
             },
@@ -88,10 +90,20 @@ class CaptureConstruct(Construct):
         )
         self.function.role.add_to_principal_policy(
             aws_iam.PolicyStatement(
-                actions=["dynamodb:BatchWriteItem"], resources=[self.predictions_table.table_arn]
+                # BatchWriteItem: the log; PutItem: a delivery's counted marker (in a transaction).
+                actions=["dynamodb:BatchWriteItem", "dynamodb:PutItem"],
+                resources=[self.predictions_table.table_arn],
             )
         )
         storage.grant_prefix_write(self.function.role, keys.CAPTURE_PREFIX)
+        # Shadows: the version records and their artifacts; traffic: the per-version totals.
+        storage.grant_metadata_read(self.function.role)
+        storage.grant_prefix_read(self.function.role, keys.MODELS_PREFIX)
+        self.function.role.add_to_principal_policy(
+            aws_iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"], resources=[storage.metadata_table.table_arn]
+            )
+        )
 
         self.subscription = aws_logs.SubscriptionFilter(
             self,

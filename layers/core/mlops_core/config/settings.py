@@ -59,12 +59,14 @@ class InferenceSettings(CoreSettings):
     model_cache_size: int = Field(default=8, ge=1, validation_alias="MODEL_CACHE_SIZE")
 
 
-class CaptureSettings(EnvironmentSettings):
-    """The capture function: where captured predictions go."""
+class CaptureSettings(CoreSettings):
+    """The capture function: where captured predictions go (and, for shadows and traffic
+    counts, the registry)."""
 
-    artifacts_bucket: str = Field(min_length=3, validation_alias="ARTIFACTS_BUCKET")
     predictions_table: str = Field(min_length=3, validation_alias="PREDICTIONS_TABLE")
     prediction_ttl_days: int = Field(default=30, ge=1, le=3650, validation_alias="PREDICTION_TTL_DAYS")
+    # Shadow versions kept loaded by the capture function.
+    model_cache_size: int = Field(default=4, ge=1, validation_alias="MODEL_CACHE_SIZE")
 
 
 @lru_cache(maxsize=1)

@@ -183,10 +183,16 @@ class RoutingService:
         routing = self.policy(name)
         arms = self.repository.arms(name)
         totals = {t.version: t for t in self.repository.variants(name)}
+        served = list(routing.policy.served_versions)
+        if isinstance(routing.policy, SinglePolicy) and routing.policy.alias is not None:
+            try:  # the version the alias names now is the one served
+                served = [self.registry.get_alias(name, routing.policy.alias).version]
+            except NotFound:
+                served = []
         return RoutingSummary(
             model_name=name,
             routing=routing,
-            variants=_variants(routing, arms, totals),
+            variants=_variants(routing, served, arms, totals),
             history=self.history(name),
         )
 
@@ -212,10 +218,9 @@ def _location_of(policy: SinglePolicy | SplitPolicy | BanditPolicy, index: int) 
 
 
 def _variants(
-    routing: StoredRouting, arms: ArmsState, totals: dict[int, VariantTotals]
+    routing: StoredRouting, served: list[int], arms: ArmsState, totals: dict[int, VariantTotals]
 ) -> list[VariantSummary]:
     policy = routing.policy
-    served = list(policy.served_versions)
     shadow = getattr(policy, "shadow", None)
     weights = {w.version: w.weight for w in policy.weights} if isinstance(policy, SplitPolicy) else {}
     counted = {arm.version: arm for arm in arms.arms}

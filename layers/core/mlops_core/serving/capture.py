@@ -71,6 +71,17 @@ class CapturedPrediction(BaseModel):
     prediction: Any
     probabilities: list[float] | None
     request_id: str | None = None
+    #: How the serving version was chosen (``serving.predictor.RoutedBy``) and under which
+    #: revision of the routing policy; the request key a split was decided by.
+    routed_by: str = "alias"
+    policy_revision: int | None = None
+    request_key: str | None = None
+    #: The shadow version and what it answered (filled in by the capture function, which
+    #: scores the shadow off the request's path); ``shadow_error`` when it could not.
+    shadow_version: int | None = None
+    shadow_prediction: Any = None
+    shadow_probabilities: list[float] | None = None
+    shadow_error: str | None = None
 
 
 class PackedMatrix(BaseModel):
@@ -114,6 +125,10 @@ class CaptureLine(BaseModel):
     inputs: PackedMatrix
     predictions: list[Any]
     probabilities: PackedMatrix | None
+    routed_by: str = "alias"
+    policy_revision: int | None = None
+    request_key: str | None = None
+    shadow_version: int | None = None
 
     def rows(self) -> Iterator[CapturedPrediction]:
         inputs = self.inputs.unpack().tolist()
@@ -130,6 +145,10 @@ class CaptureLine(BaseModel):
                 prediction=self.predictions[i],
                 probabilities=probabilities[i] if probabilities is not None else None,
                 request_id=self.request_id,
+                routed_by=self.routed_by,
+                policy_revision=self.policy_revision,
+                request_key=self.request_key,
+                shadow_version=self.shadow_version,
             )
 
 
@@ -145,6 +164,10 @@ def capture_lines(
     probabilities: Sequence[Sequence[float]] | None,
     request_id: str | None,
     at_ms: int,
+    routed_by: str = "alias",
+    policy_revision: int | None = None,
+    request_key: str | None = None,
+    shadow_version: int | None = None,
 ) -> list[str]:
     """The JSON lines of one request: one line, or several when its rows would not fit one."""
     head = {
@@ -155,6 +178,10 @@ def capture_lines(
         "at_ms": at_ms,
         "request_id": request_id,
         "features": list(features),
+        "routed_by": routed_by,
+        "policy_revision": policy_revision,
+        "request_key": request_key,
+        "shadow_version": shadow_version,
     }
 
     scores = np.asarray(probabilities, dtype=np.float64) if probabilities is not None else None

@@ -11,18 +11,25 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from mlops_core.errors import IntegrityError, NotFound
-from mlops_core.registry.entities import ModelVersion
+from mlops_core.registry.entities import PRODUCTION, ModelVersion
 from mlops_core.registry.lookup import RegistryLookup
+from mlops_core.routing.policy import BanditPolicy
+from mlops_core.routing.router import route
 from mlops_core.serving.instances import instances_to_matrix
+from mlops_core.serving.routing_cache import RoutingCache
 from mlops_core.serving.sessions import LoadedModel
 from mlops_core.storage.s3 import ArtifactStore
 
 Clock = Callable[[], float]
+#: How the answering version was chosen: the caller named an alias or a version, the model's
+#: routing policy chose it (single, split, bandit), or the policy's version was refused by
+#: its integrity check and the production alias answered instead (fallback).
+RoutedBy = Literal["alias", "version", "single", "split", "bandit", "fallback"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,11 @@ class Prediction:
     #: The rows as the model saw them (signature order), for the capture.
     inputs: np.ndarray
     features: list[str]
+    routed_by: RoutedBy = "alias"
+    #: The routing policy's revision when one decided (0: the default policy).
+    policy_revision: int | None = None
+    #: The version to score as a shadow of this request (never returned to the caller).
+    shadow_version: int | None = None
 
 
 @dataclass
@@ -64,6 +76,8 @@ class Predictor:
         max_batch_size: int,
         clock: Clock = time.monotonic,
         on_integrity_failure: Callable[[ModelVersion, IntegrityError], None] | None = None,
+        routing: RoutingCache | None = None,
+        rng: np.random.Generator | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -72,6 +86,9 @@ class Predictor:
         self.max_batch_size = max_batch_size
         self.clock = clock
         self.on_integrity_failure = on_integrity_failure
+        #: Without one, requests that name neither alias nor version go to ``production``.
+        self.routing = routing
+        self.rng = rng or np.random.default_rng()
         self._aliases: dict[tuple[str, str], _Resolved] = {}
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._last_good: dict[tuple[str, str], ModelVersion] = {}
@@ -85,6 +102,8 @@ class Predictor:
         self._last_good.clear()
         self._refused.clear()
         self._versions.clear()
+        if self.routing is not None:
+            self.routing.clear()
 
     @property
     def loaded_count(self) -> int:
@@ -172,24 +191,61 @@ class Predictor:
             raise failure from None
 
     def predict(
-        self, name: str, instances: Sequence[Any], *, alias: str = "production", version: int | None = None
+        self,
+        name: str,
+        instances: Sequence[Any],
+        *,
+        alias: str | None = None,
+        version: int | None = None,
+        key: str | None = None,
     ) -> Prediction:
-        """Score ``instances`` with the version ``alias`` names, or the pinned ``version``
-        (no fallback then: the caller asked for exactly that one)."""
+        """Score ``instances`` with the version ``alias`` names, or the pinned ``version`` (no
+        fallback then: the caller asked for exactly that one), or, with neither, the version
+        the model's routing policy chooses (by ``key`` for a split, when given)."""
+        routed: dict[str, Any] = {}
         if version is not None:
             model = self.load(self.resolve_version(name, version))
-        else:
+            routed["routed_by"] = "version"
+        elif alias is not None or self.routing is None:
+            alias = alias or PRODUCTION
             model = self.model_for(name, alias)
+        else:
+            model, alias, routed = self._routed(self.routing, name, key)
         signature = model.version.signature
         matrix = instances_to_matrix(instances, signature, max_batch_size=self.max_batch_size)
         predictions, probabilities = model.run(matrix)
         return Prediction(
             model_name=name,
             model_version=model.version.version,
-            alias=None if version is not None else alias,
+            alias=alias,
             predictions=predictions,
             probabilities=probabilities,
             classes=signature.classes,
             inputs=matrix,
             features=signature.feature_names,
+            **routed,
         )
+
+    def _routed(
+        self, routing: RoutingCache, name: str, key: str | None
+    ) -> tuple[LoadedModel, str | None, dict[str, Any]]:
+        stored = routing.policy(name)
+        policy = stored.policy
+        arms = routing.arms(name).arms if isinstance(policy, BanditPolicy) else ()
+        decision = route(policy, model_name=name, rng=self.rng, key=key, arms=arms)
+        routed: dict[str, Any] = {
+            "routed_by": policy.type,
+            "policy_revision": stored.revision,
+            "shadow_version": decision.shadow,
+        }
+        if decision.version is None:
+            alias = decision.alias or PRODUCTION
+            return self.model_for(name, alias), alias, routed
+        try:
+            return self.load(self.resolve_version(name, decision.version)), None, routed
+        except IntegrityError as error:
+            # A routed variant that fails its check must not fail its share of the traffic
+            # while production can answer: the caller sees routed_by "fallback".
+            if self.on_integrity_failure is not None:
+                self.on_integrity_failure(self.resolve_version(name, decision.version), error)
+            return self.model_for(name, PRODUCTION), PRODUCTION, routed | {"routed_by": "fallback"}

@@ -1,0 +1,64 @@
+"""Counting the traffic each version served, exactly once per capture delivery.
+
+The capture function adds a delivery's rows to each version's ``requests`` (and its shadow
+version's ``shadow_requests``) in one transaction with a marker item named after the
+delivery (``CAPTURE_BATCH#{first log event id}``, with a TTL): a redelivered batch finds the
+marker and adds nothing. The counts are aggregated per delivery, so each version's totals
+item takes one write per delivery, not one per prediction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from mlops_core.errors import Conflict
+from mlops_core.routing.repository import RoutingRepository
+from mlops_core.serving.capture import CapturedPrediction
+from mlops_core.storage import keys
+from mlops_core.storage.dynamo import MetadataTable
+
+#: DynamoDB's limit of operations per transaction (one of them is the marker).
+MAX_OPERATIONS = 100
+#: How long a delivery's marker is kept: CloudWatch Logs and Lambda stop redelivering long before.
+MARKER_TTL_SECONDS = 2 * 86_400
+
+
+class TrafficCounter:
+    def __init__(self, predictions: MetadataTable, metadata: MetadataTable) -> None:
+        self.predictions = predictions
+        self.routing = RoutingRepository(metadata)
+
+    def count(self, rows: Iterable[CapturedPrediction], *, batch_id: str, now_s: int) -> bool:
+        """Add the rows' counts; False when this delivery was counted before."""
+        counts: Counter[tuple[str, int, str]] = Counter()
+        for row in rows:
+            counts[(row.model_name, row.model_version, "requests")] += 1
+            if row.shadow_version is not None:
+                counts[(row.model_name, row.shadow_version, "shadow_requests")] += 1
+        by_variant: dict[tuple[str, int], dict[str, float]] = {}
+        for (model, version, counter), n in counts.items():
+            by_variant.setdefault((model, version), {})[counter] = n
+        operations = [
+            self.routing.add_to_variant_op(model, version, added)
+            for (model, version), added in by_variant.items()
+        ]
+        counted_any = False
+        chunk = MAX_OPERATIONS - 1
+        for part, start in enumerate(range(0, max(len(operations), 1), chunk)):
+            marker = self.predictions.put_op(
+                {
+                    keys.PARTITION_KEY: keys.capture_batch_pk(f"{batch_id}#{part}"),
+                    keys.SORT_KEY: keys.CAPTURE_BATCH_SK,
+                    keys.EXPIRES_AT: now_s + MARKER_TTL_SECONDS,
+                },
+                condition="attribute_not_exists(pk)",
+            )
+            try:
+                self.predictions.transact([marker, *operations[start : start + chunk]])
+            except Conflict as error:
+                if error.cancellation_reasons[:1] != ["ConditionalCheckFailed"]:
+                    raise
+                continue  # this part of the delivery was counted before
+            counted_any = True
+        return counted_any
