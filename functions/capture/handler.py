@@ -22,7 +22,7 @@ from mlops_core.feedback.prediction_log import PredictionLog
 from mlops_core.feedback.shadow import ShadowScorer
 from mlops_core.feedback.traffic import TrafficCounter
 from mlops_core.registry.lookup import RegistryLookup
-from mlops_core.serving.capture import CAPTURE_MARKER, CapturedPrediction, CaptureLine
+from mlops_core.serving.capture import CAPTURE_MARKER, CapturedPrediction, CaptureLine, ErrorLine
 from mlops_core.serving.predictor import Predictor
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.s3 import ArtifactStore
@@ -47,20 +47,24 @@ shadows = ShadowScorer(
 )
 
 
-def _captured(messages: list[tuple[str, str]]) -> list[CapturedPrediction]:
+def _captured(messages: list[tuple[str, str]]) -> tuple[list[CapturedPrediction], list[ErrorLine]]:
     rows: list[CapturedPrediction] = []
+    errors: list[ErrorLine] = []
     for event_id, message in messages:
         if f'"{CAPTURE_MARKER}"' not in message:
             continue  # the subscription's filter pattern should have left it out
         try:
-            rows.extend(CaptureLine.model_validate_json(message).rows())
+            if '"kind":"error"' in message:
+                errors.append(ErrorLine.model_validate_json(message))
+            else:
+                rows.extend(CaptureLine.model_validate_json(message).rows())
         except ValidationError as error:
             # A line this function cannot read would fail every retry: count it and go on.
             logger.error(
                 "unreadable capture line", extra={"log_event_id": event_id, "error": str(error)[:500]}
             )
             metrics.add_metric(name="CaptureLinesRejected", unit=MetricUnit.Count, value=1)
-    return rows
+    return rows, errors
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -69,9 +73,11 @@ def _captured(messages: list[tuple[str, str]]) -> list[CapturedPrediction]:
 def lambda_handler(event: CloudWatchLogsEvent, _context: LambdaContext) -> dict[str, Any]:
     data = event.parse_logs_data()
     log_events = list(data.log_events)
-    rows = _captured([(e.get_id, e.message) for e in log_events])
+    rows, errors = _captured([(e.get_id, e.message) for e in log_events])
+    batch_id = log_events[0].get_id
     if not rows:
-        return {"captured": 0, "objects": []}
+        counted = bool(errors) and traffic.count([], errors=errors, batch_id=batch_id, now_s=int(time.time()))
+        return {"captured": 0, "objects": [], **({"counted": counted} if errors else {})}
     rows = shadows.score(rows)
     shadow_failures = sum(1 for row in rows if row.shadow_error is not None)
     if shadow_failures:
@@ -79,12 +85,11 @@ def lambda_handler(event: CloudWatchLogsEvent, _context: LambdaContext) -> dict[
             "shadow not scored", extra={"rows": shadow_failures, "reason": _first_shadow_error(rows)}
         )
         metrics.add_metric(name="ShadowFailures", unit=MetricUnit.Count, value=shadow_failures)
-    batch_id = log_events[0].get_id
     recorded = prediction_log.record(rows)
     objects = capture_store.write(rows, batch_id=batch_id)
     # Last: a failure before it is retried with the writes above repeated (idempotent), and
     # the marker makes the counts of a delivery land once.
-    counted = traffic.count(rows, batch_id=batch_id, now_s=int(time.time()))
+    counted = traffic.count(rows, errors=errors, batch_id=batch_id, now_s=int(time.time()))
     metrics.add_metric(name="PredictionsCaptured", unit=MetricUnit.Count, value=recorded)
     logger.info(
         "predictions captured", extra={"predictions": recorded, "objects": len(objects), "counted": counted}

@@ -30,7 +30,7 @@ from mlops_core.http import resolve, responses, rest_app
 from mlops_core.registry.entities import ALIAS_PATTERN, MODEL_NAME_PATTERN, PRODUCTION, ModelVersion
 from mlops_core.registry.lookup import RegistryLookup
 from mlops_core.routing.repository import RoutingRepository
-from mlops_core.serving.capture import capture_lines, emit, prediction_ids
+from mlops_core.serving.capture import capture_lines, emit, error_line, prediction_ids
 from mlops_core.serving.predictor import Predictor, RoutedBy
 from mlops_core.serving.routing_cache import RoutingCache
 from mlops_core.storage import clients
@@ -141,7 +141,27 @@ def predict(
             details=[detail(["query", "version"], "alias and version are mutually exclusive", "exclusive")],
         )
     started = time.perf_counter()
-    result = predictor.predict(name, request.instances, alias=alias, version=version, key=request.request_key)
+    choice = predictor.choose(name, alias=alias, version=version, key=request.request_key)
+    try:
+        result = predictor.score(choice, request.instances)
+    except Exception as error:
+        # Counted against the chosen version: a candidate that cannot score what callers
+        # send trips its rollout's error-rate guardrail.
+        emit(
+            [
+                error_line(
+                    model_name=name,
+                    model_version=choice.model.version.version,
+                    routed_by=choice.routed_by,
+                    policy_revision=choice.policy_revision,
+                    error=type(error).__name__,
+                    at_ms=int(time.time() * 1000),
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    request_id=app.lambda_context.aws_request_id,
+                )
+            ]
+        )
+        raise
     elapsed_ms = (time.perf_counter() - started) * 1000
     metrics.add_dimension(name="ModelName", value=name)
     metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
@@ -167,6 +187,7 @@ def predict(
             policy_revision=result.policy_revision,
             request_key=request.request_key,
             shadow_version=result.shadow_version,
+            latency_ms=round(elapsed_ms, 3),
         )
     )
     return PredictResponse(

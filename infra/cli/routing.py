@@ -124,6 +124,8 @@ def summary_table(summary: dict[str, Any]) -> Rows:
             "" if variant.get("weight") is None else f"{variant['weight']:.0%}",
             str(totals["requests"])
             + (f" (+{totals['shadow_requests']} shadow)" if totals["shadow_requests"] else ""),
+            "" if variant.get("error_rate") is None else f"{variant['error_rate']:.2%} of {totals['calls']}",
+            "" if variant.get("p99_ms") is None else f"<= {variant['p99_ms']:g}",
             str(totals["feedback"]),
             "" if rate is None else f"{rate:.4f} of {totals['rewarded']}",
             f"{posterior['mean']:.4f} [{posterior['lower']:.4f}, {posterior['upper']:.4f}]",

@@ -242,3 +242,29 @@ def test_a_shadow_that_cannot_load_is_recorded_not_fatal(
     logged = capture.prediction_log.get(prediction_id)
     assert logged is not None and logged.shadow_prediction is None
     assert logged.shadow_error is not None and "integrity" in logged.shadow_error
+
+
+def test_failed_calls_and_latency_are_counted_against_the_chosen_version(
+    inference: ModuleType,
+    registry_api: ModuleType,
+    registry: ModelRegistry,
+    versions: list[int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from functions.capture import handler as capture
+
+    assert set_routing(registry_api, split((3, 1.0)))["statusCode"] == 200
+    capsys.readouterr()
+    for i in range(2):  # each call is its own invocation (request id)
+        event = load_event("inference/predict.json")
+        assert (
+            inference.lambda_handler(event, FakeLambdaContext(aws_request_id=f"call-{i}"))["statusCode"]
+            == 200
+        )
+    bad = call(inference, load_event("inference/predict.json", body={"instances": [[1.0, 2.0]]}))
+    assert bad["statusCode"] == 422
+    assert capture.lambda_handler(_captured_event(capsys), FakeLambdaContext())["counted"] is True
+
+    (totals,) = [t for t in RoutingRepository(registry.repository.table).variants(MODEL) if t.version == 3]
+    assert (totals.calls, totals.errors, totals.requests) == (3, 1, 4)  # predict.json has 2 rows
+    assert sum(totals.latency_ms.values()) == 3

@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Iterable
 
 from mlops_core.errors import Conflict
-from mlops_core.routing.repository import RoutingRepository
-from mlops_core.serving.capture import CapturedPrediction
+from mlops_core.routing.repository import LATENCY_PREFIX, RoutingRepository
+from mlops_core.routing.state import latency_bucket
+from mlops_core.serving.capture import CapturedPrediction, ErrorLine
 from mlops_core.storage import keys
 from mlops_core.storage.dynamo import MetadataTable
 
@@ -29,13 +30,32 @@ class TrafficCounter:
         self.predictions = predictions
         self.routing = RoutingRepository(metadata)
 
-    def count(self, rows: Iterable[CapturedPrediction], *, batch_id: str, now_s: int) -> bool:
-        """Add the rows' counts; False when this delivery was counted before."""
+    def count(
+        self,
+        rows: Iterable[CapturedPrediction],
+        *,
+        batch_id: str,
+        now_s: int,
+        errors: Iterable[ErrorLine] = (),
+    ) -> bool:
+        """Add the delivery's counts (rows served, calls, failed calls, latency per call);
+        False when this delivery was counted before."""
         counts: Counter[tuple[str, int, str]] = Counter()
+        calls: dict[tuple[str, int, str, int], float | None] = {}
         for row in rows:
             counts[(row.model_name, row.model_version, "requests")] += 1
             if row.shadow_version is not None:
                 counts[(row.model_name, row.shadow_version, "shadow_requests")] += 1
+            # One call per request id and time (its rows, and the lines a large call is split into).
+            call = (row.model_name, row.model_version, row.request_id or row.prediction_id, row.at_ms)
+            calls.setdefault(call, row.latency_ms)
+        for (model, version, _, _), latency in calls.items():
+            counts[(model, version, "calls")] += 1
+            if latency is not None:
+                counts[(model, version, LATENCY_PREFIX + latency_bucket(latency))] += 1
+        for failed in errors:
+            for counter in ("calls", "errors", LATENCY_PREFIX + latency_bucket(failed.latency_ms)):
+                counts[(failed.model_name, failed.model_version, counter)] += 1
         by_variant: dict[tuple[str, int], dict[str, float]] = {}
         for (model, version, counter), n in counts.items():
             by_variant.setdefault((model, version), {})[counter] = n

@@ -8,14 +8,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlops_core.routing.bandit import Arm
-from mlops_core.routing.state import ArmsState, StoredRouting, VariantTotals
+from mlops_core.routing.state import LATENCY_BUCKET_NAMES, ArmsState, StoredRouting, VariantTotals
 from mlops_core.storage import keys
 from mlops_core.storage.dynamo import Item, MetadataTable
 
 Operation = dict[str, Any]
 
-#: The totals a counter may add to (``add_to_variant_op``).
-VARIANT_COUNTERS = frozenset({"requests", "shadow_requests", "feedback", "rewarded", "reward_sum"})
+#: The totals a counter may add to (``add_to_variant_op``); latency buckets are stored as
+#: attributes ``latency_le_5`` and so on.
+LATENCY_PREFIX = "latency_"
+VARIANT_COUNTERS = frozenset(
+    {"calls", "errors", "requests", "shadow_requests", "feedback", "rewarded", "reward_sum"}
+    | {LATENCY_PREFIX + name for name in LATENCY_BUCKET_NAMES}
+)
 
 
 class RoutingRepository:
@@ -70,7 +75,7 @@ class RoutingRepository:
     # ---- per-version totals -----------------------------------------------------------------
     def variants(self, name: str) -> list[VariantTotals]:
         return [
-            VariantTotals.model_validate(_fields(item))
+            _variant(_fields(item))
             for item in self.table.query(keys.model_pk(name), sk_prefix=keys.VARIANT_PREFIX)
         ]
 
@@ -92,6 +97,16 @@ class RoutingRepository:
             names=names,
             values=values,
         )
+
+
+def _variant(fields: dict[str, Any]) -> VariantTotals:
+    latency = {
+        name.removeprefix(LATENCY_PREFIX): int(value)
+        for name, value in fields.items()
+        if name.startswith(LATENCY_PREFIX)
+    }
+    plain = {k: v for k, v in fields.items() if not k.startswith(LATENCY_PREFIX)}
+    return VariantTotals.model_validate(plain | {"latency_ms": latency})
 
 
 def _fields(item: Item) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from mlops_core.routing.bandit import ArmSummary
 from mlops_core.routing.events import RoutingPolicyChanged
 from mlops_core.routing.policy import BanditPolicy, SinglePolicy, SplitPolicy, parse_policy
 from mlops_core.routing.repository import RoutingRepository
-from mlops_core.routing.state import ArmsState, StoredRouting, VariantTotals
+from mlops_core.routing.state import ArmsState, StoredRouting, VariantTotals, latency_quantile_ms
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.eventbridge import EventPublisher
 
@@ -41,6 +41,10 @@ class VariantSummary(BaseModel):
     weight: float | None = Field(description="Its share of a split; None for other policies")
     totals: VariantTotals
     reward_rate: float | None = Field(description="reward_sum / rewarded (plain, undiscounted)")
+    error_rate: float | None = Field(description="errors / calls")
+    p99_ms: float | None = Field(
+        description="The latency histogram's bucket holding the 99th percentile call (its upper end, ms)"
+    )
     posterior: ArmSummary = Field(
         description="Beta posterior of its reward rate from the bandit's (possibly discounted) counts, "
         "with the policy's prior (Beta(1, 1) for non-bandit policies): mean, 95% credible interval, "
@@ -248,6 +252,8 @@ def _variants(
                 weight=weights.get(version),
                 totals=total,
                 reward_rate=total.reward_sum / total.rewarded if total.rewarded else None,
+                error_rate=total.errors / total.calls if total.calls else None,
+                p99_ms=latency_quantile_ms(total.latency_ms, 0.99),
                 posterior=posterior,
             )
         )

@@ -4,6 +4,8 @@ totals the routing summary and the rollout guardrails read."""
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_core.routing.bandit import Arm
@@ -36,15 +38,69 @@ class ArmsState(BaseModel):
     updated_at: str | None = None
 
 
+#: Upper ends (ms) of the latency histogram's buckets; the last one is unbounded.
+LATENCY_BUCKETS_MS: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, math.inf)
+
+
+def latency_bucket(latency_ms: float) -> str:
+    """The name of the bucket ``latency_ms`` falls in (``le_5``: at most 5 ms; ``le_inf``)."""
+    for bound in LATENCY_BUCKETS_MS:
+        if latency_ms <= bound:
+            return _bucket_name(bound)
+    return _bucket_name(math.inf)
+
+
+def _bucket_name(bound: float) -> str:
+    return "le_inf" if math.isinf(bound) else f"le_{bound:g}"
+
+
+LATENCY_BUCKET_NAMES: tuple[str, ...] = tuple(_bucket_name(b) for b in LATENCY_BUCKETS_MS)
+
+
 class VariantTotals(BaseModel):
     """Plain (never discounted) totals of one version of a model, added exactly once per
-    capture delivery (requests) and per feedback (the rest)."""
+    capture delivery (traffic) and per feedback (the rest)."""
 
     model_config = ConfigDict(frozen=True)
 
     version: int
+    calls: int = Field(default=0, description="Prediction calls this version answered or failed")
+    errors: int = Field(default=0, description="Calls that failed once this version was chosen")
+    latency_ms: dict[str, int] = Field(
+        default_factory=dict,
+        description="Calls per latency bucket (le_1 … le_5000, le_inf: at most that many ms)",
+    )
     requests: int = Field(default=0, description="Predictions served by this version (rows)")
     shadow_requests: int = Field(default=0, description="Predictions scored by it as a shadow")
     feedback: int = Field(default=0, description="Feedback recorded on its predictions")
     rewarded: int = Field(default=0, description="Feedback that carried a reward")
     reward_sum: float = Field(default=0.0, description="Sum of those rewards")
+
+
+def latency_quantile_ms(histogram: dict[str, int], q: float) -> float | None:
+    """The upper end of the bucket holding the ``q`` quantile of the calls (an upper bound of
+    the true quantile, within one bucket); None without calls."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    seen = 0
+    for bound, name in zip(LATENCY_BUCKETS_MS, LATENCY_BUCKET_NAMES, strict=True):
+        seen += histogram.get(name, 0)
+        if seen >= q * total:
+            return bound
+    return math.inf
+
+
+def minus(after: VariantTotals, before: VariantTotals) -> VariantTotals:
+    """What was added between two reads of one version's totals (a rollout step's window)."""
+    return VariantTotals(
+        version=after.version,
+        calls=after.calls - before.calls,
+        errors=after.errors - before.errors,
+        latency_ms={k: after.latency_ms.get(k, 0) - before.latency_ms.get(k, 0) for k in after.latency_ms},
+        requests=after.requests - before.requests,
+        shadow_requests=after.shadow_requests - before.shadow_requests,
+        feedback=after.feedback - before.feedback,
+        rewarded=after.rewarded - before.rewarded,
+        reward_sum=after.reward_sum - before.reward_sum,
+    )

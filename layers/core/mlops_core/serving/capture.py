@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 CAPTURE_MARKER = "mlops_capture"
 #: CloudWatch Logs takes events of up to 256 KB; a request's line stays well below it.
@@ -76,6 +76,8 @@ class CapturedPrediction(BaseModel):
     routed_by: str = "alias"
     policy_revision: int | None = None
     request_key: str | None = None
+    #: The whole call's time in the predictor (every row of a call shares it).
+    latency_ms: float | None = None
     #: The shadow version and what it answered (filled in by the capture function, which
     #: scores the shadow off the request's path); ``shadow_error`` when it could not.
     shadow_version: int | None = None
@@ -129,6 +131,7 @@ class CaptureLine(BaseModel):
     policy_revision: int | None = None
     request_key: str | None = None
     shadow_version: int | None = None
+    latency_ms: float | None = None
 
     def rows(self) -> Iterator[CapturedPrediction]:
         inputs = self.inputs.unpack().tolist()
@@ -149,7 +152,50 @@ class CaptureLine(BaseModel):
                 policy_revision=self.policy_revision,
                 request_key=self.request_key,
                 shadow_version=self.shadow_version,
+                latency_ms=self.latency_ms,
             )
+
+
+class ErrorLine(BaseModel):
+    """What the inference function writes for a call that failed once a version was chosen
+    (its rows could not be scored by it, say): counted against that version's error rate,
+    which a rollout's guardrails compare with production's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mlops_capture: int = 1
+    kind: Literal["error"] = "error"
+    model_name: str
+    model_version: int
+    routed_by: str
+    policy_revision: int | None
+    error: str = Field(description="The error's type (Invalid, IntegrityError, ...)")
+    at_ms: int
+    latency_ms: float
+    request_id: str | None
+
+
+def error_line(
+    *,
+    model_name: str,
+    model_version: int,
+    routed_by: str,
+    policy_revision: int | None,
+    error: str,
+    at_ms: int,
+    latency_ms: float,
+    request_id: str | None,
+) -> str:
+    return ErrorLine(
+        model_name=model_name,
+        model_version=model_version,
+        routed_by=routed_by,
+        policy_revision=policy_revision,
+        error=error,
+        at_ms=at_ms,
+        latency_ms=latency_ms,
+        request_id=request_id,
+    ).model_dump_json()
 
 
 def capture_lines(
@@ -168,6 +214,7 @@ def capture_lines(
     policy_revision: int | None = None,
     request_key: str | None = None,
     shadow_version: int | None = None,
+    latency_ms: float | None = None,
 ) -> list[str]:
     """The JSON lines of one request: one line, or several when its rows would not fit one."""
     head = {
@@ -182,6 +229,7 @@ def capture_lines(
         "policy_revision": policy_revision,
         "request_key": request_key,
         "shadow_version": shadow_version,
+        "latency_ms": latency_ms,
     }
 
     scores = np.asarray(probabilities, dtype=np.float64) if probabilities is not None else None

@@ -50,6 +50,17 @@ class Prediction:
     shadow_version: int | None = None
 
 
+@dataclass(frozen=True)
+class Choice:
+    """The version chosen to answer a request, and how (before any row is scored)."""
+
+    model: LoadedModel
+    alias: str | None
+    routed_by: RoutedBy
+    policy_revision: int | None = None
+    shadow_version: int | None = None
+
+
 @dataclass
 class _Resolved:
     version: ModelVersion
@@ -199,53 +210,57 @@ class Predictor:
         version: int | None = None,
         key: str | None = None,
     ) -> Prediction:
-        """Score ``instances`` with the version ``alias`` names, or the pinned ``version`` (no
-        fallback then: the caller asked for exactly that one), or, with neither, the version
-        the model's routing policy chooses (by ``key`` for a split, when given)."""
-        routed: dict[str, Any] = {}
+        """``score(choose(...))``: the version chosen, then the instances scored with it."""
+        return self.score(self.choose(name, alias=alias, version=version, key=key), instances)
+
+    def choose(
+        self, name: str, *, alias: str | None = None, version: int | None = None, key: str | None = None
+    ) -> Choice:
+        """The version that answers: the one ``alias`` names, the pinned ``version`` (no fallback
+        then: the caller asked for exactly that one), or, with neither, the one the model's
+        routing policy chooses (by ``key`` for a split, when given)."""
         if version is not None:
-            model = self.load(self.resolve_version(name, version))
-            routed["routed_by"] = "version"
-        elif alias is not None or self.routing is None:
+            return Choice(self.load(self.resolve_version(name, version)), None, "version")
+        if alias is not None or self.routing is None:
             alias = alias or PRODUCTION
-            model = self.model_for(name, alias)
-        else:
-            model, alias, routed = self._routed(self.routing, name, key)
+            return Choice(self.model_for(name, alias), alias, "alias")
+        return self._routed(self.routing, name, key)
+
+    def score(self, choice: Choice, instances: Sequence[Any]) -> Prediction:
+        model = choice.model
         signature = model.version.signature
         matrix = instances_to_matrix(instances, signature, max_batch_size=self.max_batch_size)
         predictions, probabilities = model.run(matrix)
         return Prediction(
-            model_name=name,
+            model_name=model.version.model_name,
             model_version=model.version.version,
-            alias=alias,
+            alias=choice.alias,
             predictions=predictions,
             probabilities=probabilities,
             classes=signature.classes,
             inputs=matrix,
             features=signature.feature_names,
-            **routed,
+            routed_by=choice.routed_by,
+            policy_revision=choice.policy_revision,
+            shadow_version=choice.shadow_version,
         )
 
-    def _routed(
-        self, routing: RoutingCache, name: str, key: str | None
-    ) -> tuple[LoadedModel, str | None, dict[str, Any]]:
+    def _routed(self, routing: RoutingCache, name: str, key: str | None) -> Choice:
         stored = routing.policy(name)
         policy = stored.policy
         arms = routing.arms(name).arms if isinstance(policy, BanditPolicy) else ()
         decision = route(policy, model_name=name, rng=self.rng, key=key, arms=arms)
-        routed: dict[str, Any] = {
-            "routed_by": policy.type,
-            "policy_revision": stored.revision,
-            "shadow_version": decision.shadow,
-        }
+        revision, shadow = stored.revision, decision.shadow
         if decision.version is None:
             alias = decision.alias or PRODUCTION
-            return self.model_for(name, alias), alias, routed
+            return Choice(self.model_for(name, alias), alias, policy.type, revision, shadow)
         try:
-            return self.load(self.resolve_version(name, decision.version)), None, routed
+            return Choice(
+                self.load(self.resolve_version(name, decision.version)), None, policy.type, revision, shadow
+            )
         except IntegrityError as error:
             # A routed variant that fails its check must not fail its share of the traffic
             # while production can answer: the caller sees routed_by "fallback".
             if self.on_integrity_failure is not None:
                 self.on_integrity_failure(self.resolve_version(name, decision.version), error)
-            return self.model_for(name, PRODUCTION), PRODUCTION, routed | {"routed_by": "fallback"}
+            return Choice(self.model_for(name, PRODUCTION), PRODUCTION, "fallback", revision, shadow)
