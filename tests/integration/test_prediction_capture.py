@@ -128,3 +128,32 @@ def test_the_sample_subscription_event_is_captured(capture: ModuleType) -> None:
     assert result["captured"] == 1
     found = capture.prediction_log.get("019ad8a3-1f40-7a2b-9c3d-4e5f60718293")
     assert found is not None and found.prediction == 0
+
+
+def test_when_the_log_write_fails_the_prediction_stands_and_the_redelivery_records_it_once(
+    inference: ModuleType, capture: ModuleType, production_model: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The caller got its answer before the capture ran; a failing write fails the delivery
+    (so CloudWatch Logs and Lambda retry it, then park it in FailedDeliveries) and the retry
+    writes the log, the S3 object and the traffic counts once."""
+    from mlops_core.errors import Unavailable
+    from mlops_core.routing.repository import RoutingRepository
+    from tests.support import aws_fault
+
+    response = call(inference, load_event("inference/predict.json"))
+    assert response["statusCode"] == 200
+    ids = body(response)["prediction_ids"]
+    event = subscription_event(_capture_lines(capsys.readouterr().out))
+
+    with (
+        aws_fault("dynamodb", "BatchWriteItem", "ProvisionedThroughputExceededException"),
+        pytest.raises(Unavailable),
+    ):
+        capture.lambda_handler(event, FakeLambdaContext())
+    assert capture.prediction_log.get(ids[0]) is None
+
+    retried = capture.lambda_handler(event, FakeLambdaContext())
+    assert retried["captured"] == 2 and retried["counted"] is True
+    assert all(capture.prediction_log.get(i) is not None for i in ids)
+    (totals,) = RoutingRepository(capture.metadata_table).variants("breast-cancer")
+    assert (totals.calls, totals.requests) == (1, 2)
