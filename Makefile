@@ -8,7 +8,7 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: help install demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit clean
+.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,13 +21,22 @@ $(VENV)/.installed: pyproject.toml uv.lock package-lock.json
 
 install: $(VENV)/.installed ## Create .venv with every pinned dependency (uv.lock)
 
+# Browser tests drive Debian's Chromium headless (the release's package: apt pins it).
+# Installed when missing and this runs as root (CI); otherwise those tests skip, saying so.
+browser: ## Install Debian's chromium for the browser tests (as root; ~20 s)
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else echo "note: chromium not installed (not root): the browser tests will skip; sudo apt-get install chromium"; fi
+
 demo: install ## Run the local stack: train the sample model with the workflow, promote it, serve it on :3000
 	$(VENV)/bin/mlops up --demo
 
 up: install ## Run the local stack without the demo (empty registry)
 	$(VENV)/bin/mlops up
 
-test: install ## Install, then run the whole test suite (what CI runs), on every core
+test: install browser ## Install, then run the whole test suite (what CI runs), on every core
 	$(VENV)/bin/python -m pytest -n auto
 
 test-fast: install ## Unit and integration tests only (no CDK synth, no local stack)
