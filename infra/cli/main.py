@@ -242,6 +242,14 @@ def up(
             help="Keep the registry, runs, artifacts and API key in this directory across restarts",
         ),
     ] = None,
+    schedule_speedup: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="Fire the template's EventBridge schedules this many times faster (60: an hourly "
+            "schedule every minute)",
+        ),
+    ] = 1.0,
     exit_after_demo: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Start the embedded stack: moto on localhost, the stack's template, its routes."""
@@ -261,7 +269,13 @@ def up(
     logs.configure(console, sys.stdout)
     started = time.monotonic()
     try:
-        stack = EmbeddedStack(host=host, api_port=api_port, moto_port=moto_port, state_dir=state)
+        stack = EmbeddedStack(
+            host=host,
+            api_port=api_port,
+            moto_port=moto_port,
+            state_dir=state,
+            schedule_speedup=schedule_speedup,
+        )
         with console.status("starting the local stack (synthesizing the CDK app if it changed)"):
             description = stack.start()
     except PortInUse as error:

@@ -113,7 +113,16 @@ def describe_policy(policy: dict[str, Any]) -> str:
 
 def summary_table(summary: dict[str, Any]) -> Rows:
     table = Rows(
-        "version", "role", "weight", "requests", "feedback", "reward", "posterior mean [95% CI]", "P(best)"
+        "version",
+        "role",
+        "weight",
+        "requests",
+        "errors",
+        "p99 ms",
+        "feedback",
+        "reward",
+        "posterior mean [95% CI]",
+        "P(best)",
     )
     for variant in summary["variants"]:
         totals, posterior = variant["totals"], variant["posterior"]

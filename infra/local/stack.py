@@ -36,6 +36,7 @@ STATE_DIR = Path(os.environ.get("MLOPS_STATE_DIR", REPO_ROOT / ".local-stack"))
 ENDPOINT_FILE = STATE_DIR / "endpoint.json"
 STACK_NAME = "ServerlessMlops"
 REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
 LOGGER = logging.getLogger("mlops.local")
 
 # CDK metadata has no runtime effect; it is removed before deploying. (Stages, usage
@@ -266,6 +267,7 @@ class EmbeddedStack:
         api_port: int = 3000,
         moto_port: int = 5055,
         state_dir: Path | None = None,
+        schedule_speedup: float = 1.0,
     ) -> None:
         from infra.local.persistence import LocalState
 
@@ -284,6 +286,10 @@ class EmbeddedStack:
         self.description: StackDescription | None = None
         self._function_configurations: dict[str, Any] = {}
         self._subscriptions: Any = None  # LogSubscriptions, once the template is known
+        self._event_rules: Any = None  # EventRules, once the template is known
+        #: How much faster than declared the template's schedules fire (--schedule-speedup).
+        self.schedule_speedup = schedule_speedup
+        self._physical_ids: dict[str, str] = {}
         # One request at a time per function, as in one Lambda execution environment: a
         # handler module's Powertools resolver keeps per-request state (the current event,
         # route arguments) that concurrent threads would mix up.
@@ -298,6 +304,7 @@ class EmbeddedStack:
             self.template = synthesize_template()
             self.description = self._deploy()
             self._start_subscriptions()
+            self._start_event_rules()
             self._serve()
             if self.state is not None:
                 self.state.start_saving()
@@ -332,6 +339,7 @@ class EmbeddedStack:
         # A state directory's resources keep the names (and so the ARNs) they had.
         template = with_names(self.template, state.names) if state else self.template
         deployed = deploy_template(template)
+        self._physical_ids = deployed.physical_ids
         api_key = create_local_api_key(state.api_key if state else None)
         if state is not None:
             state.restore(template, deployed.physical_ids, api_key)
@@ -359,6 +367,42 @@ class EmbeddedStack:
                 subscription.source_function,
                 subscription.destination_function,
             )
+
+    def _start_event_rules(self) -> None:
+        """Fire the template's schedules, and deliver its rules' Lambda and Step Functions
+        targets (moto does neither)."""
+        import boto3
+
+        from infra.local import event_rules
+
+        assert self.description is not None
+        stepfunctions = boto3.client("stepfunctions")
+        self._event_rules = event_rules.EventRules(
+            self.template,
+            self.invoke,
+            lambda arn, document: stepfunctions.start_execution(stateMachineArn=arn, input=document),
+            function_names=self.description.functions,
+            resolve=self._arn_of,
+            speedup=self.schedule_speedup,
+        )
+        event_rules.install(self._event_rules)
+        self._event_rules.start(region=REGION, account=ACCOUNT_ID)
+        for rule in self._event_rules.schedules:
+            LOGGER.info(
+                "schedule %s: every %.0f s (declared %.0f s)",
+                rule.logical_id,
+                rule.period_seconds / self.schedule_speedup,
+                rule.period_seconds,
+            )
+
+    def _arn_of(self, logical_id: str) -> str | None:
+        physical = self._physical_ids.get(logical_id)
+        kind = self.template.get("Resources", {}).get(logical_id, {}).get("Type")
+        if physical is None:
+            return None
+        if kind == "AWS::Lambda::Function":
+            return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{physical}"
+        return physical  # state machines, queues: Ref is the ARN or URL moto made
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Run a function's handler in this process, as Lambda would (used by the gateway)."""
@@ -412,6 +456,9 @@ class EmbeddedStack:
         if self._http is not None:
             self._http.shutdown()
             self._http = None
+        if self._event_rules is not None:
+            self._event_rules.stop()
+            self._event_rules = None
         if self._subscriptions is not None:  # deliver what the last requests logged
             self._subscriptions.stop()
             self._subscriptions = None

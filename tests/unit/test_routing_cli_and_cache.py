@@ -95,3 +95,24 @@ def test_the_cache_rereads_after_its_ttl_and_keeps_a_copy_when_a_read_fails() ->
     assert cache.policy("m").revision == 2 and repository.reads == 3  # not re-read until the next ttl
     with pytest.raises(Unavailable):
         cache.policy("never-read")  # nothing cached: the failure is the caller's 503
+
+
+def test_the_summary_table_has_a_cell_per_column() -> None:
+    from infra.cli.routing import summary_table
+
+    totals = {"requests": 5, "shadow_requests": 2, "calls": 4, "feedback": 1, "rewarded": 1}
+    variant = {
+        "version": 3,
+        "role": "served",
+        "weight": 0.9,
+        "totals": totals,
+        "reward_rate": 1.0,
+        "error_rate": 0.25,
+        "p99_ms": 20.0,
+        "posterior": {"mean": 0.6, "lower": 0.2, "upper": 0.9, "p_best": 0.7},
+    }
+    table = summary_table(
+        {"variants": [variant, variant | {"weight": None, "error_rate": None, "p99_ms": None}]}
+    )
+    assert len(table.rows) == 2
+    assert table.rows[0][3:6] == ("5 (+2 shadow)", "25.00% of 4", "<= 20")
