@@ -157,3 +157,40 @@ def test_when_the_log_write_fails_the_prediction_stands_and_the_redelivery_recor
     assert all(capture.prediction_log.get(i) is not None for i in ids)
     (totals,) = RoutingRepository(capture.metadata_table).variants("breast-cancer")
     assert (totals.calls, totals.requests) == (1, 2)
+
+
+def test_a_window_of_captured_predictions_is_read_back_by_time(capture: ModuleType) -> None:
+    """Predictions across three hours, two deliveries in one hour: the window holds exactly
+    those made in it, oldest first; a limit keeps the newest."""
+    from mlops_core.feedback.capture_store import CaptureStore
+    from mlops_core.serving.capture import CapturedPrediction
+    from mlops_core.storage.s3 import ArtifactStore
+
+    hour = 3_600_000
+    base = 1_796_000_000_000 - 1_796_000_000_000 % hour
+
+    def row(i: int, at_ms: int) -> CapturedPrediction:
+        return CapturedPrediction(
+            prediction_id=f"p{i}",
+            model_name="m",
+            model_version=1,
+            alias=None,
+            at_ms=at_ms,
+            features=["x"],
+            inputs=[float(i)],
+            prediction=0,
+            probabilities=None,
+        )
+
+    store = CaptureStore(ArtifactStore(BUCKET))
+    store.write([row(0, base - 1), row(1, base + 10)], batch_id="a")
+    store.write([row(2, base + 20)], batch_id="b")
+    store.write([row(3, base + hour + 5), row(4, base + 2 * hour + 1)], batch_id="c")
+
+    window = store.window("m", start_ms=base, end_ms=base + 2 * hour)
+    assert [r.prediction_id for r in window] == ["p1", "p2", "p3"]
+    assert [r.prediction_id for r in store.window("m", start_ms=base, end_ms=base + 2 * hour, limit=2)] == [
+        "p2",
+        "p3",
+    ]
+    assert store.window("other", start_ms=base, end_ms=base + hour) == []

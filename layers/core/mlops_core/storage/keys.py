@@ -142,6 +142,17 @@ def capture_object(model_name: str, at_ms: int, batch_id: str) -> str:
     return f"{CAPTURE_PREFIX}{model_name}/{hour}/{batch_id}.jsonl"
 
 
+def capture_hours(model_name: str, start_ms: int, end_ms: int) -> list[str]:
+    """The hour prefixes of ``capture_object`` that can hold predictions made in
+    [start_ms, end_ms): one per UTC hour, oldest first."""
+    hour_ms = 3_600_000
+    first, last = start_ms - start_ms % hour_ms, max(start_ms, end_ms - 1)
+    return [
+        f"{CAPTURE_PREFIX}{model_name}/{time.strftime('%Y/%m/%d/%H', time.gmtime(at / 1000))}/"
+        for at in range(first, last + 1, hour_ms)
+    ]
+
+
 def reference_profile(run_id: str) -> str:
     return f"{RUNS_PREFIX}{run_id}/reference_profile.json"
 

@@ -6,6 +6,7 @@ of the same key can never change what a registered model version serves.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,3 +52,18 @@ class ArtifactStore:
                 Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
             )
         return StoredObject(key=key, version_id=response.get("VersionId"), data=data)
+
+    def keys(self, prefix: str, *, start_after: str | None = None) -> Iterator[str]:
+        """Keys under ``prefix`` in key order (after ``start_after``), following pagination lazily."""
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if start_after:
+            request["StartAfter"] = start_after
+        while True:
+            with translate_errors(self.what):
+                response = self._client.list_objects_v2(**request)
+            for item in response.get("Contents", []):
+                yield str(item["Key"])
+            token = response.get("NextContinuationToken")
+            if not response.get("IsTruncated") or not token:
+                return
+            request = {"Bucket": self.bucket, "Prefix": prefix, "ContinuationToken": token}
