@@ -33,6 +33,7 @@ EXPECTED_ROUTES = {
     ("POST", "/training"): ("training-api", "AWS_IAM", False),
     ("GET", "/runs/{run_id}"): ("training-api", "AWS_IAM", False),
     ("GET", "/models/{name}/runs"): ("training-api", "AWS_IAM", False),
+    ("POST", "/feedback"): ("feedback", "NONE", True),
 }
 
 
@@ -61,6 +62,7 @@ def _function_names_by_arn(synthesized: SynthesizedApp) -> dict[str, str]:
         ("inference", stack.api.inference),
         ("registry", stack.api.registry),
         ("training-api", stack.training.api),
+        ("feedback", stack.feedback.function),
     )
     return {
         json.dumps({"Fn::GetAtt": [synthesized.logical_id(service.function), "Arn"]}): name
