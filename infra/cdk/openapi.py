@@ -22,10 +22,20 @@ from infra.local.gateway import Route
 
 TITLE = "Serverless MLOps API"
 VERSION = "0.1.0"
-HANDLERS = ("functions.inference.handler", "functions.registry.handler", "functions.training.api")
+HANDLERS = (
+    "functions.inference.handler",
+    "functions.registry.handler",
+    "functions.training.api",
+    "functions.feedback.handler",
+)
 
 SECURITY_SCHEMES = {
-    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key", "description": "Prediction clients"},
+    "apiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+        "description": "Application clients: predict and feedback",
+    },
     "sigv4": {
         "type": "apiKey",
         "in": "header",
@@ -39,6 +49,7 @@ SECURITY_SCHEMES = {
 _PLACEHOLDER_ENVIRONMENT = {
     "ARTIFACTS_BUCKET": "documentation-bucket",
     "METADATA_TABLE": "documentation-table",
+    "PREDICTIONS_TABLE": "documentation-predictions",
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -63,7 +74,8 @@ def build_openapi(routes: list[Route] | None = None, server_url: str | None = No
         "info": {
             "title": TITLE,
             "version": VERSION,
-            "description": "Predictions (API key), the model registry and training runs (IAM, SigV4).",
+            "description": "Predictions and feedback (API key), the model registry and training runs "
+            "(IAM, SigV4).",
         },
         "paths": {},
         "components": {"schemas": {}, "securitySchemes": SECURITY_SCHEMES},

@@ -19,6 +19,7 @@ from constructs import Construct
 from infra.cdk.constructs.api import ApiConstruct, ApiLimits, SnapStartOption
 from infra.cdk.constructs.capture import CaptureConstruct
 from infra.cdk.constructs.events import EventsConstruct
+from infra.cdk.constructs.feedback import FeedbackConstruct
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import StorageConstruct
 from infra.cdk.constructs.training import TrainingConstruct
@@ -114,6 +115,16 @@ class ServerlessMlopsStack(Stack):
             storage=self.storage,
             layers=self.layers,
             source=self.api.inference,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+        )
+        self.feedback = FeedbackConstruct(
+            self,
+            "Feedback",
+            storage=self.storage,
+            capture=self.capture,
+            api=self.api,
+            layers=self.layers,
             functions_dir=repo_root / "functions",
             log_retention=settings.log_retention_period(),
         )

@@ -3,7 +3,7 @@
 The local stack is found through ``.local-stack/endpoint.json`` (written by
 ``mlops up``); a deployed one through its CloudFormation outputs, with the caller's AWS
 credentials. IAM-authenticated routes are signed with SigV4 (the local gateway accepts
-the signature without checking it); predict calls carry the API key.
+the signature without checking it); predict and feedback calls carry the API key.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ TIMEOUT_SECONDS = 60
 class ApiError(Exception):
     """The API answered 4xx/5xx; ``body`` is its ``ErrorBody`` (or the raw text)."""
 
-    def __init__(self, status: int, body: Any) -> None:
+    def __init__(self, status: int, body: Any, *, retry_after: float | None = None) -> None:
         self.status = status
         self.body = body
+        #: The answer's Retry-After (seconds), when it had one.
+        self.retry_after = retry_after
         message = body.get("message") if isinstance(body, dict) else None
         text = message or (str(body).strip() if body else "") or "(no message)"
         super().__init__(f"HTTP {status}: {text}")
@@ -56,6 +58,13 @@ def describe_detail(item: Any) -> str:
     if not where:
         return what or json.dumps(item, default=str)
     return f"{where}: {what}" if what else where
+
+
+def _seconds(header: str | None) -> float | None:
+    try:
+        return float(header) if header else None
+    except ValueError:  # an HTTP date: not sent by this API
+        return None
 
 
 class StackNotFound(Exception):
@@ -147,7 +156,9 @@ class ApiClient:
         except ValueError:
             payload = response.text
         if response.status_code >= 400:
-            raise ApiError(response.status_code, payload)
+            raise ApiError(
+                response.status_code, payload, retry_after=_seconds(response.headers.get("Retry-After"))
+            )
         return payload
 
     # -- the routes ----------------------------------------------------------------------
@@ -165,6 +176,14 @@ class ApiClient:
             else None
         )
         return self.call("POST", f"/models/{model}/predict", {"instances": instances}, iam=False, query=query)
+
+    def feedback(self, entry: dict[str, Any]) -> Any:
+        """``POST /feedback`` with one feedback: its outcome (``ApiError`` when it is refused)."""
+        return self.call("POST", "/feedback", entry, iam=False)
+
+    def feedback_batch(self, entries: list[dict[str, Any]]) -> Any:
+        """``POST /feedback`` with a batch: 200 and one outcome (with its own status) per item."""
+        return self.call("POST", "/feedback", {"feedback": entries}, iam=False)
 
     def start_training(self, request: dict[str, Any]) -> Any:
         return self.call("POST", "/training", request)

@@ -6,6 +6,7 @@
     mlops runs show RUN | list MODEL | wait RUN
     mlops models list | show M | promote M V | rollback M | audit M | card M V
     mlops predict M --instances JSON     a prediction call (production, --alias or --version)
+    mlops feedback send --prediction-id ID (--reward 0|1 | --label L) | --file F.jsonl
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
 
 Commands talk to the local stack unless ``--stack NAME`` names a deployed one. ``--json``
@@ -92,7 +93,9 @@ app = typer.Typer(
 runs_app = typer.Typer(help="Training runs.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
 datasets_app = typer.Typer(help="Training datasets in the stack's bucket.", no_args_is_help=True)
+feedback_app = typer.Typer(help="Feedback on predictions (rewards and labels).", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(feedback_app, name="feedback")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 routing_app = typer.Typer(help="Traffic routing between a model's versions.", no_args_is_help=True)
@@ -784,6 +787,88 @@ def predict(
         raise _usage("expected a non-empty JSON list of rows, e.g. '[[1.0, 2.5]]'", "--instances")
     with _calls():
         _print_json(_client().predict(model, rows, alias=alias, version=version))
+
+
+FEEDBACK_EXIT_CODES = (
+    "Exit codes: 0 every feedback recorded (or recorded before: a duplicate), 1 an API error or a "
+    "feedback not recorded (unknown prediction, a label outside the model's classes...), 2 a usage "
+    "error or a malformed line."
+)
+
+
+@feedback_app.command("send", epilog=FEEDBACK_EXIT_CODES)
+def feedback_send(
+    prediction_id: Annotated[str | None, typer.Option(help="A prediction id from a predict answer")] = None,
+    reward: Annotated[int | None, typer.Option(help="The outcome: 1 (success) or 0", min=0, max=1)] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(help='The true outcome: JSON (1, true, "1") or plain text, a class or a number'),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="JSON Lines: one {prediction_id, reward | label} per line", dir_okay=False),
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to keep retrying predictions not captured yet (409)", min=0)
+    ] = 20,
+    json_output: JsonFlag = False,
+) -> None:
+    """Send feedback: one (--prediction-id with --reward or --label), or a file of them in batches."""
+    from infra.cli import feedback
+
+    if file is not None:
+        if prediction_id is not None or reward is not None or label is not None:
+            raise _usage("a file carries its own feedback: pass --file alone", "--file")
+        try:
+            lines = feedback.read_lines(file.read_text())
+        except (OSError, UnicodeDecodeError) as error:
+            raise _usage(f"cannot read {str(file)!r}: {error}", "--file") from None
+        except feedback.BadFeedback as error:
+            raise _usage(f"{file}: {error}", "--file") from None
+        with _calls():
+            client = _client()
+            sent = feedback.send_batches(client.feedback_batch, [e for _, e in lines], wait=wait)
+        _print_feedback(sent, [n for n, _ in lines], json_output)
+        if sent.failed:
+            raise typer.Exit(1)
+        return
+    if prediction_id is None:
+        raise _usage("pass --prediction-id (with --reward or --label), or --file", "--prediction-id")
+    if (reward is None) == (label is None):
+        raise _usage("pass exactly one of them", "--reward", "--label")
+    try:
+        one = feedback.entry(
+            prediction_id, reward=reward, label=None if label is None else feedback.parse_label(label)
+        )
+    except feedback.BadFeedback as error:
+        raise _usage(str(error), "--prediction-id", "--label") from None
+    with _calls():
+        client = _client()
+        result = feedback.retry_not_captured(lambda: client.feedback(one), _not_captured_pause, wait=wait)
+    _print_json(result)
+
+
+def _not_captured_pause(error: Exception) -> float | None:
+    if isinstance(error, ApiError) and error.status == 409:
+        return error.retry_after or 1.0
+    return None
+
+
+def _print_feedback(sent: Any, line_numbers: list[int], json_flag: bool) -> None:
+    table = Rows("line", "prediction", "status", "reward", "label", "note", ids=("prediction",))
+    for number, result in zip(line_numbers, sent.results, strict=True):
+        note = result.get("message") or ("duplicate" if result.get("duplicate") else "recorded")
+        if result.get("duplicate") and result.get("matches_original") is False:
+            note = "duplicate: the recorded feedback differs from this line's"
+        table.add_row(
+            str(number),
+            result["prediction_id"],
+            str(result["status"]),
+            "" if result.get("reward") is None else str(result["reward"]),
+            "" if result.get("label") is None else json.dumps(result["label"]),
+            note,
+        )
+    _emit(sent.summary(), table, json_flag)
 
 
 @app.command()

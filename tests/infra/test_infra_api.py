@@ -35,6 +35,7 @@ EXPECTED_ROUTES = {
     ("POST", "/training"): ("training-api", "AWS_IAM", False),
     ("GET", "/runs/{run_id}"): ("training-api", "AWS_IAM", False),
     ("GET", "/models/{name}/runs"): ("training-api", "AWS_IAM", False),
+    ("POST", "/feedback"): ("feedback", "NONE", True),
 }
 
 
@@ -63,6 +64,7 @@ def _function_names_by_arn(synthesized: SynthesizedApp) -> dict[str, str]:
         ("inference", stack.api.inference),
         ("registry", stack.api.registry),
         ("training-api", stack.training.api),
+        ("feedback", stack.feedback.function),
     )
     return {
         json.dumps({"Fn::GetAtt": [synthesized.logical_id(service.function), "Arn"]}): name

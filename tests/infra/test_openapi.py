@@ -24,6 +24,10 @@ def test_openapi_covers_exactly_the_template_routes(synthesized: SynthesizedApp)
     assert predict["security"] == [{"apiKey": []}]
     assert document["paths"]["/training"]["post"]["security"] == [{"sigv4": []}]
     assert "PredictRequest" in document["components"]["schemas"]
+    assert document["paths"]["/feedback"]["post"]["security"] == [{"apiKey": []}]
+    assert {"FeedbackRequest", "FeedbackResult", "FeedbackBatchResponse"} <= set(
+        document["components"]["schemas"]
+    )
 
 
 def test_committed_openapi_document_is_up_to_date(synthesized: SynthesizedApp) -> None:

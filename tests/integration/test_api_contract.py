@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mlops_core.http import ErrorBody
+from mlops_core.serving.capture import prediction_ids
 from tests.integration.conftest import call
 from tests.support import ROOT, load_event
 
@@ -71,6 +72,27 @@ CASES: list[tuple[str, str, Callable[[], dict[str, Any]], int]] = [
         lambda: load_event("registry/get_alias.json", path_params={"alias": "canary"}),
         404,
     ),
+    ("feedback", "unknown prediction", lambda: load_event("feedback/reward.json"), 404),
+    ("feedback", "batch", lambda: load_event("feedback/batch.json"), 200),
+    (
+        "feedback",
+        "not captured yet",
+        lambda: load_event("feedback/reward.json", body={"prediction_id": prediction_ids(1)[0], "reward": 1}),
+        409,
+    ),
+    (
+        "feedback",
+        "bad reward",
+        lambda: load_event("feedback/reward.json", body={"prediction_id": "x", "reward": 2}),
+        422,
+    ),
+    ("feedback", "malformed JSON", lambda: load_event("feedback/label.json", body="{"), 400),
+    (
+        "feedback",
+        "not JSON",
+        lambda: with_content_type(load_event("feedback/reward.json", body="x"), "text/plain"),
+        415,
+    ),
 ]
 
 
@@ -84,7 +106,9 @@ def test_answers_are_documented(
     make_event: Callable[[], dict[str, Any]],
     status: int,
 ) -> None:
-    handler = inference if function == "inference" else registry_api
+    from functions.feedback import handler as feedback
+
+    handler = {"inference": inference, "registry": registry_api, "feedback": feedback}[function]
     call(registry_api, load_event("registry/create_model.json"))  # the model exists (409 case)
     event = make_event()
     response = call(handler, event)

@@ -24,12 +24,14 @@ def test_log_keys_of_one_request_do_not_leak_into_the_next(
 def test_every_api_function_clears_its_log_state_per_request(
     inference: ModuleType, registry_api: ModuleType
 ) -> None:
+    from functions.feedback import handler as feedback
     from functions.training import api as training_api
 
-    for handler in (inference, registry_api, training_api):
+    for handler in (inference, registry_api, training_api, feedback):
         handler.logger.append_keys(leftover="from an earlier request")
     call(inference, load_event("inference/health.json"))
     call(registry_api, load_event("registry/list_models.json"))
     call(training_api, load_event("training/list_runs.json"))
-    for handler in (inference, registry_api, training_api):
+    call(feedback, load_event("feedback/reward.json"))
+    for handler in (inference, registry_api, training_api, feedback):
         assert "leftover" not in handler.logger.get_current_keys(), handler.__name__

@@ -15,6 +15,7 @@ list of what the API answers; the local gateway serves exactly these routes.
   PUT  /models/{name}/aliases/{alias}            registry    IAM
   GET  /models/{name}/routing                    registry    IAM
   PUT  /models/{name}/routing                    registry    IAM
+  POST /feedback                                 feedback    API key + usage plan (constructs/feedback.py)
 
 Request bodies are validated by the handlers (pydantic), which answer with precise
 4xx messages; the API's request validator enforces the declared path parameters. The
@@ -322,7 +323,7 @@ class ApiConstruct(Construct):
         )
 
         self.predict_api_key = self.rest_api.add_api_key(
-            "PredictApiKey", description="API key for POST /models/{name}/predict"
+            "PredictApiKey", description="API key for POST /models/{name}/predict and POST /feedback"
         )
         self.predict_usage_plan = self.rest_api.add_usage_plan(
             "PredictUsagePlan",
@@ -348,6 +349,18 @@ class ApiConstruct(Construct):
             )
 
         self._acknowledge_api_wide_findings()
+
+    def add_api_key_route(
+        self, function: aws_lambda.IFunction, path: str, http_method: str, *, reason: str
+    ) -> aws_apigateway.Method:
+        """A route of another domain's function for application clients: the predict API key
+        and its usage plan (the plan covers the whole stage). ``reason`` says why an API key,
+        not IAM, authorises it (cdk-nag APIG4)."""
+        integration = aws_apigateway.LambdaIntegration(function, allow_test_invoke=False)
+        resource = self.rest_api.root.resource_for_path(path)
+        method = self._method(resource, http_method, integration, _NONE, api_key_required=True)
+        Validations.of(method).acknowledge(Acknowledgment(id="AwsSolutions-APIG4", reason=reason))
+        return method
 
     def add_iam_routes(self, function: aws_lambda.IFunction, routes: list[tuple[str, str]]) -> None:
         """IAM-authenticated routes (path, method) of another domain's function."""

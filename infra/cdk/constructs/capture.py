@@ -135,3 +135,15 @@ class CaptureConstruct(Construct):
             max_event_age=Duration.hours(6),
             on_failure=aws_lambda_destinations.SqsDestination(self.failed_deliveries),
         )
+
+    def grant_feedback_write(self, role: aws_iam.IRole) -> None:
+        """Record feedback in the prediction log: read a prediction with its feedback (Query of
+        its partition; GetItem of the feedback after a lost conditional write) and write the
+        feedback once (a conditional PutItem). Never UpdateItem or DeleteItem: what is recorded
+        stays as recorded (the rewards updater, not this role, marks it counted)."""
+        role.add_to_principal_policy(
+            aws_iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+                resources=[self.predictions_table.table_arn],
+            )
+        )

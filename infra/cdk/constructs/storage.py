@@ -117,12 +117,12 @@ class StorageConstruct(Construct):
     def metadata_index_arn(self) -> str:
         return f"{self.metadata_table.table_arn}/index/{METADATA_GSI}"
 
-    def grant_metadata_read(self, role: aws_iam.IRole, *, index: bool = False) -> None:
-        """Get and query items of the metadata table (and query its index if ``index``)."""
+    def grant_metadata_read(self, role: aws_iam.IRole, *, index: bool = False, query: bool = True) -> None:
+        """Get and query items of the metadata table (and query its index if ``index``);
+        with ``query=False``, get items by key only."""
+        actions = list(ITEM_READ_ACTIONS) if query else ["dynamodb:GetItem"]
         role.add_to_principal_policy(
-            aws_iam.PolicyStatement(
-                actions=list(ITEM_READ_ACTIONS), resources=[self.metadata_table.table_arn]
-            )
+            aws_iam.PolicyStatement(actions=actions, resources=[self.metadata_table.table_arn])
         )
         if index:
             role.add_to_principal_policy(

@@ -23,7 +23,11 @@ class NotFound(MlopsError):
 
 
 class Conflict(MlopsError):
-    """The request contradicts the current state (exists already, stale revision)."""
+    """The request contradicts the current state (exists already, stale revision).
+
+    ``retry_after_seconds``, when given, says the state is expected to change by then (a
+    prediction not captured yet, say): the same request may then succeed.
+    """
 
     def __init__(
         self,
@@ -31,9 +35,11 @@ class Conflict(MlopsError):
         *,
         details: list[dict[str, Any]] | None = None,
         current: dict[str, Any] | None = None,
+        retry_after_seconds: int | None = None,
     ) -> None:
         super().__init__(message, details=details)
         self.current = current
+        self.retry_after_seconds = retry_after_seconds
         #: For a cancelled DynamoDB transaction: each operation's cancellation code, in the
         #: order they were sent ("ConditionalCheckFailed", or None where it passed).
         self.cancellation_reasons: list[str | None] = []

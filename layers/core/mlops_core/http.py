@@ -131,6 +131,38 @@ def error_response(
     )
 
 
+#: The status each domain error is answered with (the exception handlers below), most specific first.
+_ERROR_STATUSES: tuple[tuple[type[MlopsError], HTTPStatus], ...] = (
+    (Invalid, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (NotFound, HTTPStatus.NOT_FOUND),
+    (Conflict, HTTPStatus.CONFLICT),
+    (Unavailable, HTTPStatus.SERVICE_UNAVAILABLE),
+)
+
+
+def item_error(error: MlopsError) -> dict[str, Any]:
+    """A domain error as one item's outcome, for batch routes that answer 200 with a status per
+    item: ``status``, the ``ErrorBody`` the same error gets as a whole response, and
+    ``retry_after_seconds`` where that response has a ``Retry-After`` header.
+    (tests/unit/test_http_item_errors.py checks both answers agree.)"""
+    status = next((s for kind, s in _ERROR_STATUSES if isinstance(error, kind)), None)
+    if status is None:
+        status = HTTPStatus.INTERNAL_SERVER_ERROR
+    extra: dict[str, Any] = {}
+    if isinstance(error, IntegrityError):
+        extra["code"] = "integrity_failure"
+    if isinstance(error, Conflict) and error.current is not None:
+        extra["current"] = error.current
+    outcome: dict[str, Any] = {
+        "status": status.value,
+        **error_body(status, error.message, detail=error.details or None, extra=extra),
+    }
+    retry_after = getattr(error, "retry_after_seconds", None)
+    if retry_after:
+        outcome["retry_after_seconds"] = retry_after
+    return outcome
+
+
 JSON_MEDIA_TYPE = "application/json"
 
 
@@ -318,7 +350,10 @@ def _register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> Non
     @app.exception_handler(Conflict)
     def _conflict(error: Conflict) -> Response[Any]:
         extra = {"current": error.current} if error.current is not None else None
-        return error_response(HTTPStatus.CONFLICT, error.message, detail=error.details, extra=extra)
+        retry = {"Retry-After": str(error.retry_after_seconds)} if error.retry_after_seconds else None
+        return error_response(
+            HTTPStatus.CONFLICT, error.message, detail=error.details, headers=retry, extra=extra
+        )
 
     @app.exception_handler(Unavailable)
     def _unavailable(error: Unavailable) -> Response[Any]:

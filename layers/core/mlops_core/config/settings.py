@@ -69,6 +69,22 @@ class CaptureSettings(CoreSettings):
     model_cache_size: int = Field(default=4, ge=1, validation_alias="MODEL_CACHE_SIZE")
 
 
+class FeedbackSettings(EnvironmentSettings):
+    """The feedback function: the prediction log it records feedback in, the registry it reads
+    a model's classes from, and how long a prediction id may go uncaptured."""
+
+    metadata_table: str = Field(min_length=3, validation_alias="METADATA_TABLE")
+    predictions_table: str = Field(min_length=3, validation_alias="PREDICTIONS_TABLE")
+    # Captured predictions reach the log seconds after they are made (a log subscription):
+    # feedback on an id younger than this that is not in the log yet is "not captured yet"
+    # (409, retry), older it is unknown (404).
+    capture_delay_seconds: int = Field(
+        default=300, ge=0, le=3600, validation_alias="FEEDBACK_CAPTURE_DELAY_SECONDS"
+    )
+    # How far in the future an id's time may be (clocks of two hosts) and still be ours.
+    clock_skew_seconds: int = Field(default=10, ge=0, le=300, validation_alias="FEEDBACK_CLOCK_SKEW_SECONDS")
+
+
 @lru_cache(maxsize=1)
 def core_settings() -> CoreSettings:
     return CoreSettings.from_environment()

@@ -4,13 +4,16 @@
 attributes, and the whole captured row (inputs in signature order, output) as one JSON
 string — DynamoDB numbers stop at 1E+126 and 38 digits, model inputs and outputs do not;
 feedback is recorded beside it under ``FEEDBACK``. Captured predictions are written in
-bulk: a redelivered batch writes the same items again, which changes nothing.
+bulk: a redelivered batch writes the same items again, which changes nothing. Feedback is
+written once (``record_feedback``: conditioned on no ``FEEDBACK`` item), and read back with
+its prediction in one Query of the partition (``get_with_feedback``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mlops_core.feedback.entities import FeedbackRecord
@@ -19,6 +22,22 @@ from mlops_core.storage import keys
 from mlops_core.storage.dynamo import MetadataTable
 
 DEFAULT_TTL_DAYS = 30
+
+
+@dataclass(frozen=True)
+class LoggedPrediction:
+    """What the log holds under one prediction id: the prediction and the feedback on it, each
+    None when absent, with the items' expiry (``expires_at``, Unix seconds). DynamoDB deletes
+    expired items within days, not at once: the reader decides what has expired."""
+
+    prediction_id: str
+    prediction: CapturedPrediction | None
+    expires_at: int | None
+    feedback: FeedbackRecord | None
+    feedback_expires_at: int | None
+    #: What served the prediction, as the ``PREDICTION`` item's attributes name it.
+    model_name: str | None = None
+    model_version: int | None = None
 
 
 class PredictionLog:
@@ -37,6 +56,30 @@ class PredictionLog:
             return None
         return CapturedPrediction.model_validate_json(item["row"])
 
+    def get_with_feedback(self, prediction_id: str) -> LoggedPrediction:
+        """The prediction and its feedback, in one (eventually consistent) Query."""
+        items = {item[keys.SORT_KEY]: item for item in self.table.query(keys.prediction_pk(prediction_id))}
+        prediction, feedback = items.get(keys.PREDICTION_SK), items.get(keys.FEEDBACK_SK)
+        return LoggedPrediction(
+            prediction_id=prediction_id,
+            prediction=CapturedPrediction.model_validate_json(prediction["row"]) if prediction else None,
+            expires_at=_expiry(prediction),
+            feedback=feedback_from_item(feedback) if feedback else None,
+            feedback_expires_at=_expiry(feedback),
+            model_name=prediction["model_name"] if prediction else None,
+            model_version=int(prediction["model_version"]) if prediction else None,
+        )
+
+    def feedback(self, prediction_id: str, *, consistent: bool = True) -> FeedbackRecord | None:
+        """The feedback recorded on a prediction (consistent by default: read right after a
+        conditional write lost, it must see the write that won)."""
+        item = self.table.get(keys.prediction_pk(prediction_id), keys.FEEDBACK_SK, consistent=consistent)
+        return feedback_from_item(item) if item else None
+
+    def record_feedback(self, record: FeedbackRecord, *, expires_at: int) -> None:
+        """Write the ``FEEDBACK`` item once: ``Conflict`` if one is there already."""
+        self.table.put(feedback_item(record, expires_at=expires_at), condition="attribute_not_exists(pk)")
+
     def _item(self, prediction: CapturedPrediction) -> dict[str, Any]:
         return {
             keys.PARTITION_KEY: keys.prediction_pk(prediction.prediction_id),
@@ -48,6 +91,11 @@ class PredictionLog:
             "at_ms": prediction.at_ms,
             "row": prediction.model_dump_json(),
         }
+
+
+def _expiry(item: Mapping[str, Any] | None) -> int | None:
+    value = item.get(keys.EXPIRES_AT) if item else None
+    return None if value is None else int(value)
 
 
 def feedback_item(record: FeedbackRecord, *, expires_at: int) -> dict[str, Any]:
