@@ -69,6 +69,13 @@ class CaptureSettings(CoreSettings):
     model_cache_size: int = Field(default=4, ge=1, validation_alias="MODEL_CACHE_SIZE")
 
 
+class RewardsSettings(EnvironmentSettings):
+    """The rewards function: the prediction log it marks and the metadata table it counts in."""
+
+    metadata_table: str = Field(min_length=3, validation_alias="METADATA_TABLE")
+    predictions_table: str = Field(min_length=3, validation_alias="PREDICTIONS_TABLE")
+
+
 @lru_cache(maxsize=1)
 def core_settings() -> CoreSettings:
     return CoreSettings.from_environment()
