@@ -285,3 +285,15 @@ def test_a_transaction_conflict_is_contention_read_again_not_a_counted_feedback(
     assert (outcome.counted, outcome.already_counted, outcome.failed) == (1, 0, 0)
     assert len(slept) == 1  # backed off once, as for a moved ARMS revision
     assert arms().arms == (Arm(1, 1.0, 0.0),)
+
+
+def test_a_feedback_image_already_marked_counted_is_not_counted_again(aws: None) -> None:
+    """A restored local state writes counted feedback back (an INSERT with counted_at set)."""
+    record_feedback(
+        feedback("p-1", version=1, reward=1.0).model_copy(update={"counted_at": "2026-12-01T10:00:00.000Z"})
+    )
+
+    outcome = count_stream_batch(_updater(), stream_records())
+
+    assert (outcome.counted, outcome.already_counted, outcome.failed) == (0, 1, 0)
+    assert arms().revision == 0 and variants() == {}
