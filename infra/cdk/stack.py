@@ -21,6 +21,7 @@ from infra.cdk.constructs.capture import CaptureConstruct
 from infra.cdk.constructs.events import EventsConstruct
 from infra.cdk.constructs.feedback import FeedbackConstruct
 from infra.cdk.constructs.layers import LayersConstruct
+from infra.cdk.constructs.rewards import RewardsConstruct
 from infra.cdk.constructs.storage import StorageConstruct
 from infra.cdk.constructs.training import TrainingConstruct
 
@@ -128,6 +129,15 @@ class ServerlessMlopsStack(Stack):
             functions_dir=repo_root / "functions",
             log_retention=settings.log_retention_period(),
         )
+        self.rewards = RewardsConstruct(
+            self,
+            "Rewards",
+            storage=self.storage,
+            layers=self.layers,
+            predictions_table=self.capture.predictions_table,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+        )
         self.training = TrainingConstruct(
             self,
             "Training",
@@ -157,6 +167,12 @@ class ServerlessMlopsStack(Stack):
         CfnOutput(self, "TrainingStateMachineArn", value=self.training.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.events.bus.event_bus_name)
         CfnOutput(self, "PredictionsTableName", value=self.capture.predictions_table.table_name)
+        CfnOutput(
+            self,
+            "RewardsFailedRecordsQueueUrl",
+            value=self.rewards.failed_records.queue_url,
+            description="Feedback stream batches the rewards function could not count after its retries",
+        )
         CfnOutput(
             self,
             "NotificationsQueueUrl",

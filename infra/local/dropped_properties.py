@@ -53,6 +53,10 @@ NOT_EMULATED: dict[str, str] = {
     "AWS::Lambda::LayerVersion": "created without content; see Layers of AWS::Lambda::Function",
     "AWS::Logs::SubscriptionFilter": "delivered by the local stack itself (infra/local/log_subscriptions.py: "
     "the matching lines a function prints reach the destination within a second); moto never delivers",
+    "AWS::Lambda::EventSourceMapping": "run by the local stack itself (infra/local/stream_mappings.py: "
+    "DynamoDB-stream mappings polled through the Streams API, with their filter criteria, batch size and "
+    "window, bisection, partial batch responses, retries and on-failure queue; any other property is "
+    "refused at start); moto's would invoke the function inside the writer's request, unfiltered",
     "AWS::Lambda::EventInvokeConfig": "not applied: a local delivery that fails is logged with its trace, "
     "not retried or sent to the failure destination",
 }

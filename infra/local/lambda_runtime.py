@@ -182,9 +182,10 @@ def check_moto_internals() -> None:
     # infra/local/dropped_properties.py resolves template values with moto's own resolver.
     if list(inspect.signature(clean_json).parameters) != ["resource_json", "resources_map"]:
         problems.append("moto.cloudformation.parsing.clean_json(resource_json, resources_map) changed")
-    from infra.local import persistence
+    from infra.local import moto_dynamodb, persistence
 
     problems.extend(persistence.check_moto_internals())
+    problems.extend(moto_dynamodb.check_moto_internals())
     if problems:
         raise RuntimeError("the local Lambda runtime no longer fits moto: " + "; ".join(problems))
 
@@ -221,6 +222,14 @@ def _delete_state_machine(  # moto calls it by keyword, with its own signature
     get_backend(account_id, region_name).delete_state_machine(resource_name)
 
 
+@contextmanager
+def dynamodb_requests_held() -> Iterator[None]:
+    """No DynamoDB request runs while the block does (``install`` makes each one atomic under
+    this lock): the local stream poller reads a stream between two requests, never during one."""
+    with _dynamodb_lock:
+        yield
+
+
 def _atomic(call_action: Any) -> Any:
     def call_action_atomically(self: Any) -> Any:
         with _dynamodb_lock:
@@ -241,7 +250,8 @@ def install() -> None:
     DynamoDB applies each request atomically; moto's in-memory tables are not safe when
     two threads write at once (a transaction copies a table another thread is changing).
     Serializing DynamoDB requests restores the service's guarantee without hiding any
-    race between requests, which is what conditional writes must handle.
+    race between requests, which is what conditional writes must handle. moto's
+    transactions copy each table once rather than once per operation (``moto_dynamodb``).
     """
     with _lock:
         if _installed.is_set():
@@ -254,6 +264,9 @@ def install() -> None:
         from moto.stepfunctions.models import StateMachine
 
         DynamoHandler.call_action = _atomic(DynamoHandler.call_action)  # type: ignore[method-assign]
+        from infra.local import moto_dynamodb
+
+        moto_dynamodb.install()
         LambdaFunction._invoke_lambda = lambda self, event=None: invoke_handler(self, event)  # type: ignore[method-assign]
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cloudformation)  # type: ignore[assignment]
         StateMachine.delete_from_cloudformation_json = classmethod(_delete_state_machine)  # type: ignore[assignment]

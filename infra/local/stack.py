@@ -42,7 +42,9 @@ LOGGER = logging.getLogger("mlops.local")
 # CDK metadata has no runtime effect; it is removed before deploying. (Stages, usage
 # plans and API keys are skipped by moto itself; the local gateway serves the routes and
 # issues the local API key. What else moto misreads or drops: dropped_properties.py.)
-_UNSUPPORTED_TYPES = {"AWS::CDK::Metadata"}
+# Event source mappings are run by the local stack itself (stream_mappings.py): moto would
+# invoke the function inside the table writer's own request.
+_UNSUPPORTED_TYPES = {"AWS::CDK::Metadata", "AWS::Lambda::EventSourceMapping"}
 
 
 class PortInUse(Exception):
@@ -289,6 +291,7 @@ class EmbeddedStack:
         self._event_rules: Any = None  # EventRules, once the template is known
         #: How much faster than declared the template's schedules fire (--schedule-speedup).
         self.schedule_speedup = schedule_speedup
+        self._stream_mappings: Any = None  # StreamMappings, once the stack is deployed
         self._physical_ids: dict[str, str] = {}
         # One request at a time per function, as in one Lambda execution environment: a
         # handler module's Powertools resolver keeps per-request state (the current event,
@@ -305,6 +308,7 @@ class EmbeddedStack:
             self.description = self._deploy()
             self._start_subscriptions()
             self._start_event_rules()
+            self._start_stream_mappings()
             self._serve()
             if self.state is not None:
                 self.state.start_saving()
@@ -404,6 +408,15 @@ class EmbeddedStack:
             return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{physical}"
         return physical  # state machines, queues: Ref is the ARN or URL moto made
 
+    def _start_stream_mappings(self) -> None:
+        """Poll the template's DynamoDB-stream event source mappings (moto's would run inline)."""
+        from infra.local.stream_mappings import StreamMappings
+
+        self._stream_mappings = StreamMappings(self.template, self._physical_ids, self.invoke)
+        self._stream_mappings.start()
+        for mapping in self._stream_mappings.mappings:
+            LOGGER.info("stream mapping %s: %s -> %s", mapping.logical_id, mapping.table, mapping.function)
+
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Run a function's handler in this process, as Lambda would (used by the gateway)."""
         import boto3
@@ -462,6 +475,9 @@ class EmbeddedStack:
         if self._subscriptions is not None:  # deliver what the last requests logged
             self._subscriptions.stop()
             self._subscriptions = None
+        if self._stream_mappings is not None:  # count what the last requests recorded
+            self._stream_mappings.stop()
+            self._stream_mappings = None
         if self.state is not None and self._saving:  # after the last request, before moto goes
             self._saving = False
             try:

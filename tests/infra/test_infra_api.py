@@ -213,6 +213,7 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "TrainingStateMachineArn",
         "EventBusName",
         "NotificationsQueueUrl",
+        "RewardsFailedRecordsQueueUrl",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.artifacts_bucket)

@@ -57,6 +57,9 @@ class Unavailable(MlopsError):
     ) -> None:
         super().__init__(message, details=details)
         self.retry_after_seconds = retry_after_seconds
+        #: For a cancelled DynamoDB transaction: each operation's cancellation code, in order
+        #: ("TransactionConflict", "ThrottlingError"..., or None), as on ``Conflict``.
+        self.cancellation_reasons: list[str | None] = []
 
 
 class IntegrityError(Unavailable):

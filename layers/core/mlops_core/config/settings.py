@@ -85,6 +85,13 @@ class FeedbackSettings(EnvironmentSettings):
     clock_skew_seconds: int = Field(default=10, ge=0, le=300, validation_alias="FEEDBACK_CLOCK_SKEW_SECONDS")
 
 
+class RewardsSettings(EnvironmentSettings):
+    """The rewards function: the prediction log it marks and the metadata table it counts in."""
+
+    metadata_table: str = Field(min_length=3, validation_alias="METADATA_TABLE")
+    predictions_table: str = Field(min_length=3, validation_alias="PREDICTIONS_TABLE")
+
+
 @lru_cache(maxsize=1)
 def core_settings() -> CoreSettings:
     return CoreSettings.from_environment()

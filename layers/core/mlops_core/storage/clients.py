@@ -261,8 +261,11 @@ def _raise_for_code(what: str, code: str, error: Exception, message: str = "") -
         if "ValidationError" in reasons:  # retrying cannot help: a value DynamoDB refuses
             raise Invalid(f"{what} refused a value in the request") from error
         if any(r in {"ThrottlingError", "ProvisionedThroughputExceeded"} for r in reasons):
-            raise Unavailable(f"{what} is throttled, retry shortly", retry_after_seconds=1) from error
-        raise Unavailable(f"{what}: transaction cancelled ({', '.join(map(str, reasons))})") from error
+            unavailable = Unavailable(f"{what} is throttled, retry shortly", retry_after_seconds=1)
+        else:  # e.g. TransactionConflict: another transaction was changing one of the items
+            unavailable = Unavailable(f"{what}: transaction cancelled ({', '.join(map(str, reasons))})")
+        unavailable.cancellation_reasons = reasons
+        raise unavailable from error
     if code in _NOT_FOUND:
         raise NotFound(f"{what}: object not found") from error
     if code == "ValidationException":  # retrying cannot help: an item too large, say

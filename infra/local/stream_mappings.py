@@ -1,0 +1,288 @@
+"""The template's DynamoDB-stream event source mappings, run by the local stack.
+
+Given an ``AWS::Lambda::EventSourceMapping``, moto calls the function synchronously inside
+every write to the table, with every change since the last success, no filter criteria,
+no batch size and no partial batch response — and, under the local stack's atomic
+DynamoDB requests, while the writer's request holds the lock the function's own
+DynamoDB calls need. So the local stack keeps the mappings out of moto (``stack.for_moto``)
+and runs them itself, like Lambda's stream poller: every ``poll_seconds`` it reads each
+mapped table's stream through the DynamoDB Streams API (``get_shard_iterator``,
+``get_records``), keeps the records that match the mapping's ``FilterCriteria``
+(``event_patterns``), and invokes the function through the in-process invoker with up to
+``BatchSize`` of them once ``MaximumBatchingWindowInSeconds`` has passed. A function error
+retries the batch (halved first with ``BisectBatchOnFunctionError``); with
+``ReportBatchItemFailures`` a response naming failed records retries from the first of
+them; after ``MaximumRetryAttempts`` the batch's description goes to the ``OnFailure``
+queue, as Lambda sends it. What a mapping declares is read by ``event_source_mappings``,
+which refuses any property it does not know when the stack starts.
+
+Reading moto's stream safely needs two things moto does not give: a cancelled transaction
+replaces the table (and its stream shard) with a copy taken before it, so an iterator
+created earlier reads a shard that no longer exists — every read starts from a fresh
+iterator after the last sequence number seen, and runs while DynamoDB requests are held
+(``lambda_runtime.dynamodb_requests_held``) so that no transaction is half applied or
+rolled back between the two calls; and moto keeps every iterator it hands out, so the
+used ones are forgotten (``_forget_iterators``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from infra.local.event_patterns import matches_any
+from infra.local.event_source_mappings import (
+    StreamMapping,
+    UnsupportedEventSourceMapping,
+    mappings_from_template,
+)
+
+LOGGER = logging.getLogger(__name__)
+Invoke = Callable[[str, dict[str, Any]], Any]
+
+
+def lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """A record from ``get_records`` as Lambda hands it to the function (JSON, times in seconds)."""
+    change = dict(record["dynamodb"])
+    created = change.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime.datetime):
+        change["ApproximateCreationDateTime"] = int(created.timestamp())
+    shaped = {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": change,
+        "eventSourceARN": stream_arn,
+    }
+    return dict(json.loads(json.dumps(shaped, default=_binary_as_base64)))
+
+
+def _binary_as_base64(value: Any) -> str:
+    import base64
+
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} in a stream record")
+
+
+def _forget_iterators(stream_arn: str, iterators: list[str]) -> None:
+    """moto keeps every shard iterator it hands out (one per call): drop the used ones."""
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    _, _, _, region, account, _ = stream_arn.split(":", 5)
+    kept = dynamodbstreams_backends[account][region].shard_iterators
+    for iterator in iterators:
+        kept.pop(iterator, None)
+
+
+class StreamPoller:
+    """One mapping: reads its stream, filters, batches, invokes, retries, gives up."""
+
+    def __init__(
+        self,
+        mapping: StreamMapping,
+        stream_arn: str,
+        queue_url: str | None,
+        invoke: Invoke,
+        *,
+        function_name: str = "",
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.mapping, self.stream_arn, self.queue_url = mapping, stream_arn, queue_url
+        self._invoke = invoke
+        # Account-based endpoints are DynamoDB's, not its streams' (under mock_aws, moto does not
+        # recognise them as DynamoDB Streams requests).
+        self._streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
+        self._sqs = boto3.client("sqs")
+        self._region = stream_arn.split(":")[3]
+        self._positions: dict[str, str | None] = {}
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._first_pending_at: dict[str, float] = {}
+        self.retry_delay_seconds = 0.1
+        _, _, _, region, account, _ = stream_arn.split(":", 5)
+        self.function_arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
+        if mapping.starting_position == "LATEST":  # what is in the stream now is never delivered
+            for shard in self._shards():
+                self._read(shard)
+
+    def _shards(self) -> list[str]:
+        shards = self._streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+        return [shard["ShardId"] for shard in shards]
+
+    def _read(self, shard: str) -> list[dict[str, Any]]:
+        from infra.local.lambda_runtime import dynamodb_requests_held
+
+        records: list[dict[str, Any]] = []
+        while True:
+            after = self._positions.get(shard)
+            start = (
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
+                if after
+                else {"ShardIteratorType": "TRIM_HORIZON"}
+            )
+            with dynamodb_requests_held():
+                iterator = self._streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard, **start)
+                page = self._streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)
+            _forget_iterators(self.stream_arn, [iterator["ShardIterator"], page.get("NextShardIterator", "")])
+            if not page["Records"]:
+                return records
+            self._positions[shard] = page["Records"][-1]["dynamodb"]["SequenceNumber"]
+            records.extend(page["Records"])
+
+    def poll(self, *, drain: bool = False) -> None:
+        """Read what is new; invoke with what is due (``drain``: everything pending)."""
+        now = time.monotonic()
+        for shard in self._shards():
+            matched = [
+                shaped
+                for record in self._read(shard)
+                if matches_any(
+                    list(self.mapping.patterns),
+                    shaped := lambda_record(record, self.stream_arn, self._region),
+                )
+            ]
+            pending = self._pending.setdefault(shard, [])
+            if matched and not pending:
+                self._first_pending_at[shard] = now
+            pending.extend(matched)
+            for batch in self._due(shard, pending, now, drain):
+                self._process(shard, batch, retries=0)
+
+    def _due(self, shard: str, pending: list[dict[str, Any]], now: float, drain: bool) -> Iterator[list[Any]]:
+        size = self.mapping.batch_size
+        waited = now - self._first_pending_at.get(shard, now) >= self.mapping.batching_window_seconds
+        while pending and (len(pending) >= size or waited or drain):
+            batch, pending[:] = pending[:size], pending[size:]
+            self._first_pending_at[shard] = now
+            yield batch
+
+    def _process(self, shard: str, records: list[dict[str, Any]], *, retries: int) -> None:
+        try:
+            result = self._invoke(self.mapping.function, {"Records": records})
+        except Exception:
+            LOGGER.exception(
+                "%s: %s failed on %d record(s)", self.mapping.logical_id, self.mapping.function, len(records)
+            )
+            if self.mapping.bisect_on_error and len(records) > 1:  # a split is not a retry
+                half = len(records) // 2
+                self._process(shard, records[:half], retries=retries)
+                self._process(shard, records[half:], retries=retries)
+                return
+            failed_from: int | None = 0
+        else:
+            failed_from = self._first_failure(result, records)
+            if failed_from is None:
+                return
+        if self.mapping.max_retries < 0 or retries < self.mapping.max_retries:
+            time.sleep(self.retry_delay_seconds)
+            self._process(shard, records[failed_from:], retries=retries + 1)
+        else:
+            self._give_up(shard, records[failed_from:], retries + 1)
+
+    def _first_failure(self, result: Any, records: list[dict[str, Any]]) -> int | None:
+        """Where Lambda resumes after a response: the first failed record; None if all done."""
+        if not self.mapping.report_item_failures or not isinstance(result, dict):
+            return None
+        failures = result.get("batchItemFailures") or []
+        positions = {r["dynamodb"]["SequenceNumber"]: i for i, r in enumerate(records)}
+        found = [positions.get(f.get("itemIdentifier")) if isinstance(f, dict) else None for f in failures]
+        if any(position is None for position in found):
+            return 0  # an identifier that is not in the batch fails the whole batch, as on Lambda
+        return min((p for p in found if p is not None), default=None)
+
+    def _give_up(self, shard: str, records: list[dict[str, Any]], invocations: int) -> None:
+        first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+        message = {
+            "requestContext": {
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": invocations,
+                "functionArn": self.function_arn,
+            },
+            "version": "1.0",
+            "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+            "DDBStreamBatchInfo": {
+                "shardId": shard,
+                "startSequenceNumber": first["SequenceNumber"],
+                "endSequenceNumber": last["SequenceNumber"],
+                "batchSize": len(records),
+                "streamArn": self.stream_arn,
+            },
+        }
+        LOGGER.error(
+            "%s: %d record(s) not processed after %d invocation(s)",
+            self.mapping.logical_id,
+            len(records),
+            invocations,
+        )
+        if self.queue_url is not None:
+            self._sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(message))
+
+
+class StreamMappings:
+    """Every enabled stream mapping of the template, polled in one thread."""
+
+    def __init__(
+        self,
+        template: dict[str, Any],
+        physical_ids: dict[str, str],
+        invoke: Invoke,
+        *,
+        poll_seconds: float = 0.25,
+    ) -> None:
+        self.mappings = [m for m in mappings_from_template(template) if m.enabled]
+        self._physical, self._invoke, self._poll_seconds = physical_ids, invoke, poll_seconds
+        self.pollers: list[StreamPoller] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, *, background: bool = True) -> None:
+        import boto3
+
+        dynamodb = boto3.client("dynamodb")
+        for mapping in self.mappings:
+            table = dynamodb.describe_table(TableName=self._physical[mapping.table])["Table"]
+            if "LatestStreamArn" not in table:
+                raise UnsupportedEventSourceMapping(f"{mapping.logical_id}: {mapping.table} has no stream")
+            queue = None if mapping.on_failure is None else self._physical[mapping.on_failure]
+            self.pollers.append(
+                StreamPoller(
+                    mapping,
+                    table["LatestStreamArn"],
+                    queue,
+                    self._invoke,
+                    function_name=self._physical.get(mapping.function, mapping.function),
+                )
+            )
+        if background and self.pollers:
+            self._thread = threading.Thread(target=self._run, name="stream-mappings", daemon=True)
+            self._thread.start()
+
+    def poll(self, *, drain: bool = False) -> None:
+        for poller in self.pollers:
+            poller.poll(drain=drain)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll_seconds):
+            try:
+                self.poll()
+            except Exception:
+                LOGGER.exception("reading the event source mappings' streams failed")
+
+    def stop(self) -> None:
+        """Stop polling, after delivering what the stream holds now."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        try:
+            self.poll(drain=True)
+        except Exception:
+            LOGGER.exception("delivering the streams' last records failed")
