@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,11 +108,18 @@ def create_resources() -> None:
 FIRST_LOG_EVENT_ID = 37_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000
 
 
+_DELIVERIES = itertools.count()
+
+
 def subscription_event(messages: list[str], *, log_group: str = "/aws/lambda/inference") -> dict[str, Any]:
-    """A CloudWatch Logs subscription delivery of ``messages``, exactly as Lambda receives it."""
+    """A CloudWatch Logs subscription delivery of ``messages``, exactly as Lambda receives it.
+
+    Each call is a new delivery: its log event ids are new (as CloudWatch's are unique); a
+    redelivery is the same event passed again."""
     import base64
     import gzip
 
+    delivery = next(_DELIVERIES)
     payload = {
         "messageType": "DATA_MESSAGE",
         "owner": "123456789012",
@@ -120,7 +128,7 @@ def subscription_event(messages: list[str], *, log_group: str = "/aws/lambda/inf
         "subscriptionFilters": ["prediction-capture"],
         "logEvents": [
             {
-                "id": f"{37000000000000000000000000000000000000000000000000000000 + i}",
+                "id": f"{37000000000000000000000000000000000000000000000000000000 + delivery * 10_000 + i}",
                 "timestamp": 1796115000000 + i,
                 "message": m,
             }

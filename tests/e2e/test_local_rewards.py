@@ -2,8 +2,9 @@
 template's stream event source mapping itself (moto never does), so feedback written to the
 prediction log reaches the model's ARMS item within seconds, exactly once.
 
-Until `POST /feedback` lands, the feedback is written as that function will write it, over
-HTTP to the stack's moto: one conditional put, sent 100 times, 50 of them concurrently.
+Here the feedback is written as the feedback function writes it, straight to the stack's
+moto (one conditional put, sent 100 times, 50 of them concurrently), to test the mapping on
+its own; `tests/e2e/test_local_stack.py` sends it through `POST /feedback` on the demo stack.
 """
 
 from __future__ import annotations

@@ -378,6 +378,83 @@ def test_routing_is_set_served_and_counted_over_http(local_stack: dict[str, Any]
     assert mlops("routing", "set", "breast-cancer", "--alias", "production").returncode == 0
 
 
+def test_feedback_over_http_counts_once_on_the_arm_that_served(
+    local_stack: dict[str, Any], state_dir: Path
+) -> None:
+    """The must-show over HTTP: one feedback sent 100 times (50 at once) through
+    POST /feedback, the stream's records then delivered twice more: the arm rises by one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support import local_stack_client
+
+    api, key = local_stack["api"], local_stack["key"]
+    predicted = requests.post(
+        f"{api}/models/breast-cancer/predict",
+        json={"instances": [ROW0]},
+        headers={"x-api-key": key},
+        timeout=10,
+    ).json()
+    (prediction_id,), version = predicted["prediction_ids"], predicted["model_version"]
+
+    def send(_: int) -> requests.Response:
+        return requests.post(
+            f"{api}/feedback",
+            json={"prediction_id": prediction_id, "reward": 1},
+            headers={"x-api-key": key},
+            timeout=30,
+        )
+
+    first = send(0)
+    until = time.monotonic() + 20
+    while first.status_code == 409 and time.monotonic() < until:  # not captured yet
+        time.sleep(0.3)
+        first = send(0)
+    assert first.status_code == 200, first.text
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(send, range(50)))
+    answers += [send(i) for i in range(49)]
+    assert all(a.status_code == 200 for a in answers), {a.status_code for a in answers}
+    assert all(a.json()["duplicate"] for a in answers)
+
+    description = json.loads((state_dir / "endpoint.json").read_text())
+    dynamodb = local_stack_client("dynamodb", description)
+    key_of_arms = {"pk": {"S": "MODEL#breast-cancer"}, "sk": {"S": "ARMS"}}
+
+    def arm() -> tuple[float, float] | None:
+        item = dynamodb.get_item(
+            TableName=description["metadata_table"], Key=key_of_arms, ConsistentRead=True
+        )
+        counts = item.get("Item", {}).get("arms", {}).get("M", {}).get(str(version))
+        return None if counts is None else tuple(float(n["N"]) for n in counts["L"])  # type: ignore[return-value]
+
+    until = time.monotonic() + 20
+    while arm() is None and time.monotonic() < until:
+        time.sleep(0.2)
+    assert arm() == (1.0, 0.0)
+
+    # Replay: the stream's FEEDBACK inserts delivered to the rewards function twice more.
+    (predictions,) = [t for t in dynamodb.list_tables()["TableNames"] if "Predictions" in t]
+    streams = local_stack_client("dynamodbstreams", description)
+    stream_arn = dynamodb.describe_table(TableName=predictions)["Table"]["LatestStreamArn"]
+    records = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        got = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        records += [
+            r for r in got if r["eventName"] == "INSERT" and r["dynamodb"]["Keys"]["sk"]["S"] == "FEEDBACK"
+        ]
+    assert records
+    payload = json.loads(json.dumps({"Records": records}, default=str))
+    (function,) = [name for logical_id, name in description["functions"].items() if "Rewards" in logical_id]
+    lambda_client = local_stack_client("lambda", description)
+    for _ in range(2):
+        answer = lambda_client.invoke(FunctionName=function, Payload=json.dumps(payload))
+        assert json.loads(answer["Payload"].read()) == {"batchItemFailures": []}
+    assert arm() == (1.0, 0.0)
+
+
 def test_ctrl_c_stops_the_stack_and_frees_its_ports(local_stack: dict[str, Any], state_dir: Path) -> None:
     process: subprocess.Popen[str] = local_stack["process"]
     process.send_signal(signal.SIGINT)
