@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from types import ModuleType
+from typing import Any
 
 import boto3
 import numpy as np
@@ -194,3 +195,43 @@ def test_a_window_of_captured_predictions_is_read_back_by_time(capture: ModuleTy
         "p3",
     ]
     assert store.window("other", start_ms=base, end_ms=base + hour) == []
+
+
+def test_traffic_counts_retry_a_transaction_the_rewards_updater_is_contending_with(aws: None) -> None:
+    from mlops_core.errors import Unavailable
+    from mlops_core.feedback.traffic import TrafficCounter
+    from mlops_core.routing.repository import RoutingRepository
+    from mlops_core.serving.capture import CapturedPrediction
+    from mlops_core.storage.dynamo import MetadataTable
+    from tests.support import TABLE
+
+    class Contended(MetadataTable):
+        conflicts = 2
+
+        def transact(self, operations: Any) -> None:
+            if self.conflicts:
+                self.conflicts -= 1
+                error = Unavailable("prediction log: transaction cancelled (None, TransactionConflict)")
+                error.cancellation_reasons = [None, "TransactionConflict"]
+                raise error
+            super().transact(operations)
+
+    predictions = Contended(PREDICTIONS_TABLE, what="prediction log")
+    slept: list[float] = []
+    counter = TrafficCounter(predictions, MetadataTable(TABLE), sleep=slept.append)
+    row = CapturedPrediction(
+        prediction_id="p",
+        model_name="m",
+        model_version=2,
+        alias=None,
+        at_ms=1,
+        features=[],
+        inputs=[],
+        prediction=0,
+        probabilities=None,
+        request_id="r",
+    )
+    assert counter.count([row], batch_id="b", now_s=0) is True
+    assert len(slept) == 2 and predictions.conflicts == 0
+    (totals,) = RoutingRepository(MetadataTable(TABLE)).variants("m")
+    assert (totals.calls, totals.requests) == (1, 1)

@@ -9,10 +9,12 @@ item takes one write per delivery, not one per prediction.
 
 from __future__ import annotations
 
+import random
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from mlops_core.errors import Conflict
+from mlops_core.errors import Conflict, Unavailable
 from mlops_core.routing.repository import LATENCY_PREFIX, RoutingRepository
 from mlops_core.routing.state import latency_bucket
 from mlops_core.serving.capture import CapturedPrediction, ErrorLine
@@ -23,12 +25,22 @@ from mlops_core.storage.dynamo import MetadataTable
 MAX_OPERATIONS = 100
 #: How long a delivery's marker is kept: CloudWatch Logs and Lambda stop redelivering long before.
 MARKER_TTL_SECONDS = 2 * 86_400
+#: Attempts at a transaction another one keeps cancelling (the rewards updater adds feedback
+#: to the same totals items in transactions of its own: DynamoDB's TransactionConflict).
+MAX_ATTEMPTS = 6
 
 
 class TrafficCounter:
-    def __init__(self, predictions: MetadataTable, metadata: MetadataTable) -> None:
+    def __init__(
+        self,
+        predictions: MetadataTable,
+        metadata: MetadataTable,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.predictions = predictions
         self.routing = RoutingRepository(metadata)
+        self.sleep = sleep
 
     def count(
         self,
@@ -75,10 +87,21 @@ class TrafficCounter:
                 condition="attribute_not_exists(pk)",
             )
             try:
-                self.predictions.transact([marker, *operations[start : start + chunk]])
+                self._transact([marker, *operations[start : start + chunk]])
             except Conflict as error:
                 if error.cancellation_reasons[:1] != ["ConditionalCheckFailed"]:
                     raise
                 continue  # this part of the delivery was counted before
             counted_any = True
         return counted_any
+
+    def _transact(self, operations: list[dict[str, object]]) -> None:
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                self.predictions.transact(operations)
+                return
+            except Unavailable as error:
+                contended = "TransactionConflict" in error.cancellation_reasons
+                if not contended or attempt == MAX_ATTEMPTS - 1:
+                    raise  # the delivery fails and is retried whole (every write is idempotent)
+                self.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 (jitter, not a secret)
