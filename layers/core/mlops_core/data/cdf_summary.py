@@ -134,6 +134,35 @@ class CdfSummary:
         inside = self.at_or_below[inner] / self.count + (points - self.values[inner]) / span * rise
         return np.where(index < 0, 0.0, np.where(index >= last, 1.0, inside))
 
+    def cdf_at_sorted(self, sorted_points: FloatArray) -> tuple[FloatArray, FloatArray, IntArray]:
+        """(F(t), F(t-), #kept values < t) at sorted points, as ``cdf`` gives them, faster: the
+        kept values are placed among the points (few searches), not each point among them."""
+        size = sorted_points.size
+        # Kept values at or below point k: those whose count of points strictly below is <= k.
+        at_or_before = np.cumsum(
+            np.bincount(np.searchsorted(sorted_points, self.values, side="left"), minlength=size + 1)
+        )[:size]
+        before = np.cumsum(
+            np.bincount(np.searchsorted(sorted_points, self.values, side="right"), minlength=size + 1)
+        )[:size]
+        base, start, slope = self._pieces()
+        right = base[at_or_before] + (sorted_points - start[at_or_before]) * slope[at_or_before]
+        left = base[before] + (sorted_points - start[before]) * slope[before]
+        return right, left, before
+
+    def _pieces(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Per piece p (t in [v_{p-1}, v_p); p = 0 before the first value, p = len after the
+        last): F(t) = base[p] + (t - start[p]) * slope[p]."""
+        n = self.count
+        pieces = self.values.size + 1
+        base, start, slope = np.zeros(pieces), np.zeros(pieces), np.zeros(pieces)
+        base[1:] = self.at_or_below / n
+        start[1:] = self.values
+        if self.values.size > 1:
+            rise = (self.below[1:] - self.at_or_below[:-1]) / n
+            slope[1:-1] = rise / np.diff(self.values)
+        return base, start, slope
+
     def quantile_knots(self) -> tuple[FloatArray, FloatArray]:
         """The quantile function as a continuous broken line: (levels, values).
 

@@ -78,9 +78,9 @@ def smirnov_sf(n: int, d: float) -> float:
     j = np.arange(0, math.floor(n * (1.0 - d)) + 1, dtype=np.float64)
     low = 1.0 - d - j / n
     j, low = j[low > 0], low[low > 0]  # the last term is 0 when n (1 - d) is a whole number
-    # Extended precision for the running sum: its rounding would grow with n (1e-9 at n=3e5).
-    steps = np.log((n - j[:-1].astype(np.longdouble)) / (j[:-1] + 1))
-    log_binomial = np.concatenate([[0.0], np.cumsum(steps).astype(np.float64)])
+    # The running sum's rounding grows with n: relative error ~1e-9 at n = 3e5, where the
+    # two-sided test calls this only for tails below 0.025 (absolute error < 3e-11).
+    log_binomial = np.concatenate([[0.0], np.cumsum(np.log((n - j[:-1]) / (j[:-1] + 1)))])
     log_terms = log_binomial + (n - j) * np.log(low) + (j - 1) * np.log(d + j / n)
     top = float(log_terms.max())
     return d * math.exp(top) * float(np.exp(log_terms - top).sum())

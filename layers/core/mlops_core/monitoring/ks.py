@@ -50,10 +50,16 @@ def ks_statistic(sorted_window: FloatArray, reference: CdfSummary) -> float:
     window points, position k gives (k + 1)/N and k/N, whose extremes are the block's true
     values, so no de-duplication is needed.
     """
-    size = sorted_window.size
+    at, before, _ = reference.cdf_at_sorted(sorted_window)
+    return statistic_from_cdfs(at, before)
+
+
+def statistic_from_cdfs(reference_at: FloatArray, reference_before: FloatArray) -> float:
+    """The KS statistic from the reference's F(t) and F(t-) at the sorted window's points."""
+    size = reference_at.size
     positions = np.arange(size, dtype=np.float64)
-    above = (positions + 1) / size - reference.cdf(sorted_window)
-    below = reference.cdf(sorted_window, left=True) - positions / size
+    above = (positions + 1) / size - reference_at
+    below = reference_before - positions / size
     return float(max(above.max(), below.max(), 0.0))
 
 
