@@ -144,7 +144,9 @@ def profile(
         )
         for column in schema.features
     }
-    document = ReferenceProfile(format=PROFILE_FORMAT, rows=table.rows, target=schema.target, features=features)
+    document = ReferenceProfile(
+        format=PROFILE_FORMAT, rows=table.rows, target=schema.target, features=features
+    )
     return document.model_dump(mode="json", exclude_none=True)
 
 

@@ -43,7 +43,10 @@ def detect_drift(
 ) -> DriftResult:
     """Compare every profiled feature's window column with its reference."""
     config = settings or DriftSettings()
-    results = [compare_feature(name, reference, window.get(name), config) for name, reference in profile.features.items()]
+    results = [
+        compare_feature(name, reference, window.get(name), config)
+        for name, reference in profile.features.items()
+    ]
     tested = [r for r in results if r.p_value is not None]
     corrected = _correct([r.p_value for r in tested if r.p_value is not None], config)
     for result, p in zip(tested, corrected, strict=True):
@@ -81,7 +84,9 @@ def compare_feature(
     settings: DriftSettings,
 ) -> FeatureDrift:
     """One feature's statistics against its reference, before correction and decision."""
-    result = FeatureDrift(feature=name, kind=reference.kind, status="no_drift", reference_rows=reference.count)
+    result = FeatureDrift(
+        feature=name, kind=reference.kind, status="no_drift", reference_rows=reference.count
+    )
     total = reference.count + reference.nulls
     result.reference_missing_rate = reference.nulls / total if total else None
     if column is None:
@@ -148,7 +153,12 @@ def _compare_categorical(
         table = np.column_stack([table[:, ~rare], table[:, rare].sum(axis=1)])
         result.pooled_categories = [c for c, r in zip(categories, rare, strict=True) if r]
     test = categorical.chi_square_homogeneity(table)
-    result.test, result.statistic, result.dof, result.p_value = "chi-square", test.statistic, test.dof, test.p_value
+    result.test, result.statistic, result.dof, result.p_value = (
+        "chi-square",
+        test.statistic,
+        test.dof,
+        test.p_value,
+    )
     result.effect_name = "jensen_shannon"
     result.effect_size = categorical.jensen_shannon_distance(reference_counts, current)
     result.total_variation = categorical.total_variation(reference_counts, current)
@@ -187,4 +197,9 @@ def _decide(result: FeatureDrift, corrected: float, settings: DriftSettings) -> 
 
 def _severity_order(result: FeatureDrift) -> tuple[int, float, float, str]:
     tested = result.p_value is not None
-    return (0 if result.drifted else 1 if tested else 2, -result.severity, result.p_value or 1.0, result.feature)
+    return (
+        0 if result.drifted else 1 if tested else 2,
+        -result.severity,
+        result.p_value or 1.0,
+        result.feature,
+    )

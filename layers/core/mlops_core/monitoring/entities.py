@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Correction = Literal["benjamini-hochberg", "bonferroni", "none"]
-FeatureStatus = Literal["drift", "no_drift", "insufficient_data", "missing", "unexpected_type", "no_reference"]
+FeatureStatus = Literal[
+    "drift", "no_drift", "insufficient_data", "missing", "unexpected_type", "no_reference"
+]
 TestName = Literal["ks-exact", "ks-asymptotic", "chi-square"]
 
 
@@ -63,7 +65,9 @@ class FeatureDrift(BaseModel):
     cdf_error_bound: float | None = Field(None, description="bound on the KS statistic from the summary")
     # categorical
     total_variation: float | None = None
-    unseen_categories: dict[str, int] = Field(default_factory=dict, description="window rows per new category")
+    unseen_categories: dict[str, int] = Field(
+        default_factory=dict, description="window rows per new category"
+    )
     pooled_categories: list[str] = Field(default_factory=list, description="pooled for chi-square")
     message: str | None = None
 

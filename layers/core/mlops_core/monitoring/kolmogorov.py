@@ -30,7 +30,7 @@ SMIRNOV_MAX_N = 1_000_000  # beyond: the one-sided tail's exponential approximat
 LOWEST_EXPONENT = -708.0  # exp() below this is 0 in float64
 
 
-def ks_sf(d: float, n: int) -> float:
+def ks_sf(d: float, n: int) -> float:  # noqa: PLR0911 (one return per regime, as listed above)
     """P(D_n >= d) for the two-sided one-sample KS statistic with n observations."""
     if n <= 0:
         raise ValueError("n must be positive")
@@ -152,7 +152,7 @@ def _pelz_good_cdf(n: int, d: float) -> float:
     written with Jacobi's theta transformation so that it converges fast for small z."""
     z = math.sqrt(n) * d
     z2 = z * z
-    if -math.pi**2 / 8 / z2 < LOWEST_EXPONENT:
+    if -(math.pi**2) / 8 / z2 < LOWEST_EXPONENT:
         return 0.0
     pi2 = math.pi**2
     terms = math.ceil(16 * z / math.pi)
@@ -185,4 +185,4 @@ def _pelz_good_cdf(n: int, d: float) -> float:
     k1 *= root / (6 * z**4)
     k2 = k2 * root / (72 * z**7) + k2_extra * root
     k3 = k3 * root / (6480 * z**10) + k3_extra * root
-    return k0 + k1 / math.sqrt(n) + k2 / n + k3 / n**1.5
+    return float(k0 + k1 / math.sqrt(n) + k2 / n + k3 / n**1.5)
