@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from mlops_core.data.cdf_summary import CdfSummary
-from mlops_core.data.profiles import ReferenceProfile, profile_column, with_outputs, MetricBaseline
+from mlops_core.data.profiles import MetricBaseline, ReferenceProfile, profile_column, with_outputs
 from mlops_core.monitoring.ks import ks_test
 from mlops_core.monitoring.numeric import compare_numeric
 
