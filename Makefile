@@ -8,7 +8,7 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit clean
+.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit benchmark-drift drift-power clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,13 @@ benchmark: install ## Run the benchmarks and print the ratios recorded in docs/b
 benchmark-bandit: install ## Bandit regret and decision latency vs MABWiser (adds the bench extra; ~3 min on 2 idle cores)
 	$(UV) sync --locked --all-extras
 	$(VENV)/bin/python benchmarks/bandit_regret.py
+
+benchmark-drift: install ## Drift: ours vs Evidently's DataDriftPreset, a scipy loop and river's ADWIN (adds the bench extra)
+	$(UV) sync --locked --all-extras
+	$(VENV)/bin/python benchmarks/drift.py
+
+drift-power: install ## Detection power by shift and window size, and false alarms; rewrites the table in docs/drift.md
+	$(VENV)/bin/python benchmarks/drift_power.py
 
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf cdk.out .cache .pytest_cache .ruff_cache .mypy_cache
