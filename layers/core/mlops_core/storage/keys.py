@@ -34,6 +34,12 @@ ROUTING_SK = "ROUTING"
 ARMS_SK = "ARMS"
 VARIANT_PREFIX = "VARIANT#"
 
+# Monitoring: the model's configuration and its drift runs (time first: history in order);
+# the list index holds every monitored model (the scheduled dispatcher reads it).
+MONITORING_SK = "MONITORING"
+DRIFT_RUN_PREFIX = "DRIFT#"
+MONITORED_MODELS = "MONITORED"  # LIST_INDEX partition of every MONITORING item
+
 # Training runs: the run item and its candidates share the run's partition.
 RUN_SK = "RUN"
 CANDIDATE_PREFIX = "CANDIDATE#"
@@ -66,6 +72,10 @@ def registered_sk(sha256: str, run_id: str | None) -> str:
 def variant_sk(version: int) -> str:
     """One version's routing totals (zero-padded: sort-key order is version order)."""
     return f"{VARIANT_PREFIX}{version:06d}"
+
+
+def drift_run_sk(at: str, run_id: str) -> str:
+    return f"{DRIFT_RUN_PREFIX}{at}#{run_id}"
 
 
 def run_pk(run_id: str) -> str:
@@ -150,6 +160,32 @@ def capture_hours(model_name: str, start_ms: int, end_ms: int) -> list[str]:
     return [
         f"{CAPTURE_PREFIX}{model_name}/{time.strftime('%Y/%m/%d/%H', time.gmtime(at / 1000))}/"
         for at in range(first, last + 1, hour_ms)
+    ]
+
+
+DRIFT_REPORTS_PREFIX = "drift-reports/"
+FEEDBACK_CAPTURE_PREFIX = "feedback/"
+
+
+def drift_report(model_name: str, at_ms: int, run_id: str, extension: str) -> str:
+    """A drift run's report: ``drift-reports/{model}/{yyyy}/{mm}/{dd}/{run}/report.{json,html}``."""
+    day = time.strftime("%Y/%m/%d", time.gmtime(at_ms / 1000))
+    return f"{DRIFT_REPORTS_PREFIX}{model_name}/{day}/{run_id}/report.{extension}"
+
+
+def feedback_object(model_name: str, at_ms: int, batch_id: str) -> str:
+    """Counted feedback of one stream batch, by model and hour, like the capture:
+    ``feedback/{model}/{yyyy}/{mm}/{dd}/{hh}/{batch}.jsonl`` (concept drift and retraining
+    datasets read it in bulk)."""
+    hour = time.strftime("%Y/%m/%d/%H", time.gmtime(at_ms / 1000))
+    return f"{FEEDBACK_CAPTURE_PREFIX}{model_name}/{hour}/{batch_id}.jsonl"
+
+
+def feedback_hours(model_name: str, start_ms: int, end_ms: int) -> list[str]:
+    """The hour prefixes of ``feedback_object`` for feedback recorded in [start_ms, end_ms)."""
+    return [
+        prefix.replace(CAPTURE_PREFIX, FEEDBACK_CAPTURE_PREFIX, 1)
+        for prefix in capture_hours(model_name, start_ms, end_ms)
     ]
 
 
