@@ -33,6 +33,10 @@ REGISTERED_PREFIX = "REGISTERED#"
 ROUTING_SK = "ROUTING"
 ARMS_SK = "ARMS"
 VARIANT_PREFIX = "VARIANT#"
+# Guarded rollouts: the marker of the one rollout in progress (its id; absent or without an
+# id when none runs), and one record per rollout, sorted by id (ids begin with their time).
+ROLLOUT_SK = "ROLLOUT"
+ROLLOUT_PREFIX = "ROLLOUT#"
 
 # Training runs: the run item and its candidates share the run's partition.
 RUN_SK = "RUN"
@@ -66,6 +70,10 @@ def registered_sk(sha256: str, run_id: str | None) -> str:
 def variant_sk(version: int) -> str:
     """One version's routing totals (zero-padded: sort-key order is version order)."""
     return f"{VARIANT_PREFIX}{version:06d}"
+
+
+def rollout_sk(rollout_id: str) -> str:
+    return f"{ROLLOUT_PREFIX}{rollout_id}"
 
 
 def run_pk(run_id: str) -> str:
