@@ -22,7 +22,12 @@ from infra.local.gateway import Route
 
 TITLE = "Serverless MLOps API"
 VERSION = "0.1.0"
-HANDLERS = ("functions.inference.handler", "functions.registry.handler", "functions.training.api")
+HANDLERS = (
+    "functions.inference.handler",
+    "functions.registry.handler",
+    "functions.training.api",
+    "functions.rollout.api",
+)
 
 SECURITY_SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key", "description": "Prediction clients"},
@@ -40,6 +45,7 @@ _PLACEHOLDER_ENVIRONMENT = {
     "ARTIFACTS_BUCKET": "documentation-bucket",
     "METADATA_TABLE": "documentation-table",
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
+    "ROLLOUT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
@@ -63,7 +69,8 @@ def build_openapi(routes: list[Route] | None = None, server_url: str | None = No
         "info": {
             "title": TITLE,
             "version": VERSION,
-            "description": "Predictions (API key), the model registry and training runs (IAM, SigV4).",
+            "description": "Predictions (API key); the model registry, training runs and rollouts "
+            "(IAM, SigV4).",
         },
         "paths": {},
         "components": {"schemas": {}, "securitySchemes": SECURITY_SCHEMES},

@@ -35,6 +35,10 @@ EXPECTED_ROUTES = {
     ("POST", "/training"): ("training-api", "AWS_IAM", False),
     ("GET", "/runs/{run_id}"): ("training-api", "AWS_IAM", False),
     ("GET", "/models/{name}/runs"): ("training-api", "AWS_IAM", False),
+    ("POST", "/models/{name}/rollouts"): ("rollout-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/rollouts"): ("rollout-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/rollouts/{rollout_id}"): ("rollout-api", "AWS_IAM", False),
+    ("POST", "/models/{name}/rollouts/{rollout_id}/abort"): ("rollout-api", "AWS_IAM", False),
 }
 
 
@@ -63,6 +67,7 @@ def _function_names_by_arn(synthesized: SynthesizedApp) -> dict[str, str]:
         ("inference", stack.api.inference),
         ("registry", stack.api.registry),
         ("training-api", stack.training.api),
+        ("rollout-api", stack.rollout.api),
     )
     return {
         json.dumps({"Fn::GetAtt": [synthesized.logical_id(service.function), "Arn"]}): name
@@ -209,6 +214,7 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "InferenceFunctionName",
         "RegistryFunctionName",
         "TrainingStateMachineArn",
+        "RolloutStateMachineArn",
         "EventBusName",
         "NotificationsQueueUrl",
     }

@@ -11,6 +11,7 @@ attempt that failed before recording it is recognised, not repeated.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mlops_core.clock import now_iso
@@ -188,7 +189,7 @@ class RolloutSteps(RolloutRecords):
         self._route_to_production(rollout, reason)
         number = step.index + 1 if step else None
         if error is not None:
-            failure = f"{error.get('Error', 'error')}: {str(error.get('Cause', ''))[:500]}".rstrip(": ")
+            failure = f"{error.get('Error', 'error')}: {_cause(error.get('Cause'))}".rstrip(": ")
             outcome = Outcome(
                 cause="error", at=now_iso(), message=f"a step failed: {failure}", step=number, error=error
             )
@@ -227,3 +228,14 @@ def _ended(rollout: Rollout) -> dict[str, Any]:
         "error": ERROR_NAMES.get(rollout.status),
         "cause": rollout.outcome.message if rollout.outcome else "",
     }
+
+
+def _cause(cause: Any) -> str:
+    """A Catch's Cause: a Lambda's error payload (JSON) as its message, anything else as text."""
+    text = str(cause or "")
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return text[:500]
+    message = payload.get("errorMessage") if isinstance(payload, dict) else None
+    return str(message if message is not None else text)[:500]
