@@ -163,3 +163,14 @@ def test_rollout_functions_run_the_core_layer_from_their_folder(synthesized: Syn
         assert properties["Layers"] == [core]
         assert {"Key": "mlops:source", "Value": "functions/rollout"} in properties["Tags"]
         assert "MLOPS_ROLLOUT_MAX_WAIT_SECONDS" not in properties["Environment"]["Variables"]
+
+
+def test_how_each_rollout_ended_reaches_the_notifications_queue(synthesized: SynthesizedApp) -> None:
+    from mlops_core.routing.rollout.events import ROLLOUT_EVENTS
+
+    rule = synthesized.resources[synthesized.logical_id(synthesized.stack.events.model_lifecycle_rule)]
+    routed = set(rule["Properties"]["EventPattern"]["detail-type"])
+    assert {"RolloutCompleted", "RolloutRolledBack"} <= routed
+    assert routed - {"ModelVersionRegistered", "ModelPromoted", "ModelRolledBack"} <= {
+        event.detail_type() for event in ROLLOUT_EVENTS
+    }
