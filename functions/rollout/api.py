@@ -43,7 +43,7 @@ ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, max_length=128)]
 RolloutId = Annotated[str, Path(pattern=ROLLOUT_ID_PATTERN)]
 
 
-class RolloutStarted(BaseModel):
+class RolloutAccepted(BaseModel):
     rollout_id: str
     status_path: str
     rollout: Rollout
@@ -62,7 +62,7 @@ def _actor() -> str | None:
 
 @app.post("/models/<name>/rollouts", responses=responses(WRITE_ERRORS, success=202, description="Started"))
 @tracer.capture_method
-def start_rollout(name: ModelName, request: RolloutRequest) -> Response[RolloutStarted]:
+def start_rollout(name: ModelName, request: RolloutRequest) -> Response[RolloutAccepted]:
     """Move traffic from production to the candidate in steps, each baked and checked against
     the guardrails; promote at the end, or roll everything back when a guardrail trips. 409
     while another rollout of the model runs."""
@@ -71,7 +71,7 @@ def start_rollout(name: ModelName, request: RolloutRequest) -> Response[RolloutS
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,
         content_type=content_types.APPLICATION_JSON,
-        body=RolloutStarted(
+        body=RolloutAccepted(
             rollout_id=rollout.rollout_id,
             status_path=f"/models/{name}/rollouts/{rollout.rollout_id}",
             rollout=rollout,
