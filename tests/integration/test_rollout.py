@@ -1,7 +1,7 @@
 """Guarded rollouts against moto, step by step as the workflow calls them (no waits): a
 candidate that errors is rolled back at its first step, a good one reaches 100 % and
-becomes production, one rollout at a time (409), every failure ends with all traffic on
-production, every step retried safely, every routing change audited."""
+becomes production, one rollout at a time (409), what cannot be rolled out is refused,
+too little traffic is held then rolled back, latency is compared with production's."""
 
 from __future__ import annotations
 
@@ -10,98 +10,21 @@ from typing import Any
 
 import pytest
 
-from mlops_core.errors import Conflict, Invalid, NotFound, Unavailable
-from mlops_core.events import DomainEvent
+from mlops_core.errors import Conflict, Invalid, NotFound
 from mlops_core.registry.entities import PromotionPolicy
-from mlops_core.registry.service import ModelRegistry
-from mlops_core.routing.repository import RoutingRepository
-from mlops_core.routing.rollout.entities import Guardrails, RolloutNotRunning, RolloutRequest
-from mlops_core.routing.rollout.service import RolloutService
-from mlops_core.routing.rollout.steps import RolloutSteps
-from mlops_core.routing.state import latency_bucket
-from mlops_core.storage.dynamo import MetadataTable
-from mlops_core.storage.s3 import ArtifactStore
-from tests.support import BUCKET, TABLE
-
-MODEL = "breast-cancer"
-PRODUCTION, CANDIDATE = 1, 2
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.events: list[DomainEvent] = []
-
-    def publish(self, event: DomainEvent) -> None:
-        self.events.append(event)
-
-    def names(self) -> list[str]:
-        return [e.detail_type() for e in self.events]
-
-
-class FakeWorkflow:
-    def __init__(self, *, fail: bool = False) -> None:
-        self.fail = fail
-        self.started: list[tuple[str, dict[str, Any]]] = []
-        self.stopped: list[str] = []
-
-    def execution_arn(self, rollout_id: str) -> str:
-        return f"arn:aws:states:us-east-1:123456789012:execution:rollout:{rollout_id}"
-
-    def start(self, rollout_id: str, execution_input: dict[str, Any]) -> str:
-        if self.fail:
-            raise Unavailable("rollout workflow is throttled")
-        self.started.append((rollout_id, execution_input))
-        return self.execution_arn(rollout_id)
-
-    def stop(self, rollout_id: str, *, cause: str) -> None:
-        self.stopped.append(rollout_id)
-
-
-class World:
-    """The registry with v1 in production, the API's service and the workflow's steps."""
-
-    def __init__(self, versions: list[int]) -> None:
-        self.table = MetadataTable(TABLE)
-        self.publisher = RecordingPublisher()
-        self.registry = ModelRegistry(self.table, ArtifactStore(BUCKET), self.publisher)  # type: ignore[arg-type]
-        self.registry.set_alias(MODEL, "production", PRODUCTION)
-        self.workflow = FakeWorkflow()
-        self.service = RolloutService(
-            self.table,
-            registry=self.registry,
-            publisher=self.publisher,
-            workflow=self.workflow,  # type: ignore[arg-type]
-        )
-        self.steps = RolloutSteps(
-            self.table, registry=self.registry, publisher=self.publisher, max_wait_seconds=30
-        )  # type: ignore[arg-type]
-        self.routing = RoutingRepository(self.table)
-        self.versions = versions
-
-    def start(self, **changes: Any) -> str:
-        request = {"candidate_version": CANDIDATE, "bake_seconds": 600} | changes
-        return self.service.start(MODEL, RolloutRequest.model_validate(request), actor="alice").rollout_id
-
-    def traffic(self, version: int, calls: int, errors: int = 0, latency_ms: float = 3.0) -> None:
-        """What the capture function adds for ``calls`` calls of ``version``."""
-        counts = {"calls": calls, "errors": errors, f"latency_{latency_bucket(latency_ms)}": calls}
-        self.table.transact([self.routing.add_to_variant_op(MODEL, version, counts)])
-
-    def policy(self) -> dict[str, Any]:
-        stored = self.routing.routing(MODEL, consistent=True)
-        assert stored is not None
-        return stored.policy.model_dump(mode="json", exclude_none=True)
-
-    def production(self) -> int:
-        return self.registry.get_alias(MODEL, "production", consistent=True).version
+from mlops_core.routing.rollout.entities import Guardrails, RolloutRequest
+from tests.integration.rollout_world import (
+    CANDIDATE,
+    MODEL,
+    PRODUCTION,
+    SINGLE_PRODUCTION,
+    World,
+)
 
 
 @pytest.fixture
 def world(versions: list[int]) -> World:
     return World(versions)
-
-
-SINGLE_PRODUCTION = {"type": "single", "alias": "production"}
 
 
 def test_a_candidate_that_errors_is_rolled_back_at_the_first_step(world: World) -> None:
@@ -236,95 +159,6 @@ def test_a_step_without_enough_traffic_is_held_then_rolled_back(world: World) ->
     assert [c.decision for c in checks] == ["hold", "hold", "rollback"]
     assert checks[-1].tripped[0].guardrail == "insufficient_traffic"
     assert "fewer than the 50 needed after 2 extra bake(s)" in checks[-1].message
-
-
-def test_a_failure_after_the_alias_moved_rolls_the_alias_and_the_traffic_back(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What the workflow's Catch does: Promote failed half-way; RollBack undoes all of it."""
-    rollout_id = world.start(steps=[100], guardrails={"min_calls": 0})
-    world.steps.start_step(MODEL, rollout_id, 0)
-    assert world.steps.check(MODEL, rollout_id, 0)["verdict"] == "promote"
-    set_policy = world.steps.routing.set_policy
-
-    def unavailable(*args: Any, **kwargs: Any) -> Any:
-        raise Unavailable("metadata table is throttled")
-
-    monkeypatch.setattr(world.steps.routing, "set_policy", unavailable)
-    with pytest.raises(Unavailable):
-        world.steps.promote(MODEL, rollout_id)
-    assert world.production() == CANDIDATE  # moved before the failure
-    monkeypatch.setattr(world.steps.routing, "set_policy", set_policy)
-
-    error = {"Error": "Unavailable", "Cause": '{"errorMessage": "metadata table is throttled"}'}
-    ended = world.steps.roll_back(MODEL, rollout_id, error=error)
-
-    assert ended["status"] == "failed" and ended["error"] == "RolloutFailed"
-    assert world.production() == PRODUCTION
-    assert world.policy() == SINGLE_PRODUCTION
-    rollback = next(r for r in world.registry.list_audit(MODEL) if r.action == "rollback")
-    assert (rollback.from_version, rollback.to_version) == (CANDIDATE, PRODUCTION)
-    assert world.service.get(MODEL, rollout_id).outcome.error == error  # type: ignore[union-attr]
-
-
-def test_a_routing_change_by_someone_else_fails_the_next_step(world: World) -> None:
-    rollout_id = world.start(guardrails={"min_calls": 0})
-    world.steps.start_step(MODEL, rollout_id, 0)
-    world.steps.routing.set_policy(MODEL, {"type": "single", "version": 3}, reason="someone else")
-    world.steps.check(MODEL, rollout_id, 0)
-    with pytest.raises(Conflict, match="is at revision 2, not 1"):
-        world.steps.start_step(MODEL, rollout_id, 1)  # the workflow's Catch then rolls back
-    world.steps.roll_back(MODEL, rollout_id, error={"Error": "Conflict", "Cause": "changed concurrently"})
-    assert world.policy() == SINGLE_PRODUCTION
-
-
-def test_every_step_is_safe_to_retry(world: World) -> None:
-    rollout_id = world.start(steps=[50, 100], guardrails={"min_calls": 0})
-    first = world.steps.start_step(MODEL, rollout_id, 0)
-    assert world.steps.start_step(MODEL, rollout_id, 0) == first
-    assert world.steps.check(MODEL, rollout_id, 0)["verdict"] == "next"
-    assert world.steps.check(MODEL, rollout_id, 0)["verdict"] == "next"  # replaces its own check
-    world.steps.start_step(MODEL, rollout_id, 1)
-    world.steps.check(MODEL, rollout_id, 1)
-    assert world.steps.promote(MODEL, rollout_id) == world.steps.promote(MODEL, rollout_id)
-    # A Catch that fires after the end (a late duplicate) changes nothing either.
-    assert world.steps.roll_back(MODEL, rollout_id, error={"Error": "x"})["status"] == "succeeded"
-
-    rollout = world.service.get(MODEL, rollout_id)
-    assert [len(s.checks) for s in rollout.progress] == [1, 1]
-    trail = world.registry.list_audit(MODEL)
-    assert sum(1 for r in trail if r.action == "set_routing") == 3  # two steps, one back to production
-    assert sum(1 for r in trail if r.action == "promote" and r.to_version == CANDIDATE) == 1
-    assert world.production() == CANDIDATE
-
-
-def test_abort_routes_everything_back_and_ends_the_workflow_at_its_next_step(world: World) -> None:
-    rollout_id = world.start()
-    world.steps.start_step(MODEL, rollout_id, 0)
-
-    aborted = world.service.abort(MODEL, rollout_id, actor="bob", reason="support tickets")
-
-    assert aborted.status == "aborted" and world.workflow.stopped == [rollout_id]
-    assert world.policy() == SINGLE_PRODUCTION and world.production() == PRODUCTION
-    assert aborted.outcome is not None and aborted.outcome.message.endswith("aborted: support tickets")
-    with pytest.raises(RolloutNotRunning):
-        world.steps.check(MODEL, rollout_id, 0)
-    assert world.steps.roll_back(MODEL, rollout_id, error={"Error": "RolloutNotRunning"})["error"] == (
-        "RolloutAborted"
-    )
-    with pytest.raises(Conflict, match="is aborted"):
-        world.service.abort(MODEL, rollout_id)
-    event = next(e for e in world.publisher.events if e.detail_type() == "RolloutRolledBack")
-    assert event.cause == "aborted" and event.actor == "bob"  # type: ignore[attr-defined]
-
-
-def test_a_workflow_that_does_not_start_leaves_nothing_running(world: World) -> None:
-    world.service.workflow = FakeWorkflow(fail=True)
-    with pytest.raises(Unavailable, match="did not start"):
-        world.start()
-    (failed,) = world.service.recent(MODEL)
-    assert failed.status == "failed" and world.service.repository.active(MODEL) is None
-    assert world.routing.routing(MODEL) is None  # the routing was never touched
 
 
 def test_the_latency_guardrail_compares_p99_with_production(world: World) -> None:
