@@ -205,6 +205,9 @@ class StepRecord(BaseModel):
     wait_seconds: int = Field(description="How long each bake of this step waits")
     routing_revision: int = Field(description="The routing revision this step set")
     candidate_before: VariantTotals = Field(description="The candidate's totals when the step started")
+    production_before: VariantTotals | None = Field(
+        default=None, description="Production's totals when the step started (the same window's baseline)"
+    )
     checks: tuple[Check, ...] = ()
 
 

@@ -22,7 +22,7 @@ from mlops_core.routing.rollout import guardrails
 from mlops_core.routing.rollout.entities import ENDED, Check, Outcome, Rollout, RolloutNotRunning, StepRecord
 from mlops_core.routing.rollout.events import RolloutCompleted
 from mlops_core.routing.rollout.records import ERROR_NAMES, RolloutRecords
-from mlops_core.routing.state import minus
+from mlops_core.routing.state import VariantTotals, minus
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.eventbridge import EventPublisher
 
@@ -77,7 +77,11 @@ class RolloutSteps(RolloutRecords):
             started_at=now_iso(),
             wait_seconds=wait,
             routing_revision=revision,
-            candidate_before=self._totals(name, candidate)[candidate],
+            **_before(
+                self._totals(name, rollout.production_version, candidate),
+                rollout.production_version,
+                candidate,
+            ),
         )
         saved = self._save(rollout, progress=(*rollout.progress, step), routing_revision=revision)
         return _state(saved, index)
@@ -91,11 +95,17 @@ class RolloutSteps(RolloutRecords):
         production, candidate = rollout.production_version, rollout.candidate_version
         now = self._totals(name, production, candidate)
         rules = rollout.guardrails
-        verdict = guardrails.judge(
-            minus(now[candidate], step.candidate_before),
-            minus(now[production], rollout.production_before),
-            rules,
-        )
+        # Production over the step's own window when it served enough of it: both sides then
+        # share the same conditions (load, traffic mix), which a baseline since the rollout
+        # began does not (seen: a load spike during one step tripped the latency ratio of a
+        # candidate identical to production). At 100 % production serves nothing new: then
+        # its calls since the rollout began are the baseline.
+        baseline = minus(now[production], rollout.production_before)
+        if step.production_before is not None:
+            same_window = minus(now[production], step.production_before)
+            if same_window.calls >= max(rules.min_calls, 1):
+                baseline = same_window
+        verdict = guardrails.judge(minus(now[candidate], step.candidate_before), baseline, rules)
         if verdict.decision == "hold" and holds >= rules.max_holds:
             verdict = guardrails.insufficient_after_holds(verdict, holds)
         check = Check(
@@ -239,3 +249,7 @@ def _cause(cause: Any) -> str:
         return text[:500]
     message = payload.get("errorMessage") if isinstance(payload, dict) else None
     return str(message if message is not None else text)[:500]
+
+
+def _before(totals: dict[int, VariantTotals], production: int, candidate: int) -> dict[str, VariantTotals]:
+    return {"candidate_before": totals[candidate], "production_before": totals[production]}
