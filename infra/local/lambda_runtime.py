@@ -217,7 +217,9 @@ def check_moto_internals() -> None:
         "request_headers",
         "response_headers",
     ]:
-        problems.append("moto.awslambda.models.LambdaFunction.invoke(self, body, request_headers, ...) changed")
+        problems.append(
+            "moto.awslambda.models.LambdaFunction.invoke(self, body, request_headers, ...) changed"
+        )
     for name in (
         "create_from_cloudformation_json",
         "delete_from_cloudformation_json",
@@ -297,8 +299,9 @@ def _atomic(call_action: Any) -> Any:
 
 def install() -> None:
     """Patch moto (idempotent): in-process Lambda (``Event`` invocations asynchronous, as on
-    AWS), CloudFormation state machines that execute, and DynamoDB requests that are atomic; and size boto3's connection pools for
-    the many concurrent "containers" this one process plays (``LOCAL_MAX_POOL_CONNECTIONS``).
+    AWS), CloudFormation state machines that execute, and DynamoDB requests that are atomic;
+    and size boto3's connection pools for the many concurrent "containers" this one process
+    plays (``LOCAL_MAX_POOL_CONNECTIONS``).
 
     With execution on, moto's Step Functions API reads its executing ("parser") backend,
     but CloudFormation writes state machines to the plain one; routing CloudFormation

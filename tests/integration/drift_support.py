@@ -33,12 +33,16 @@ def reference_profile_json() -> bytes:
     return json.dumps(profile(load_csv(sample.csv, schema), schema)).encode()
 
 
-def monitored_model(registry: ModelRegistry, *, with_profile: bool = True, run_id: str | None = TRAINING_RUN) -> int:
+def monitored_model(
+    registry: ModelRegistry, *, with_profile: bool = True, run_id: str | None = TRAINING_RUN
+) -> int:
     _, data, signature = trained_model("logistic_regression")
     upload("uploads/breast-cancer/model.onnx", data)
     version = registry.register_version(
         MODEL,
-        RegisterVersionRequest(artifact_key="uploads/breast-cancer/model.onnx", signature=signature, run_id=run_id),
+        RegisterVersionRequest(
+            artifact_key="uploads/breast-cancer/model.onnx", signature=signature, run_id=run_id
+        ),
     )
     registry.set_alias(MODEL, "production", version.version)
     if with_profile and run_id is not None:

@@ -101,9 +101,11 @@ def _configure(api: ModuleType, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _monitoring_item() -> dict[str, Any] | None:
-    return boto3.client("dynamodb", region_name=REGION).get_item(
-        TableName=TABLE, Key={"pk": {"S": keys.model_pk(MODEL)}, "sk": {"S": keys.MONITORING_SK}}
-    ).get("Item")
+    return (
+        boto3.client("dynamodb", region_name=REGION)
+        .get_item(TableName=TABLE, Key={"pk": {"S": keys.model_pk(MODEL)}, "sk": {"S": keys.MONITORING_SK}})
+        .get("Item")
+    )
 
 
 # ---- the schedule ----------------------------------------------------------------------------
@@ -119,7 +121,9 @@ def test_a_scheduled_tick_runs_a_due_model_and_flags_the_shifted_features(
     (ran,) = answer["ran"]
     assert ran["status"] == "drift"
     assert set(ran["drifted_features"]) == {"mean_radius", "mean_perimeter", "mean_area"}
-    run = body(_call(drift_api, load_event("drift/get_drift_run.json", path_params={"run_id": ran["run_id"]})))
+    run = body(
+        _call(drift_api, load_event("drift/get_drift_run.json", path_params={"run_id": ran["run_id"]}))
+    )
     assert run["run"]["trigger"] == "schedule" and run["run"]["model_version"] == 1
     assert run["run"]["reference_run_id"] == TRAINING_RUN and run["run"]["window_rows"] == 500
     numbers = {f["feature"]: f for f in run["result"]["features"]}
@@ -193,7 +197,9 @@ def test_a_model_without_a_reference_profile_ends_cleanly_as_no_reference(
     assert f"training run {TRAINING_RUN} (version 1) has no reference profile" in answer["message"]
 
 
-def test_a_version_registered_without_a_run_is_no_reference_too(drift: ModuleType, registry: ModelRegistry) -> None:
+def test_a_version_registered_without_a_run_is_no_reference_too(
+    drift: ModuleType, registry: ModelRegistry
+) -> None:
     monitored_model(registry, run_id=None)
     assert _call(drift, {"model_name": MODEL})["status"] == "no_reference"
 
@@ -272,7 +278,10 @@ def test_configuration_round_trips_and_defaults_show_before_it_is_set(
         ({"drift": {"alpha": 2}}, ["body", "drift", "alpha"]),
         ({"drift": {"correction": "holm"}}, ["body", "drift", "correction"]),
         ({"window": 24}, ["body", "window"]),
-        ({"drift": {"thresholds": {"mean_radius": 0.2, "radius": 0.1}}}, ["body", "drift", "thresholds", "radius"]),
+        (
+            {"drift": {"thresholds": {"mean_radius": 0.2, "radius": 0.1}}},
+            ["body", "drift", "thresholds", "radius"],
+        ),
         ({"max_rows": 500, "drift": {"min_rows": 1000}}, ["body", "drift", "min_rows"]),
     ],
 )
@@ -289,14 +298,22 @@ def test_a_malformed_configuration_is_422_with_its_location_and_nothing_is_saved
 
 
 def test_unknown_models_are_404(drift_api: ModuleType) -> None:
-    for event in ("configure_monitoring", "get_monitoring", "start_drift_run", "list_drift_runs", "get_drift"):
+    for event in (
+        "configure_monitoring",
+        "get_monitoring",
+        "start_drift_run",
+        "list_drift_runs",
+        "get_drift",
+    ):
         response = _call(drift_api, load_event(f"drift/{event}.json", path_params={"name": "nope"}))
         assert response["statusCode"] == 404, event
         assert body(response)["message"] == "model 'nope' not found"
     assert _monitoring_item() is None
 
 
-def test_a_started_run_is_202_then_finishes_asynchronously(drift_api: ModuleType, registry: ModelRegistry) -> None:
+def test_a_started_run_is_202_then_finishes_asynchronously(
+    drift_api: ModuleType, registry: ModelRegistry
+) -> None:
     monitored_model(registry)
     capture(shifted(training_rows(400), [1, 4], sd=2.0))
 
@@ -322,7 +339,9 @@ def test_a_started_run_is_202_then_finishes_asynchronously(drift_api: ModuleType
     assert BUCKET not in json.dumps(detail) and "drift-reports/" not in json.dumps(detail)
 
 
-def test_unknown_runs_and_runs_without_reports_are_404(drift_api: ModuleType, registry: ModelRegistry) -> None:
+def test_unknown_runs_and_runs_without_reports_are_404(
+    drift_api: ModuleType, registry: ModelRegistry
+) -> None:
     monitored_model(registry)
     missing = _call(drift_api, load_event("drift/get_drift_run.json"))
     assert missing["statusCode"] == 404 and "has no drift run" in body(missing)["message"]
