@@ -27,6 +27,7 @@ HANDLERS = (
     "functions.registry.handler",
     "functions.training.api",
     "functions.feedback.handler",
+    "functions.drift.api",
 )
 
 SECURITY_SCHEMES = {
@@ -51,6 +52,7 @@ _PLACEHOLDER_ENVIRONMENT = {
     "METADATA_TABLE": "documentation-table",
     "PREDICTIONS_TABLE": "documentation-predictions",
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
+    "DRIFT_FUNCTION_NAME": "documentation-drift",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
@@ -74,8 +76,8 @@ def build_openapi(routes: list[Route] | None = None, server_url: str | None = No
         "info": {
             "title": TITLE,
             "version": VERSION,
-            "description": "Predictions and feedback (API key), the model registry and training runs "
-            "(IAM, SigV4).",
+            "description": "Predictions and feedback (API key), the model registry, training runs and "
+            "drift monitoring (IAM, SigV4).",
         },
         "paths": {},
         "components": {"schemas": {}, "securitySchemes": SECURITY_SCHEMES},

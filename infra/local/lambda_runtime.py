@@ -177,7 +177,8 @@ def _invoke(function: Any, body: Any, request_headers: Any, response_headers: An
         "x-amz-invocation-type", "RequestResponse"
     )
     if invocation_type != "Event":
-        return str(_original_invoke[0](function, body, request_headers, response_headers))
+        answer: str | bytes = _original_invoke[0](function, body, request_headers, response_headers)
+        return answer
     payload = json.loads(body) if isinstance(body, str | bytes) and body else (body or {})
     if _async_invokers:
         _async_invokers[0](function.function_name, payload)

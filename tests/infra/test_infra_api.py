@@ -36,6 +36,13 @@ EXPECTED_ROUTES = {
     ("GET", "/runs/{run_id}"): ("training-api", "AWS_IAM", False),
     ("GET", "/models/{name}/runs"): ("training-api", "AWS_IAM", False),
     ("POST", "/feedback"): ("feedback", "NONE", True),
+    ("PUT", "/models/{name}/monitoring"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/monitoring"): ("drift-api", "AWS_IAM", False),
+    ("POST", "/models/{name}/drift-runs"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/drift-runs"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/drift-runs/{run_id}"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/drift-runs/{run_id}/report"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/drift"): ("drift-api", "AWS_IAM", False),
 }
 
 
@@ -65,6 +72,7 @@ def _function_names_by_arn(synthesized: SynthesizedApp) -> dict[str, str]:
         ("registry", stack.api.registry),
         ("training-api", stack.training.api),
         ("feedback", stack.feedback.function),
+        ("drift-api", stack.monitoring.api),
     )
     return {
         json.dumps({"Fn::GetAtt": [synthesized.logical_id(service.function), "Arn"]}): name
@@ -214,6 +222,8 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "EventBusName",
         "NotificationsQueueUrl",
         "RewardsFailedRecordsQueueUrl",
+        "DriftFunctionName",
+        "AlarmTopicArn",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.artifacts_bucket)

@@ -7,7 +7,8 @@ and archives for this project neither see nor disturb anybody else's events. Sch
 Rules:
   * ModelLifecycle — ModelVersionRegistered, ModelPromoted, ModelRolledBack
   * TrainingFailures — TrainingRunFailed
-both into the ``notifications`` queue (encrypted, TLS-only, with a dead-letter queue),
+  * DriftFindings — DriftDetected, DriftRunFailed
+all into the ``notifications`` queue (encrypted, TLS-only, with a dead-letter queue),
 where a notifier (chat, e-mail, a ticket) or another account's pipeline consumes them.
 """
 
@@ -26,6 +27,7 @@ from constructs import Construct
 EVENT_SOURCE = "serverless-mlops"
 MODEL_LIFECYCLE_EVENTS = ["ModelVersionRegistered", "ModelPromoted", "ModelRolledBack"]
 TRAINING_FAILURE_EVENTS = ["TrainingRunFailed"]
+DRIFT_EVENTS = ["DriftDetected", "DriftRunFailed"]
 
 
 class EventsConstruct(Construct):
@@ -79,5 +81,13 @@ class EventsConstruct(Construct):
             event_bus=self.bus,
             description="Training runs that failed (the run record holds the error)",
             event_pattern=aws_events.EventPattern(source=[EVENT_SOURCE], detail_type=TRAINING_FAILURE_EVENTS),
+            targets=[target],
+        )
+        self.drift_findings_rule = aws_events.Rule(
+            self,
+            "DriftFindings",
+            event_bus=self.bus,
+            description="Drift found by a drift run, and drift runs that failed",
+            event_pattern=aws_events.EventPattern(source=[EVENT_SOURCE], detail_type=DRIFT_EVENTS),
             targets=[target],
         )
