@@ -245,7 +245,7 @@ class DriftRunner:
                 model_name=summary.model_name,
                 model_version=summary.model_version,
                 run_id=summary.run_id,
-                kinds=kinds,  # type: ignore[arg-type]
+                kinds=kinds,
                 drifted_features=summary.drifted_features,
                 drift_share=summary.drift_share,
                 live_metric=concept.get("live_metric"),
