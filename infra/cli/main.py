@@ -7,6 +7,7 @@
     mlops models list | show M | promote M V | rollback M | audit M | card M V
     mlops predict M --instances JSON     a prediction call (production, --alias or --version)
     mlops feedback send --prediction-id ID (--reward 0|1 | --label L) | --file F.jsonl
+    mlops drift configure M | run M [--wait] | show M [RUN] | report M RUN --html F
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
 
 Commands talk to the local stack unless ``--stack NAME`` names a deployed one. ``--json``
@@ -40,6 +41,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
+from infra.cli.drift import drift_app
 from infra.cli.routing import (
     PolicyOptionError,
     describe_policy,
@@ -100,6 +102,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 routing_app = typer.Typer(help="Traffic routing between a model's versions.", no_args_is_help=True)
 app.add_typer(routing_app, name="routing")
+app.add_typer(drift_app, name="drift")
 
 # Both follow sys.stdout / sys.stderr as they are when they print (`mlops up` points
 # sys.stdout at the functions' log; tests capture both).
