@@ -8,10 +8,12 @@ mlops drift report M RUN_ID --html F  the run's self-contained HTML report
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -170,6 +172,19 @@ def wait_for_run(client: ApiClient, name: str, run_id: str, *, timeout: float) -
         time.sleep(POLL_SECONDS)
 
 
+def resolve_run_id(client: ApiClient, name: str, run_id: str) -> str:
+    """``latest``: the newest run that finished; anything else as it is."""
+    if run_id != LATEST:
+        return run_id
+    latest = client.drift(name, 1)["latest"]
+    if latest is None:
+        raise ApiError(404, {"message": f"model '{name}' has no finished drift run yet"})
+    return str(latest["run_id"])
+
+
+LATEST = "latest"
+
+
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
 
@@ -181,6 +196,19 @@ def _p(value: float | None) -> str:
 
 
 # ---- the commands (helpers of infra.cli.main: output, errors, the target) ------------------------
+_host: list[Any] = []
+
+
+def bind(cli_module: ModuleType) -> None:
+    """The `mlops` module whose helpers and state the commands use (``python -m
+    infra.cli.main`` runs it as ``__main__``, a module apart from ``infra.cli.main``)."""
+    _host[:] = [cli_module]
+
+
+def _cli() -> Any:
+    return _host[0] if _host else importlib.import_module("infra.cli.main")
+
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts), as `mlops --json ...`")]
 
 
@@ -214,7 +242,7 @@ def configure(  # noqa: PLR0917 (typer takes each option as a parameter)
 ) -> None:
     """Set a model's drift monitoring: the options change the configuration in force (the
     defaults, if none was set); --file replaces it. Scheduled runs start once it is set."""
-    from infra.cli import main as cli
+    cli = _cli()
 
     if disable and enable:
         raise cli._usage("pass one of them", "--disable", "--enable")
@@ -262,7 +290,7 @@ def run(
     json_output: JsonFlag = False,
 ) -> None:
     """Run drift detection on the model now (POST /models/{name}/drift-runs)."""
-    from infra.cli import main as cli
+    cli = _cli()
 
     with cli._calls():
         client = cli._client()
@@ -299,11 +327,15 @@ def show(
     json_output: JsonFlag = False,
 ) -> None:
     """The latest drift run and the history; or one run with its per-feature numbers."""
-    from infra.cli import main as cli
+    cli = _cli()
 
     with cli._calls():
         client = cli._client()
-        payload = client.drift_run(name, run_id) if run_id else client.drift(name, limit)
+        payload = (
+            client.drift_run(name, resolve_run_id(client, name, run_id))
+            if run_id
+            else client.drift(name, limit)
+        )
     if cli._as_json(json_output):
         cli._print_json(payload)
         return
@@ -328,14 +360,15 @@ def show(
 @drift_app.command("report")
 def report(
     name: str,
-    run_id: str,
+    run_id: Annotated[str, typer.Argument(help="A run id, or `latest` (the newest finished run)")],
     html: Annotated[Path, typer.Option(help="Write the HTML report here", dir_okay=False)],
 ) -> None:
     """Download a run's self-contained HTML report (open it in any browser, offline)."""
-    from infra.cli import main as cli
+    cli = _cli()
 
     with cli._calls():
-        page = cli._client().drift_report(name, run_id)
+        client = cli._client()
+        page = client.drift_report(name, resolve_run_id(client, name, run_id))
     try:
         html.write_text(page, encoding="utf-8")
     except OSError as error:

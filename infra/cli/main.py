@@ -40,8 +40,8 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+from infra.cli import drift
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
-from infra.cli.drift import drift_app
 from infra.cli.routing import (
     PolicyOptionError,
     describe_policy,
@@ -102,7 +102,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 routing_app = typer.Typer(help="Traffic routing between a model's versions.", no_args_is_help=True)
 app.add_typer(routing_app, name="routing")
-app.add_typer(drift_app, name="drift")
+app.add_typer(drift.drift_app, name="drift")
 
 # Both follow sys.stdout / sys.stderr as they are when they print (`mlops up` points
 # sys.stdout at the functions' log; tests capture both).
@@ -905,6 +905,9 @@ def invoke(
     _print_json(payload)
     if response.get("FunctionError"):
         raise typer.Exit(1)
+
+
+drift.bind(sys.modules[__name__])
 
 
 def run() -> None:
