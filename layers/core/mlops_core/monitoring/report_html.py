@@ -19,7 +19,9 @@ from mlops_core.monitoring.window import CategoricalDistribution, NumericDistrib
 
 #: Features plotted (the table lists every one): the page stays a few hundred kB at most.
 MAX_PLOTTED = 60
-WIDTH, HEIGHT, PAD = 340, 150, 28
+WIDTH, HEIGHT, PAD = 360, 150, 28
+#: Room left of the plot for the share labels (100.0%).
+LEFT = 44
 REFERENCE_COLOUR, CURRENT_COLOUR = "#7f8c9b", "#d9480f"
 
 _STYLE = """
@@ -37,7 +39,7 @@ th:first-child,td:first-child{text-align:left}tr.drifted td{background:#fff5f5}
 .plots{display:flex;flex-wrap:wrap;gap:16px}
 .plot{border:1px solid #e9ecef;border-radius:8px;padding:10px}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
-.note{color:#56616d;font-size:13px}svg text{font-size:10px;fill:#56616d}
+.note{color:#56616d;font-size:13px}svg text{font-size:10px;fill:#56616d}.wide{overflow-x:auto}
 """
 
 
@@ -154,7 +156,7 @@ def _feature_table(features: Sequence[FeatureDrift]) -> str:
             f"<td>{f.window_rows:,} / {f.reference_rows:,}</td><td>{_share(f.window_missing_rate)}</td>"
             f"<td>{_number(f.psi)}</td><td>{escape(unseen)}</td></tr>"
         )
-    return f"<table>{head}{''.join(rows)}</table>"
+    return f'<div class="wide"><table>{head}{"".join(rows)}</table></div>'
 
 
 def _plot(feature: FeatureDrift, plotted: NumericDistribution | CategoricalDistribution) -> str:
@@ -173,23 +175,23 @@ def _frame(inner: str, x_labels: tuple[str, str], top: float, label: str) -> str
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(label)}">'
-        f'<line x1="{PAD}" y1="{bottom}" x2="{WIDTH - 6}" y2="{bottom}" stroke="#adb5bd"/>'
-        f'<line x1="{PAD}" y1="8" x2="{PAD}" y2="{bottom}" stroke="#adb5bd"/>'
-        f'<text x="{PAD}" y="{HEIGHT - 10}">{escape(x_labels[0])}</text>'
+        f'<line x1="{LEFT}" y1="{bottom}" x2="{WIDTH - 6}" y2="{bottom}" stroke="#adb5bd"/>'
+        f'<line x1="{LEFT}" y1="8" x2="{LEFT}" y2="{bottom}" stroke="#adb5bd"/>'
+        f'<text x="{LEFT}" y="{HEIGHT - 10}">{escape(x_labels[0])}</text>'
         f'<text x="{WIDTH - 6}" y="{HEIGHT - 10}" text-anchor="end">{escape(x_labels[1])}</text>'
-        f'<text x="{PAD - 4}" y="14" text-anchor="end">{_share(top)}</text>'
-        f'<text x="{PAD - 4}" y="{bottom}" text-anchor="end">0</text>{inner}</svg>'
+        f'<text x="{LEFT - 4}" y="14" text-anchor="end">{_share(top)}</text>'
+        f'<text x="{LEFT - 4}" y="{bottom}" text-anchor="end">0</text>{inner}</svg>'
     )
 
 
 def _histogram(plotted: NumericDistribution) -> str:
     top = max([*plotted.reference, *plotted.current, 1e-9])
     bins = len(plotted.reference)
-    span = (WIDTH - 6 - PAD) / bins
+    span = (WIDTH - 6 - LEFT) / bins
     scale = (HEIGHT - PAD - 12) / top
     bars = []
     for i, (ref, cur) in enumerate(zip(plotted.reference, plotted.current, strict=True)):
-        x = PAD + i * span
+        x = LEFT + i * span
         for offset, share, colour in ((0.0, ref, REFERENCE_COLOUR), (span / 2, cur, CURRENT_COLOUR)):
             height = share * scale
             bars.append(
@@ -205,8 +207,9 @@ def _cdf(plotted: NumericDistribution) -> str:
     width = (high - low) or 1.0
 
     def line(values: list[float], colour: str) -> str:
+        x_scale, y_scale = (WIDTH - 6 - LEFT) / width, HEIGHT - PAD - 12
         points = " ".join(
-            f"{PAD + (x - low) / width * (WIDTH - 6 - PAD):.1f},{HEIGHT - PAD - y * (HEIGHT - PAD - 12):.1f}"
+            f"{LEFT + (x - low) * x_scale:.1f},{HEIGHT - PAD - y * y_scale:.1f}"
             for x, y in zip(plotted.cdf_points, values, strict=True)
         )
         return f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
@@ -217,11 +220,11 @@ def _cdf(plotted: NumericDistribution) -> str:
 
 def _bars(plotted: CategoricalDistribution) -> str:
     top = max([*plotted.reference, *plotted.current, 1e-9])
-    span = (WIDTH - 6 - PAD) / max(len(plotted.categories), 1)
+    span = (WIDTH - 6 - LEFT) / max(len(plotted.categories), 1)
     scale = (HEIGHT - PAD - 12) / top
     parts = []
     for i, category in enumerate(plotted.categories):
-        x = PAD + i * span
+        x = LEFT + i * span
         for offset, share, colour in (
             (0.0, plotted.reference[i], REFERENCE_COLOUR),
             (span * 0.4, plotted.current[i], CURRENT_COLOUR),
