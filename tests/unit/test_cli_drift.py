@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from infra.cli import drift, main
+from infra.cli import drift_views, main
 from mlops_core.monitoring.config import MonitoringConfig
 
 RUN_ID = "20261201T120000000Z-1f2e3d4c"
@@ -57,7 +57,7 @@ class FakeClient:
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(main, "out", Console(width=100))
-    monkeypatch.setattr(drift, "POLL_SECONDS", 0)
+    monkeypatch.setattr(drift_views, "POLL_SECONDS", 0)
     runner = CliRunner()
 
     def invoke(client: FakeClient, *args: str) -> Any:
@@ -69,7 +69,7 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.mark.parametrize(("text", "expected"), [("90m", 90), ("1h", 60), ("1.5h", 90), ("7d", 10080)])
 def test_durations_read_as_minutes(text: str, expected: float) -> None:
-    assert drift.minutes(text) == expected
+    assert drift_views.minutes(text) == expected
 
 
 def test_configure_changes_only_the_options_given_and_compares_and_sets(cli: Any) -> None:
@@ -112,7 +112,7 @@ def test_run_wait_exits_5_when_the_run_outlasts_the_timeout(
     cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = iter(range(0, 10_000, 10))
-    monkeypatch.setattr(drift.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(drift_views.time, "monotonic", lambda: float(next(clock)))
 
     result = cli(FakeClient(["running"]), "drift", "run", "m", "--wait", "--timeout", "5")
 

@@ -250,3 +250,40 @@ def test_a_numeric_distribution_holds_every_row_on_both_sides() -> None:
     assert sum(shown.current) == pytest.approx(1.0, abs=1e-5)  # the tails land in the outer bins
     # The plotted range runs from the 0.5 % to the 99.5 % quantile of either side.
     assert shown.cdf_reference[0] <= 0.006 and shown.cdf_reference[-1] >= 0.994
+
+
+def test_the_drift_functions_import_no_scipy_scikit_learn_onnx_or_aws_sdk() -> None:
+    """They run on the core layer alone, and boto3 is imported on first use, not at init
+    (Powertools imports the bare botocore package for its user agent: 0.4 ms, no clients)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    probe = (
+        "import json, sys\n"
+        "import functions.drift.handler, functions.drift.api\n"
+        "print(json.dumps(sorted(set(sys.modules) | {m.split('.')[0] for m in sys.modules})))\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_TRACE")}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=environment
+        | {
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'layers' / 'core'}",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "DRIFT_FUNCTION_NAME": "drift",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    loaded = set(json.loads(result.stdout))
+    assert loaded.isdisjoint(
+        {"scipy", "sklearn", "onnx", "onnxruntime", "skl2onnx", "boto3", "botocore.client"}
+    )
+    assert "numpy" in loaded

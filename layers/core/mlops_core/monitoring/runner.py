@@ -113,7 +113,12 @@ class DriftRunner:
             model_name=name, run_id=run_id, trigger=trigger, status="running", started_at=started_at
         )
         if existing is None:
-            self.repository.start_run(summary)
+            try:
+                self.repository.start_run(summary)
+            except Conflict:  # another invocation of this run started it a moment ago
+                raced = self.repository.run(name, run_id, consistent=True)
+                if raced is not None and raced.status in FINAL_STATUSES:
+                    return RunOutcome(raced, ran=False)
         began = time.perf_counter()
         result: DriftResult | None = None
         try:
