@@ -129,28 +129,34 @@ def _notifications(stack: dict[str, Any]) -> list[dict[str, Any]]:
     return received
 
 
-def test_the_schedule_fires_locally_and_records_a_scheduled_run(stack: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def scheduled_run(stack: dict[str, Any]) -> dict[str, Any]:
+    """Monitoring configured (the newest 500 rows of the window), then the first scheduled run,
+    which the schedule starts within a tick (5 s at 60x), before any test sends traffic."""
     configured = _mlops(
         stack, "--json", "drift", "configure", MODEL, "--every", "1h", "--max-rows", str(ROWS)
     )
     assert configured.returncode == 0, configured.stderr
     assert json.loads(configured.stdout)["scheduled"] is True
-
-    deadline = time.monotonic() + 60  # ticks every 5 s at 60x
-    scheduled: list[dict[str, Any]] = []
-    while not scheduled:
+    deadline = time.monotonic() + 60
+    while True:
         assert time.monotonic() < deadline, "no scheduled run within 60 s"
         time.sleep(1)
         shown = _mlops(stack, "--json", "drift", "show", MODEL)
         assert shown.returncode == 0, shown.stderr
-        history = json.loads(shown.stdout)["history"]
-        scheduled = [r for r in history if r["trigger"] == "schedule" and r["status"] != "running"]
+        overview = json.loads(shown.stdout)
+        finished = [r for r in overview["history"] if r["trigger"] == "schedule" and r["status"] != "running"]
+        if finished:
+            return {"run": finished[0], "monitoring": overview["monitoring"]}
+
+
+def test_the_schedule_fires_locally_and_records_a_scheduled_run(scheduled_run: dict[str, Any]) -> None:
     # The demo's few predictions are not enough to compare: that is what it says.
-    assert scheduled[0]["status"] == "insufficient_data", scheduled[0]
-    assert json.loads(_mlops(stack, "--json", "drift", "show", MODEL).stdout)["monitoring"]["last_run_at"]
+    assert scheduled_run["run"]["status"] == "insufficient_data", scheduled_run
+    assert scheduled_run["monitoring"]["last_run_id"] == scheduled_run["run"]["run_id"]
 
 
-def test_unshifted_traffic_finds_no_drift(stack: dict[str, Any]) -> None:
+def test_unshifted_traffic_finds_no_drift(stack: dict[str, Any], scheduled_run: dict[str, Any]) -> None:
     _send(stack, _sample(ROWS, seed=11))
 
     result = _mlops(stack, "--json", "drift", "run", MODEL, "--wait")
@@ -162,7 +168,7 @@ def test_unshifted_traffic_finds_no_drift(stack: dict[str, Any]) -> None:
 
 
 def test_shifted_traffic_is_flagged_and_drift_detected_is_published(
-    stack: dict[str, Any], tmp_path: Path
+    stack: dict[str, Any], scheduled_run: dict[str, Any], tmp_path: Path
 ) -> None:
     x, _ = breast_cancer_xy()
     rows = _sample(ROWS, seed=12)
