@@ -37,7 +37,7 @@ up: install ## Run the local stack without the demo (empty registry)
 	$(VENV)/bin/mlops up
 
 test: install browser ## Install, then run the whole test suite (what CI runs), on every core
-	$(VENV)/bin/python -m pytest -n auto
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile
 
 test-fast: install ## Unit and integration tests only (no CDK synth, no local stack)
 	$(VENV)/bin/python -m pytest -n auto tests/unit tests/integration

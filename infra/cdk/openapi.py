@@ -28,6 +28,7 @@ HANDLERS = (
     "functions.training.api",
     "functions.feedback.handler",
     "functions.rollout.api",
+    "functions.drift.api",
 )
 
 SECURITY_SCHEMES = {
@@ -53,6 +54,7 @@ _PLACEHOLDER_ENVIRONMENT = {
     "PREDICTIONS_TABLE": "documentation-predictions",
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "ROLLOUT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
+    "DRIFT_FUNCTION_NAME": "documentation-drift",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
@@ -76,8 +78,8 @@ def build_openapi(routes: list[Route] | None = None, server_url: str | None = No
         "info": {
             "title": TITLE,
             "version": VERSION,
-            "description": "Predictions and feedback (API key); the model registry, training runs and "
-            "rollouts (IAM, SigV4).",
+            "description": "Predictions and feedback (API key); the model registry, training runs, "
+            "rollouts and drift monitoring (IAM, SigV4).",
         },
         "paths": {},
         "components": {"schemas": {}, "securitySchemes": SECURITY_SCHEMES},

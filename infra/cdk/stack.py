@@ -21,6 +21,7 @@ from infra.cdk.constructs.capture import CaptureConstruct
 from infra.cdk.constructs.events import EventsConstruct
 from infra.cdk.constructs.feedback import FeedbackConstruct
 from infra.cdk.constructs.layers import LayersConstruct
+from infra.cdk.constructs.monitoring import DRIFT_ROUTES, MonitoringConstruct
 from infra.cdk.constructs.rewards import RewardsConstruct
 from infra.cdk.constructs.rollout import RolloutConstruct
 from infra.cdk.constructs.storage import StorageConstruct
@@ -162,6 +163,15 @@ class ServerlessMlopsStack(Stack):
             functions_dir=repo_root / "functions",
             log_retention=settings.log_retention_period(),
         )
+        self.monitoring = MonitoringConstruct(
+            self,
+            "Monitoring",
+            storage=self.storage,
+            layers=self.layers,
+            event_bus=self.events.bus,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+        )
         self.api.add_iam_routes(
             self.rollout.api.function,
             [
@@ -171,6 +181,7 @@ class ServerlessMlopsStack(Stack):
                 ("/models/{name}/rollouts/{rollout_id}/abort", "POST"),
             ],
         )
+        self.api.add_iam_routes(self.monitoring.api.function, DRIFT_ROUTES)
 
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the prod stage")
         CfnOutput(self, "ArtifactsBucketName", value=self.storage.artifacts_bucket.bucket_name)
@@ -193,11 +204,18 @@ class ServerlessMlopsStack(Stack):
             value=self.rewards.failed_records.queue_url,
             description="Feedback stream batches the rewards function could not count after its retries",
         )
+        CfnOutput(self, "DriftFunctionName", value=self.monitoring.drift.function.function_name)
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=self.monitoring.alarm_topic.topic_arn,
+            description="Drift alarms (dataset drift, failed drift runs): subscribe e-mail or chat here",
+        )
         CfnOutput(
             self,
             "NotificationsQueueUrl",
             value=self.events.notifications.queue_url,
-            description="Model lifecycle and training-failure events, for notifiers",
+            description="Model lifecycle, training-failure and drift events, for notifiers",
         )
 
 

@@ -242,3 +242,30 @@ class ApiClient:
 
     def model_card(self, name: str, version: int, fmt: str = "markdown") -> Any:
         return self.call("GET", f"/models/{name}/versions/{version}/card", query={"format": fmt})
+
+    # -- drift monitoring ----------------------------------------------------------------
+    def monitoring(self, name: str) -> Any:
+        return self.call("GET", f"/models/{name}/monitoring")
+
+    def configure_monitoring(
+        self, name: str, config: dict[str, Any], *, expected_revision: int | None = None
+    ) -> Any:
+        query = {"expected_revision": str(expected_revision)} if expected_revision is not None else None
+        return self.call("PUT", f"/models/{name}/monitoring", config, query=query)
+
+    def start_drift_run(self, name: str) -> Any:
+        return self.call("POST", f"/models/{name}/drift-runs")
+
+    def drift_runs(self, name: str, limit: int = 50) -> Any:
+        return self.call("GET", f"/models/{name}/drift-runs", query={"limit": str(limit)})["runs"]
+
+    def drift_run(self, name: str, run_id: str) -> Any:
+        return self.call("GET", f"/models/{name}/drift-runs/{run_id}")
+
+    def drift(self, name: str, limit: int = 20) -> Any:
+        return self.call("GET", f"/models/{name}/drift", query={"limit": str(limit)})
+
+    def drift_report(self, name: str, run_id: str) -> str:
+        """The run's HTML report, as text."""
+        report = self.call("GET", f"/models/{name}/drift-runs/{run_id}/report", query={"format": "html"})
+        return str(report)

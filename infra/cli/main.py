@@ -9,6 +9,7 @@
     mlops rollout start M --candidate V  a guarded rollout (--wait follows it) | show M [ID] | abort M ID
     mlops predict M --instances JSON     a prediction call (production, --alias or --version)
     mlops feedback send --prediction-id ID (--reward 0|1 | --label L) | --file F.jsonl
+    mlops drift configure M | run M [--wait] | show M [RUN] | report M RUN --html F
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
 
 Commands talk to the local stack unless ``--stack NAME`` names a deployed one. ``--json``
@@ -41,6 +42,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+from infra.cli import drift
 from infra.cli import rollout as rollouts
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
 from infra.cli.routing import (
@@ -108,6 +110,7 @@ rollout_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(drift.drift_app, name="drift")
 
 # Both follow sys.stdout / sys.stderr as they are when they print (`mlops up` points
 # sys.stdout at the functions' log; tests capture both).
@@ -1028,6 +1031,9 @@ def invoke(
     _print_json(payload)
     if response.get("FunctionError"):
         raise typer.Exit(1)
+
+
+drift.bind(sys.modules[__name__])
 
 
 def run() -> None:

@@ -9,7 +9,8 @@ unversioned and nothing would be pinned by S3 object version.
 
 This module is the one place that knows it. Before creation, ``respell_for_moto``
 writes the properties moto reads under another name or shape (an archive's event
-pattern, a table's SSE flag, a Ref to an event bus). After creation,
+pattern, a key's policy, a table's SSE flag, a Ref to an event bus). moto's CloudFormation
+creates no alarms and no topic policies: they are made through the API after creation. After creation,
 ``apply_dropped_properties`` applies every dropped property that moto can represent,
 through the AWS API, from the template's own (resolved) property values.
 ``KNOWN_GAPS`` names the properties that do not hold locally and why, and
@@ -111,6 +112,10 @@ def respell_for_moto(template: dict[str, Any]) -> dict[str, Any]:
         if kind == "AWS::Events::Archive" and isinstance(properties.get("EventPattern"), dict):
             # moto's Archive keeps the pattern as given and fails on an object (its Rule dumps it).
             properties["EventPattern"] = json.dumps(properties["EventPattern"])
+        elif kind == "AWS::KMS::Key" and isinstance(properties.get("KeyPolicy"), dict):
+            # moto's Key keeps the policy as given and fails to describe itself with an object;
+            # as text its Refs stay unresolved, so the resolved policy is put after creation.
+            properties["KeyPolicy"] = json.dumps(properties["KeyPolicy"])
         elif kind == "AWS::DynamoDB::Table" and "SSEEnabled" in properties.get("SSESpecification", {}):
             # CloudFormation spells it SSEEnabled, the API (which moto's table reads) Enabled.
             properties["SSESpecification"]["Enabled"] = properties["SSESpecification"]["SSEEnabled"]
@@ -241,7 +246,28 @@ def _queue_policy(_: str, value: Any) -> None:
         )
 
 
-#: (resource type, property) -> how to apply it to the created resource (its physical id).
+def _key_policy(key_id: str, value: Any) -> None:
+    _client("kms").put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(value))
+
+
+def _topic_policy(_: str, value: Any) -> None:
+    sns = _client("sns")
+    for topic_arn in value["Topics"]:
+        sns.set_topic_attributes(
+            TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(value["PolicyDocument"])
+        )
+
+
+def _alarm(logical_id: str, value: Any) -> None:
+    """moto's CloudFormation has no alarms: create it through the API, named after its
+    logical id when the template names it not (CloudFormation would add a suffix)."""
+    properties = dict(value)
+    properties.setdefault("AlarmName", logical_id)
+    _client("cloudwatch").put_metric_alarm(**properties)
+
+
+#: (resource type, property) -> how to apply it to the created resource (its physical id;
+#: for a resource moto does not create, its logical id).
 #: "*" takes the resource's whole property map (a resource moto does not create at all).
 APPLIED: dict[tuple[str, str], Applier] = {
     ("AWS::S3::Bucket", "VersioningConfiguration"): _bucket_versioning,
@@ -254,6 +280,9 @@ APPLIED: dict[tuple[str, str], Applier] = {
     ("AWS::StepFunctions::StateMachine", "LoggingConfiguration"): _state_machine_logging,
     ("AWS::StepFunctions::StateMachine", "TracingConfiguration"): _state_machine_tracing,
     ("AWS::SQS::QueuePolicy", "*"): _queue_policy,
+    ("AWS::KMS::Key", "KeyPolicy"): _key_policy,
+    ("AWS::SNS::TopicPolicy", "*"): _topic_policy,
+    ("AWS::CloudWatch::Alarm", "*"): _alarm,
 }
 
 
@@ -283,7 +312,7 @@ def apply_dropped_properties(
         properties = resource.get("Properties", {})
         whole = APPLIED.get((resource["Type"], "*"))
         if whole is not None:
-            whole(physical_ids.get(logical_id, ""), resolve(properties))
+            whole(physical_ids.get(logical_id) or logical_id, resolve(properties))
             applied.append(f"{logical_id}")
             continue
         for name, value in properties.items():

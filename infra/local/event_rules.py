@@ -214,13 +214,29 @@ _installed: list[EventRules] = []
 
 def install(rules: EventRules) -> None:
     """Route moto's deliveries to Lambda and Step Functions targets through ``rules``."""
+    _installed[:] = [rules]
+    patch_moto()
+
+
+def patch_moto() -> None:
+    """Make moto's ``PutEvents`` behave as EventBridge's where the stack depends on it
+    (idempotent; ``deploy_template`` calls it, so every moto deployment of the template has it):
+
+    - a rule with a ``ScheduleExpression`` matches no event (moto treats its empty pattern as
+      matching every event on its bus, and then fails on its Lambda target);
+    - once ``install`` gave it an ``EventRules``, Lambda and Step Functions targets are
+      delivered by it; moto keeps the targets it supports.
+    """
     from moto.events import models
     from moto.events.models import EventTemplateParser
 
-    _installed[:] = [rules]
-    original = getattr(models.Rule, "_mlops_original_send", None) or models.Rule.send_to_targets
+    if getattr(models.Rule, "_mlops_original_send", None) is not None:
+        return
+    original = models.Rule.send_to_targets
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if getattr(self, "scheduled_expression", None):
+            return
         ours = [t for t in self.targets if _installed and _installed[0].handles(t["Arn"])]
         if ours and self.event_pattern.matches_event(original_event):
             for target in ours:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import logging
 import os
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,55 @@ def invoke_handler(function: Any, event: Any) -> tuple[str, bool, str]:
         return json.dumps(failure), True, ""
 
 
+#: Runs an ``Event`` (asynchronous) invocation: ``(function name, payload)``. The local stack
+#: registers one that runs the function as its other triggers do (one request at a time per
+#: function); without one (tests on ``mock_aws``) it runs on a thread of its own.
+AsyncInvoke = Callable[[str, Any], None]
+_async_invokers: list[AsyncInvoke] = []
+#: Asynchronous invocations still running on their own threads (tests wait for them).
+_async_threads: list[threading.Thread] = []
+
+
+def run_asynchronous_invocations_with(invoke: AsyncInvoke | None) -> None:
+    """Route ``InvocationType=Event`` invocations through ``invoke`` (None: threads again)."""
+    _async_invokers[:] = [invoke] if invoke is not None else []
+
+
+def wait_for_asynchronous_invocations(timeout: float = 30.0) -> None:
+    """Join the threads of asynchronous invocations started so far (tests)."""
+    until = time.monotonic() + timeout
+    while _async_threads:
+        _async_threads.pop().join(timeout=max(0.0, until - time.monotonic()))
+
+
+def _invoke(function: Any, body: Any, request_headers: Any, response_headers: Any) -> str | bytes:
+    """moto's ``LambdaFunction.invoke``, except that an ``Event`` invocation returns at once
+    (202, as Lambda does) and runs afterwards: moto would run it inside the caller's request."""
+    invocation_type = {k.lower(): v for k, v in dict(request_headers or {}).items()}.get(
+        "x-amz-invocation-type", "RequestResponse"
+    )
+    if invocation_type != "Event":
+        answer: str | bytes = _original_invoke[0](function, body, request_headers, response_headers)
+        return answer
+    payload = json.loads(body) if isinstance(body, str | bytes) and body else (body or {})
+    if _async_invokers:
+        _async_invokers[0](function.function_name, payload)
+        return ""
+
+    def run() -> None:
+        _, errored, _ = invoke_handler(function, payload)
+        if errored:  # Lambda would retry twice, then drop it; here it is logged
+            logging.getLogger(__name__).error("asynchronous invocation of %s failed", function.function_name)
+
+    thread = threading.Thread(target=run, name=f"async-{function.function_name}", daemon=True)
+    _async_threads.append(thread)
+    thread.start()
+    return ""
+
+
+_original_invoke: list[Any] = []
+
+
 def check_moto_internals() -> None:
     """Fail loudly if the moto internals this module replaces have changed."""
     import moto
@@ -161,6 +211,16 @@ def check_moto_internals() -> None:
     invoke = getattr(LambdaFunction, "_invoke_lambda", None)
     if invoke is None or list(inspect.signature(invoke).parameters) != ["self", "event"]:
         problems.append("moto.awslambda.models.LambdaFunction._invoke_lambda(self, event) changed")
+    public_invoke = _original_invoke[0] if _original_invoke else LambdaFunction.invoke
+    if list(inspect.signature(public_invoke).parameters) != [
+        "self",
+        "body",
+        "request_headers",
+        "response_headers",
+    ]:
+        problems.append(
+            "moto.awslambda.models.LambdaFunction.invoke(self, body, request_headers, ...) changed"
+        )
     for name in (
         "create_from_cloudformation_json",
         "delete_from_cloudformation_json",
@@ -239,9 +299,10 @@ def _atomic(call_action: Any) -> Any:
 
 
 def install() -> None:
-    """Patch moto (idempotent): in-process Lambda, CloudFormation state machines that
-    execute, and DynamoDB requests that are atomic; and size boto3's connection pools for
-    the many concurrent "containers" this one process plays (``LOCAL_MAX_POOL_CONNECTIONS``).
+    """Patch moto (idempotent): in-process Lambda (``Event`` invocations asynchronous, as on
+    AWS), CloudFormation state machines that execute, and DynamoDB requests that are atomic;
+    and size boto3's connection pools for the many concurrent "containers" this one process
+    plays (``LOCAL_MAX_POOL_CONNECTIONS``).
 
     With execution on, moto's Step Functions API reads its executing ("parser") backend,
     but CloudFormation writes state machines to the plain one; routing CloudFormation
@@ -268,6 +329,8 @@ def install() -> None:
 
         moto_dynamodb.install()
         LambdaFunction._invoke_lambda = lambda self, event=None: invoke_handler(self, event)  # type: ignore[method-assign]
+        _original_invoke[:] = [LambdaFunction.invoke]
+        LambdaFunction.invoke = _invoke  # type: ignore[method-assign,assignment]
         StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cloudformation)  # type: ignore[assignment]
         StateMachine.delete_from_cloudformation_json = classmethod(_delete_state_machine)  # type: ignore[assignment]
         default_user_config["stepfunctions"]["execute_state_machine"] = True

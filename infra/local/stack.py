@@ -212,9 +212,11 @@ def deploy_template(
     """
     import boto3
 
+    from infra.local import event_rules
     from infra.local.dropped_properties import apply_dropped_properties
 
     os.environ["VALIDATE_LAMBDA_S3"] = "false"
+    event_rules.patch_moto()  # scheduled rules match no event (moto's would match them all)
     cloudformation = boto3.client("cloudformation")
     cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(for_moto(template)))
     deadline = time.monotonic() + timeout
@@ -316,6 +318,7 @@ class EmbeddedStack:
             self._start_subscriptions()
             self._start_event_rules()
             self._start_stream_mappings()
+            self._start_asynchronous_invocations()
             self._serve()
             if self.state is not None:
                 self.state.start_saving()
@@ -426,6 +429,30 @@ class EmbeddedStack:
         for mapping in self._stream_mappings.mappings:
             LOGGER.info("stream mapping %s: %s -> %s", mapping.logical_id, mapping.table, mapping.function)
 
+    def _start_asynchronous_invocations(self) -> None:
+        """``InvocationType=Event`` invocations (one function invoking another) run on a thread
+        of their own through ``invoke``, after the caller got its 202, as on AWS."""
+        from infra.local import lambda_runtime
+
+        assert self.description is not None
+        logical_ids = {name: logical_id for logical_id, name in self.description.functions.items()}
+
+        def invoke_later(function_name: str, payload: Any) -> None:
+            logical_id = logical_ids.get(function_name)
+            if logical_id is None:
+                LOGGER.error("asynchronous invocation of %s: not a function of this stack", function_name)
+                return
+
+            def run() -> None:
+                try:
+                    self.invoke(logical_id, payload)
+                except Exception:  # Lambda would retry twice, then drop it; here it is logged
+                    LOGGER.exception("asynchronous invocation of %s failed", function_name)
+
+            threading.Thread(target=run, name=f"async-{logical_id}", daemon=True).start()
+
+        lambda_runtime.run_asynchronous_invocations_with(invoke_later)
+
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         """Run a function's handler in this process, as Lambda would (used by the gateway)."""
         import boto3
@@ -487,6 +514,9 @@ class EmbeddedStack:
         if self._stream_mappings is not None:  # count what the last requests recorded
             self._stream_mappings.stop()
             self._stream_mappings = None
+        from infra.local import lambda_runtime
+
+        lambda_runtime.run_asynchronous_invocations_with(None)
         if self.state is not None and self._saving:  # after the last request, before moto goes
             self._saving = False
             try:

@@ -40,6 +40,13 @@ EXPECTED_ROUTES = {
     ("GET", "/models/{name}/rollouts"): ("rollout-api", "AWS_IAM", False),
     ("GET", "/models/{name}/rollouts/{rollout_id}"): ("rollout-api", "AWS_IAM", False),
     ("POST", "/models/{name}/rollouts/{rollout_id}/abort"): ("rollout-api", "AWS_IAM", False),
+    ("PUT", "/models/{name}/monitoring"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/monitoring"): ("drift-api", "AWS_IAM", False),
+    ("POST", "/models/{name}/drift-runs"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/drift-runs"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/drift-runs/{run_id}"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/drift-runs/{run_id}/report"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/drift"): ("drift-api", "AWS_IAM", False),
 }
 
 
@@ -70,6 +77,7 @@ def _function_names_by_arn(synthesized: SynthesizedApp) -> dict[str, str]:
         ("training-api", stack.training.api),
         ("feedback", stack.feedback.function),
         ("rollout-api", stack.rollout.api),
+        ("drift-api", stack.monitoring.api),
     )
     return {
         json.dumps({"Fn::GetAtt": [synthesized.logical_id(service.function), "Arn"]}): name
@@ -220,6 +228,8 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "EventBusName",
         "NotificationsQueueUrl",
         "RewardsFailedRecordsQueueUrl",
+        "DriftFunctionName",
+        "AlarmTopicArn",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.artifacts_bucket)

@@ -228,20 +228,86 @@ ARCHIVE: dict[str, Reader] = {
 
 
 def _rule(name: str, properties: dict[str, Any]) -> dict[str, Any]:
-    return dict(boto3.client("events").describe_rule(Name=name, EventBusName=properties["EventBusName"]))
+    bus = properties.get("EventBusName", "default")  # schedules are on the default bus
+    return dict(boto3.client("events").describe_rule(Name=name, EventBusName=bus))
 
 
 RULE: dict[str, Reader] = {
     "Description": lambda name, p: _rule(name, p).get("Description", ABSENT),
     "EventBusName": lambda name, p: _rule(name, p)["EventBusName"],
     "EventPattern": lambda name, p: json.loads(_rule(name, p)["EventPattern"]),
+    "ScheduleExpression": lambda name, p: _rule(name, p).get("ScheduleExpression", ABSENT),
     "State": lambda name, p: _rule(name, p)["State"],
     "Targets": lambda name, p: [
-        {"Arn": t["Arn"], "Id": t["Id"]}
-        for t in boto3.client("events").list_targets_by_rule(Rule=name, EventBusName=p["EventBusName"])[
-            "Targets"
-        ]
+        {"Arn": t["Arn"], "Id": t["Id"]} | ({"RetryPolicy": t["RetryPolicy"]} if "RetryPolicy" in t else {})
+        for t in boto3.client("events").list_targets_by_rule(
+            Rule=name, EventBusName=p.get("EventBusName", "default")
+        )["Targets"]
     ],
+}
+
+
+def _json(value: Any) -> Any:
+    """A policy document: moto keeps some as given (an object), others as JSON text."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _topic(arn: str) -> dict[str, Any]:
+    return dict(boto3.client("sns").get_topic_attributes(TopicArn=arn)["Attributes"])
+
+
+TOPIC: dict[str, Reader] = {
+    "DisplayName": lambda arn, _: _topic(arn).get("DisplayName", ABSENT),
+    "KmsMasterKeyId": lambda arn, _: _topic(arn).get("KmsMasterKeyId", ABSENT),
+}
+
+TOPIC_POLICY: dict[str, Reader] = {
+    "Topics": lambda _, p: p["Topics"],
+    # The policy every topic it names reports (the template's policies name one topic each).
+    "PolicyDocument": lambda _, p: _json(_topic(p["Topics"][0]).get("Policy", "null")),
+}
+
+
+def _kms() -> Any:
+    return boto3.client("kms")
+
+
+KEY: dict[str, Reader] = {
+    "Description": lambda key, _: _kms().describe_key(KeyId=key)["KeyMetadata"].get("Description", ABSENT),
+    "EnableKeyRotation": lambda key, _: _kms().get_key_rotation_status(KeyId=key)["KeyRotationEnabled"],
+    "KeyPolicy": lambda key, _: _json(_kms().get_key_policy(KeyId=key, PolicyName="default")["Policy"]),
+}
+
+
+def _alarm(name: str) -> dict[str, Any]:
+    (alarm,) = boto3.client("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    return dict(alarm)
+
+
+def _alarm_property(prop: str) -> Reader:
+    return lambda name, p: _alarm(p.get("AlarmName", name)).get(prop, ABSENT)
+
+
+ALARM: dict[str, Reader] = {
+    prop: _alarm_property(prop)
+    for prop in (
+        "AlarmName",
+        "AlarmDescription",
+        "ActionsEnabled",
+        "AlarmActions",
+        "OKActions",
+        "ComparisonOperator",
+        "DatapointsToAlarm",
+        "Dimensions",
+        "EvaluationPeriods",
+        "MetricName",
+        "Metrics",
+        "Namespace",
+        "Period",
+        "Statistic",
+        "Threshold",
+        "TreatMissingData",
+    )
 }
 
 LOG_GROUP: dict[str, Reader] = {
@@ -312,6 +378,10 @@ READERS: dict[str, dict[str, Reader]] = {
     "AWS::Logs::LogGroup": LOG_GROUP,
     "AWS::Lambda::Function": FUNCTION,
     "AWS::StepFunctions::StateMachine": STATE_MACHINE,
+    "AWS::SNS::Topic": TOPIC,
+    "AWS::SNS::TopicPolicy": TOPIC_POLICY,
+    "AWS::KMS::Key": KEY,
+    "AWS::CloudWatch::Alarm": ALARM,
 }
 
 
@@ -347,7 +417,7 @@ def compare(template: dict[str, Any], deployed: DeployedResources) -> dict[str, 
             found["problems"].append(f"{kind} ({logical_id}) is neither compared nor in NOT_EMULATED")
             continue
         properties = resolve(resource.get("Properties", {}))
-        physical = deployed.physical_ids.get(logical_id, "")
+        physical = deployed.physical_ids.get(logical_id) or logical_id
         for name, value in sorted(properties.items()):
             where = f"{logical_id}.{name}"
             if name not in readers:

@@ -138,3 +138,14 @@ def test_put_events_reaches_lambda_and_state_machine_targets_and_moto_keeps_the_
     assert recorder.started == [(MACHINE_ARN, {"model_name": "m"})]
     messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", [])
     assert len(messages) == 1 and json.loads(messages[0]["Body"])["detail-type"] == "DriftDetected"
+
+
+def test_a_scheduled_rule_matches_no_event_put_on_its_bus(aws: None) -> None:
+    """moto would match every event against a schedule rule's empty pattern (and fail on its
+    Lambda target inside PutEvents); EventBridge never does."""
+    event_rules.patch_moto()
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(Name="every-5-minutes", ScheduleExpression="rate(5 minutes)")
+    events.put_targets(Rule="every-5-minutes", Targets=[{"Id": "fn", "Arn": FUNCTION_ARN}])
+    answer = events.put_events(Entries=[{"Source": "serverless-mlops", "DetailType": "X", "Detail": "{}"}])
+    assert answer["FailedEntryCount"] == 0

@@ -8,7 +8,8 @@ Rules:
   * ModelLifecycle — ModelVersionRegistered, ModelPromoted, ModelRolledBack, RolloutCompleted,
     RolloutRolledBack
   * TrainingFailures — TrainingRunFailed
-both into the ``notifications`` queue (encrypted, TLS-only, with a dead-letter queue),
+  * DriftFindings — DriftDetected, DriftRunFailed
+all into the ``notifications`` queue (encrypted, TLS-only, with a dead-letter queue),
 where a notifier (chat, e-mail, a ticket) or another account's pipeline consumes them.
 """
 
@@ -33,6 +34,7 @@ MODEL_LIFECYCLE_EVENTS = [
     "RolloutRolledBack",
 ]
 TRAINING_FAILURE_EVENTS = ["TrainingRunFailed"]
+DRIFT_EVENTS = ["DriftDetected", "DriftRunFailed"]
 
 
 class EventsConstruct(Construct):
@@ -86,5 +88,13 @@ class EventsConstruct(Construct):
             event_bus=self.bus,
             description="Training runs that failed (the run record holds the error)",
             event_pattern=aws_events.EventPattern(source=[EVENT_SOURCE], detail_type=TRAINING_FAILURE_EVENTS),
+            targets=[target],
+        )
+        self.drift_findings_rule = aws_events.Rule(
+            self,
+            "DriftFindings",
+            event_bus=self.bus,
+            description="Drift found by a drift run, and drift runs that failed",
+            event_pattern=aws_events.EventPattern(source=[EVENT_SOURCE], detail_type=DRIFT_EVENTS),
             targets=[target],
         )

@@ -43,6 +43,20 @@ class EventSettings(CoreSettings):
     event_bus_name: str = Field(default="default", validation_alias="EVENT_BUS_NAME")
 
 
+class DriftFunctionSettings(EventSettings):
+    """The drift function: runs read the registry, the capture and profiles, and write reports."""
+
+    # The scheduled dispatcher starts another model's run only while at least this much of
+    # the invocation is left (plus 1.5 times the slowest run so far); the rest wait a tick.
+    reserve_seconds: float = Field(default=120.0, ge=0, le=900, validation_alias="DRIFT_RESERVE_SECONDS")
+
+
+class DriftApiSettings(CoreSettings):
+    """The drift API: records runs and hands them to the drift function (asynchronously)."""
+
+    drift_function_name: str = Field(min_length=1, validation_alias="DRIFT_FUNCTION_NAME")
+
+
 class TrainingApiSettings(CoreSettings):
     state_machine_arn: str = Field(min_length=20, validation_alias="STATE_MACHINE_ARN")
 
