@@ -220,6 +220,8 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "EventBusName",
         "NotificationsQueueUrl",
         "RewardsFailedRecordsQueueUrl",
+        "FailedFeedbackBatchesQueueUrl",
+        "FailedRetrainEventsQueueUrl",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.artifacts_bucket)
