@@ -23,6 +23,7 @@ class RetrainClaim(BaseModel):
     claim_at_ms: int | None = None
     claim_state: ClaimState | None = None
     claim_dataset_key: str | None = Field(None, description="The dataset version chosen for the claim")
+    claim_dataset_event: str | None = Field(None, description="The event that chose claim_dataset_key")
     last_run_id: str | None = None
     last_started_at_ms: int | None = None
     last_event_id: str | None = None

@@ -61,9 +61,10 @@ class RetrainingRepository:
     ) -> None:
         """Claim the model's next retraining run for ``event_id`` (``Conflict`` if it cannot).
 
-        Taken when nobody holds it, or the holder released it or went quiet for ``stale_ms``
-        (a crashed function), and the last run started more than ``cooldown_ms`` ago; or
-        again by the same event while it has not started its run (a redelivery)."""
+        Taken when no event is starting a run now (none claimed it, or its claim ended:
+        started or released; or it went quiet for ``stale_ms``, a crashed function) and the
+        last run started at least ``cooldown_ms`` ago; or again by the same event while it
+        has not started its run (a redelivery)."""
         self.table.update(
             keys.model_pk(model_name),
             keys.RETRAINING_SK,
@@ -71,8 +72,8 @@ class RetrainingRepository:
             "claim_run_id = :run, claim_at_ms = :now, claim_state = :claimed",
             condition="attribute_not_exists(pk) "
             "OR (claim_event_id = :event AND claim_state <> :started) "
-            "OR ((claim_state = :released OR claim_at_ms < :stale) "
-            "AND (attribute_not_exists(last_started_at_ms) OR last_started_at_ms < :cutoff))",
+            "OR ((claim_state <> :claimed OR claim_at_ms < :stale) "
+            "AND (attribute_not_exists(last_started_at_ms) OR last_started_at_ms <= :cutoff))",
             values={
                 ":model": model_name,
                 ":event": event_id,
@@ -81,7 +82,6 @@ class RetrainingRepository:
                 ":now": now_ms,
                 ":claimed": "claimed",
                 ":started": "started",
-                ":released": "released",
                 ":stale": now_ms - stale_ms,
                 ":cutoff": now_ms - cooldown_ms,
             },
@@ -94,13 +94,15 @@ class RetrainingRepository:
             self.table.update(
                 keys.model_pk(model_name),
                 keys.RETRAINING_SK,
-                update="SET claim_dataset_key = :key",
-                condition="claim_event_id = :event AND attribute_not_exists(claim_dataset_key)",
+                update="SET claim_dataset_key = :key, claim_dataset_event = :event",
+                # A key chosen by an earlier claim (another event's) is not this one's.
+                condition="claim_event_id = :event AND (attribute_not_exists(claim_dataset_key) "
+                "OR claim_dataset_event <> :event)",
                 values={":key": dataset_key, ":event": event_id},
             )
         except Conflict:
             claim = self.claim(model_name)
-            if claim is None or claim.claim_event_id != event_id or claim.claim_dataset_key is None:
+            if claim is None or claim.claim_dataset_event != event_id or claim.claim_dataset_key is None:
                 raise
             return claim.claim_dataset_key
         return dataset_key
@@ -131,7 +133,7 @@ class RetrainingRepository:
             self.table.update(
                 keys.model_pk(model_name),
                 keys.RETRAINING_SK,
-                update="SET claim_state = :released REMOVE claim_dataset_key",
+                update="SET claim_state = :released",
                 condition="claim_event_id = :event AND claim_state = :claimed",
                 values={":released": "released", ":event": event_id, ":claimed": "claimed"},
             )
