@@ -472,3 +472,17 @@ def test_the_handler_answers_the_sample_event_with_its_decision(world: World) ->
     )
     assert unreadable["outcome"] == "ignored" and unreadable["reason"].startswith("unreadable DriftDetected")
     assert len(_executions()) == 1
+
+
+def test_training_data_that_is_gone_skips_the_run_saying_so_and_frees_the_claim(world: World) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    for version in s3.list_object_versions(Bucket=BUCKET, Prefix=f"{DATASET_PREFIX}/data.csv")["Versions"]:
+        s3.delete_object(Bucket=BUCKET, Key=version["Key"], VersionId=version["VersionId"])
+
+    gone = world.service.handle(_event(world.now_ms))
+    assert gone.outcome == "skipped" and gone.reason == (
+        f"the training data '{DATASET_PREFIX}/data.csv' of run '{BASE_RUN}' is gone"
+    )
+    _configure(enabled=True, min_labelled_rows=50, include_training_data=False)
+    without = world.service.handle(_event(world.now_ms, event_id="later", run_id="drift-2"))
+    assert without.outcome == "started"

@@ -179,7 +179,12 @@ class RetrainingService:
         feedback = self.feedback.window(name, start_ms=start_ms, end_ms=max(now_ms + 1, end_ms))
         training, known = None, frozenset[str]()
         if settings.include_training_data:
-            stored = self.store.get(dataset["key"], dataset.get("version_id"))
+            try:
+                stored = self.store.get(dataset["key"], dataset.get("version_id"))
+            except NotFound:
+                raise Invalid(
+                    f"the training data '{dataset['key']}' of run '{base_run['run_id']}' is gone"
+                ) from None
             if dataset.get("sha256") and sha256_hex(stored.data) != dataset["sha256"]:
                 raise Invalid(
                     f"the training data '{dataset['key']}' changed since run '{base_run['run_id']}'"
