@@ -34,7 +34,8 @@ class Feedback:
         self, model_name: str, *, start_ms: int, end_ms: int, limit: int | None = None
     ) -> list[FeedbackRecord]:
         found = [r for r in self.records if r.model_name == model_name and start_ms <= r.at_ms < end_ms]
-        return sorted(found, key=lambda r: (r.at_ms, r.prediction_id))
+        ordered = sorted(found, key=lambda r: (r.at_ms, r.prediction_id))
+        return ordered[-limit:] if limit is not None else ordered
 
 
 class States:
@@ -305,7 +306,7 @@ def test_a_bandit_reward_stands_in_for_correctness_and_unusable_feedback_is_coun
 
 def test_the_runners_hook_form_passes_the_configuration_and_the_version() -> None:
     evaluator = ConceptWindowEvaluator(Feedback(_stream(400, 0.75)), States())
-    config = MonitoringConfig(concept=ConceptSettings(min_labels=500))
+    config = MonitoringConfig(max_rows=100, concept=ConceptSettings(min_labels=500))
 
     result = evaluator.evaluate(
         model_name="m",
@@ -317,5 +318,6 @@ def test_the_runners_hook_form_passes_the_configuration_and_the_version() -> Non
         window_end_ms=T0 + 2 * HOUR,
     )
     assert result.status == "insufficient_data" and result.min_labels == 500 and result.model_version == 1
+    assert result.feedback_rows == 100  # the newest max_rows of the window's feedback
     dumped = result.model_dump(mode="json")
     assert {"drifted", "live_metric", "baseline_metric"} <= set(dumped)  # what DriftDetected carries

@@ -253,6 +253,7 @@ def evaluate_concept(
     state_repository: ConceptStates,
     model_version: int | None = None,
     task: Task | None = None,
+    max_rows: int | None = None,
 ) -> ConceptResult:
     """Concept drift over [window_start_ms, window_end_ms) of ``model_name``'s feedback.
 
@@ -260,7 +261,8 @@ def evaluate_concept(
     (its ``metric_baseline``; None or a profile without one: ``no_baseline``).
     ``model_version``: only the feedback on that version counts, and ADWIN restarts when
     it changes (None: every version's feedback). ``task``: the version's signature's task
-    (None: read from the baseline, else classification).
+    (None: read from the baseline, else classification). ``max_rows``: at most this many of
+    the window's feedback, the newest (the drift run passes its ``max_rows``).
     """
     reference = (
         profile
@@ -280,7 +282,9 @@ def evaluate_concept(
 
     feedback = [
         f
-        for f in feedback_store.window(model_name, start_ms=window_start_ms, end_ms=window_end_ms)
+        for f in feedback_store.window(
+            model_name, start_ms=window_start_ms, end_ms=window_end_ms, limit=max_rows
+        )
         if model_version is None or f.model_version == model_version
     ]
     scored = [(f, c) for f in feedback if (c := scorer.correct(f)) is not None] if scorer.can_score else []
@@ -438,4 +442,5 @@ class ConceptWindowEvaluator:
             state_repository=self.state_repository,
             model_version=model_version,
             task=task,
+            max_rows=config.max_rows,
         )
