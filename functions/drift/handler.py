@@ -31,6 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mlops_core.config.observability import make_tracer
 from mlops_core.config.settings import DriftFunctionSettings
 from mlops_core.feedback.capture_store import CaptureStore
+from mlops_core.feedback.feedback_store import FeedbackStore
+from mlops_core.monitoring.concept_hook import ConceptHook
+from mlops_core.monitoring.concept_window import (
+    CONCEPT_DRIFT_METRIC,
+    ConceptStateRepository,
+    ConceptWindowEvaluator,
+)
 from mlops_core.monitoring.dispatch import dispatch
 from mlops_core.monitoring.records import RUN_ID_PATTERN, ConceptEvaluator, new_run_id
 from mlops_core.monitoring.runner import DriftRunner, RunOutcome
@@ -51,9 +58,11 @@ runner = DriftRunner(
     table, artifacts, CaptureStore(artifacts), publisher=EventPublisher(settings.event_bus_name)
 )
 
-#: The concept-drift hook: an evaluator (``mlops_core.monitoring.records.ConceptEvaluator``)
-#: given to every run; None runs data and output drift only.
-concept: ConceptEvaluator | None = None
+#: The concept-drift hook (``mlops_core.monitoring.records.ConceptEvaluator``) given to every
+#: run: the window's labelled feedback against the training baseline, and ADWIN over it.
+concept: ConceptEvaluator | None = ConceptHook(
+    ConceptWindowEvaluator(FeedbackStore(artifacts), ConceptStateRepository(table))
+)
 
 
 class RunRequest(BaseModel):
@@ -125,6 +134,9 @@ def record(outcome: RunOutcome) -> None:
         name="DriftRunFailures", unit=MetricUnit.Count, value=1 if summary.status == "failed" else 0
     )
     metrics.add_metric(name="DriftDetected", unit=MetricUnit.Count, value=1 if summary.dataset_drift else 0)
+    if summary.concept is not None:  # the concept-drift alarm watches this one
+        concept_drifted = 1 if summary.concept.get("drifted") else 0
+        metrics.add_metric(name=CONCEPT_DRIFT_METRIC, unit=MetricUnit.Count, value=concept_drifted)
     logger.info(
         "drift run",
         extra={
@@ -144,6 +156,9 @@ def record(outcome: RunOutcome) -> None:
     ) as per_model:
         per_model.add_metric(name="DriftDetected", unit=MetricUnit.Count, value=int(summary.dataset_drift))
         per_model.add_metric(name="DriftWindowRows", unit=MetricUnit.Count, value=summary.window_rows)
+        if summary.concept is not None:
+            drifted = int(bool(summary.concept.get("drifted")))
+            per_model.add_metric(name=CONCEPT_DRIFT_METRIC, unit=MetricUnit.Count, value=drifted)
     for feature in outcome.result.features:
         if feature.p_value is None:
             continue

@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 
 from mlops_core.config.observability import make_tracer
 from mlops_core.config.settings import TrainingApiSettings
@@ -24,7 +25,8 @@ from mlops_core.registry.entities import MODEL_NAME_PATTERN
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.storage.stepfunctions import TrainingWorkflow
-from mlops_core.training.requests import TrainingRequest, check_before_start
+from mlops_core.training.launch import start_training_run
+from mlops_core.training.requests import TrainingRequest
 from mlops_core.training.tracking import RUN_ID_PATTERN, RunTracker, new_run_id, status_before_record
 
 logger = Logger()
@@ -38,9 +40,12 @@ workflow = TrainingWorkflow(settings.state_machine_arn)
 
 
 class StartTrainingRequest(TrainingRequest):
-    """The workflow's input; ``run_id`` may be omitted (one is generated)."""
+    """The workflow's input; ``run_id`` may be omitted (one is generated). ``triggered_by``
+    is not taken here: only the retraining loop starts runs on a drift finding."""
 
     run_id: str | None = None  # type: ignore[assignment]
+    # Lineage is the retraining loop's to record, not a caller's to claim.
+    triggered_by: SkipJsonSchema[None] = None
 
 
 class TrainingStarted(BaseModel):
@@ -60,8 +65,7 @@ def start_training(request: StartTrainingRequest) -> Response[TrainingStarted]:
             f"invalid run_id {run_id!r}",
             details=[{"loc": ["body", "run_id"], "msg": f"must match {RUN_ID_PATTERN}", "type": "pattern"}],
         ) from None
-    check_before_start(execution_input, datasets)
-    arn = workflow.start(run_id, execution_input.model_dump(mode="json", exclude_none=True))
+    arn = start_training_run(execution_input, datasets, workflow)
     logger.info("training started", extra={"run_id": run_id})
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,

@@ -20,8 +20,10 @@ from infra.cdk.constructs.api import ApiConstruct, ApiLimits, SnapStartOption
 from infra.cdk.constructs.capture import CaptureConstruct
 from infra.cdk.constructs.events import EventsConstruct
 from infra.cdk.constructs.feedback import FeedbackConstruct
+from infra.cdk.constructs.feedback_capture import FeedbackCaptureConstruct
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.monitoring import DRIFT_ROUTES, MonitoringConstruct
+from infra.cdk.constructs.retraining import RetrainingConstruct
 from infra.cdk.constructs.rewards import RewardsConstruct
 from infra.cdk.constructs.rollout import RolloutConstruct
 from infra.cdk.constructs.storage import StorageConstruct
@@ -140,6 +142,15 @@ class ServerlessMlopsStack(Stack):
             functions_dir=repo_root / "functions",
             log_retention=settings.log_retention_period(),
         )
+        self.feedback_capture = FeedbackCaptureConstruct(
+            self,
+            "FeedbackCapture",
+            storage=self.storage,
+            layers=self.layers,
+            predictions_table=self.capture.predictions_table,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+        )
         self.training = TrainingConstruct(
             self,
             "Training",
@@ -149,6 +160,16 @@ class ServerlessMlopsStack(Stack):
             functions_dir=repo_root / "functions",
             log_retention=settings.log_retention_period(),
             code_version=code_version(repo_root),
+        )
+        self.retraining = RetrainingConstruct(
+            self,
+            "Retraining",
+            storage=self.storage,
+            layers=self.layers,
+            event_bus=self.events.bus,
+            state_machine=self.training.state_machine,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
         )
         self.api.add_iam_routes(
             self.training.api.function,
@@ -210,6 +231,18 @@ class ServerlessMlopsStack(Stack):
             "AlarmTopicArn",
             value=self.monitoring.alarm_topic.topic_arn,
             description="Drift alarms (dataset drift, failed drift runs): subscribe e-mail or chat here",
+        )
+        CfnOutput(
+            self,
+            "FailedFeedbackBatchesQueueUrl",
+            value=self.feedback_capture.failed_batches.queue_url,
+            description="Feedback batches the feedback-capture function could not write after its retries",
+        )
+        CfnOutput(
+            self,
+            "FailedRetrainEventsQueueUrl",
+            value=self.retraining.failed_events.queue_url,
+            description="DriftDetected events the retrain function could not handle after its retries",
         )
         CfnOutput(
             self,

@@ -230,6 +230,8 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "RewardsFailedRecordsQueueUrl",
         "DriftFunctionName",
         "AlarmTopicArn",
+        "FailedFeedbackBatchesQueueUrl",
+        "FailedRetrainEventsQueueUrl",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.artifacts_bucket)

@@ -90,15 +90,15 @@ def test_the_drift_role_reads_and_writes_only_what_runs_use(synthesized: Synthes
     assert sorted(r for r, _ in granted.pop("s3:GetObject")) == sorted(
         [
             _bucket_objects(synthesized, "capture/*"),
+            _bucket_objects(synthesized, "feedback/*"),  # concept drift: the counted feedback
             _bucket_objects(synthesized, "runs/*/reference_profile.json*"),
         ]
     )
     granted.pop("s3:GetObjectVersion")
     assert [r for r, _ in granted.pop("s3:PutObject")] == [_bucket_objects(synthesized, "drift-reports/*")]
     listed = sorted(json.dumps(c, sort_keys=True) for _, c in granted.pop("s3:ListBucket"))
-    assert listed == sorted(
-        json.dumps({"StringLike": {"s3:prefix": [p]}}, sort_keys=True) for p in ("capture/*", "runs/*")
-    )
+    prefixes = ("capture/*", "feedback/*", "runs/*")
+    assert listed == sorted(json.dumps({"StringLike": {"s3:prefix": [p]}}, sort_keys=True) for p in prefixes)
     bus = synthesized.logical_id(synthesized.stack.events.bus)
     assert granted.pop("events:PutEvents") == [
         (json.dumps({"Fn::GetAtt": [bus, "Arn"]}, sort_keys=True), None)

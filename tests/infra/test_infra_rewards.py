@@ -17,7 +17,13 @@ pytestmark = pytest.mark.infra
 
 
 def _mapping(synthesized: SynthesizedApp) -> dict[str, Any]:
-    (mapping,) = synthesized.resources_of_type("AWS::Lambda::EventSourceMapping").values()
+    """The rewards function's mapping (the stream has a second reader: the feedback capture)."""
+    function = {"Ref": synthesized.logical_id(synthesized.stack.rewards.function.function)}
+    (mapping,) = [
+        m
+        for m in synthesized.resources_of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == function
+    ]
     return dict(mapping["Properties"])
 
 
@@ -52,7 +58,8 @@ def test_only_inserts_of_feedback_items_invoke_it(synthesized: SynthesizedApp) -
 
 
 def test_the_local_stack_runs_the_mapping_as_declared(synthesized: SynthesizedApp) -> None:
-    (mapping,) = mappings_from_template(synthesized.template_json)
+    rewards = synthesized.logical_id(synthesized.stack.rewards.function.function)
+    (mapping,) = [m for m in mappings_from_template(synthesized.template_json) if m.function == rewards]
     declared = _mapping(synthesized)
 
     assert mapping.batch_size == declared["BatchSize"]

@@ -347,3 +347,20 @@ def test_unknown_runs_and_runs_without_reports_are_404(
     assert missing["statusCode"] == 404 and "has no drift run" in body(missing)["message"]
     malformed = _call(drift_api, load_event("drift/get_drift_run.json", path_params={"run_id": "latest"}))
     assert malformed["statusCode"] == 422
+
+
+def test_every_run_evaluates_concept_drift_from_the_windows_feedback(
+    drift: ModuleType, registry: ModelRegistry
+) -> None:
+    """The handler's concept hook is the feedback evaluator: a run with no labelled feedback
+    in its window records why it could not judge, and is not concept drift."""
+    from mlops_core.monitoring.concept_hook import ConceptHook
+
+    assert isinstance(drift.concept, ConceptHook)
+    monitored_model(registry)
+    capture(training_rows(500, seed=3))
+    run_id = _call(drift, load_event("drift/on_demand.json"))["run_id"]
+
+    summary = drift.service.get_run(MODEL, run_id)
+    assert summary.concept is not None and summary.concept["drifted"] is False
+    assert summary.concept["summary"]["status"] in {"no_baseline", "insufficient_data"}

@@ -116,3 +116,20 @@ def test_unknown_run_is_404(training_api: ModuleType) -> None:
     response = call(training_api, load_event("training/get_run.json"))
     assert response["statusCode"] == 404
     assert body(response)["message"] == "run 'breast-cancer-20261127-120000-abc123' not found"
+
+
+def test_a_caller_cannot_claim_a_run_was_triggered_by_drift(training_api: ModuleType) -> None:
+    request = json.loads(load_event("training/start_training.json")["body"]) | {
+        "triggered_by": {"drift_run_id": "drift-1", "event": {"type": "DriftDetected", "id": "e-1"}}
+    }
+
+    response = call(training_api, load_event("training/start_training.json", body=request))
+
+    assert response["statusCode"] == 422, response["body"]
+    assert any(d["loc"][:2] == ["body", "triggered_by"] for d in body(response)["detail"])
+    assert (
+        boto3.client("stepfunctions", region_name=REGION).list_executions(stateMachineArn=STATE_MACHINE_ARN)[
+            "executions"
+        ]
+        == []
+    )

@@ -421,3 +421,27 @@ def test_card_round_trips_through_json(
     assert restored == card
     assert restored.classes == [0, 1]  # integer labels stay integers
     assert render_markdown(restored) == render_markdown(card)
+
+
+def test_a_run_started_by_the_retraining_loop_names_its_drift_run_on_the_card(
+    model: RegisteredModel, version: ModelVersion, run: dict[str, Any]
+) -> None:
+    triggered_by = {
+        "drift_run_id": "drift-20261127-0900-ab12cd",
+        "event": {
+            "type": "DriftDetected",
+            "id": "6a7e8feb-b491",
+            "kinds": ["data", "concept"],
+            "model_version": 2,
+        },
+    }
+    card = build_model_card(model, version, [], run | {"triggered_by": triggered_by}, None, now=NOW)
+
+    assert card.training is not None and card.training.triggered_by == triggered_by
+    assert (
+        "- **Triggered by:** drift run `drift-20261127-0900-ab12cd` (DriftDetected: data, concept, on v2, "
+        "event `6a7e8feb-b491`)"
+    ) in render_markdown(card)
+    untriggered = build_model_card(model, version, [], run, None, now=NOW)
+    assert untriggered.training is not None and untriggered.training.triggered_by is None
+    assert "Triggered by" not in render_markdown(untriggered)

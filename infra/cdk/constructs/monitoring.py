@@ -32,6 +32,7 @@ from constructs import Construct
 from infra.cdk.constructs.functions import METRICS_NAMESPACE, ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import ITEM_READ_ACTIONS, StorageConstruct
+from mlops_core.monitoring.concept_window import CONCEPT_DRIFT_METRIC
 from mlops_core.monitoring.config import DISPATCH_MINUTES
 from mlops_core.storage import keys
 
@@ -96,6 +97,9 @@ class MonitoringConstruct(Construct):
         )
         storage.grant_prefix_read(role, keys.CAPTURE_PREFIX)
         storage.grant_prefix_list(role, keys.CAPTURE_PREFIX)
+        # Concept drift: the counted feedback, by model and hour.
+        storage.grant_prefix_read(role, keys.FEEDBACK_CAPTURE_PREFIX)
+        storage.grant_prefix_list(role, keys.FEEDBACK_CAPTURE_PREFIX)
         storage.grant_prefix_read(role, keys.reference_profile("*"))
         # A missing profile must read as missing (404), not forbidden: listing runs/ (names only).
         storage.grant_prefix_list(role, keys.RUNS_PREFIX)
@@ -200,8 +204,19 @@ class MonitoringConstruct(Construct):
             description="A drift run failed, or the drift function itself failed (timeout, memory), in "
             "the last 15 minutes (runbook: docs/operations.md#driftrunfailures).",
         )
-        # The concept-drift alarm (live metric below the training baseline) is added here by
-        # the concept-drift work, with `add_alarm("ConceptDrift", metric, description=...)`.
+        self.add_alarm(
+            "ConceptDrift",
+            aws_cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=CONCEPT_DRIFT_METRIC,
+                dimensions_map={"service": DRIFT_SERVICE},
+                statistic="Sum",
+                period=Duration.hours(1),
+            ),
+            description="A drift run found concept drift (the live metric on labelled feedback below "
+            "the training baseline, or ADWIN's alarm) in the last hour (runbook: "
+            "docs/operations.md#conceptdrift).",
+        )
 
     def add_alarm(
         self, name: str, metric: aws_cloudwatch.IMetric, *, description: str

@@ -135,6 +135,8 @@ class TrainingConstruct(Construct):
         storage.grant_prefix_write(self.train_candidate.role, runs)
         for prefix in (datasets, runs, models):
             storage.grant_prefix_read(self.evaluate.role, prefix)
+        # Evaluate adds the output distribution and the metric baseline to the run's profile.
+        storage.grant_prefix_write(self.evaluate.role, runs)
         storage.grant_prefix_read(self.register_model.role, runs)
         storage.grant_prefix_write(self.register_model.role, models)
         for function in (

@@ -119,6 +119,17 @@ class RewardsSettings(EnvironmentSettings):
     predictions_table: str = Field(min_length=3, validation_alias="PREDICTIONS_TABLE")
 
 
+class FeedbackCaptureSettings(EnvironmentSettings):
+    """The feedback-capture function: the bucket it writes the bulk feedback (``feedback/``) to."""
+
+    artifacts_bucket: str = Field(min_length=3, validation_alias="ARTIFACTS_BUCKET")
+
+
+class RetrainSettings(TrainingApiSettings):
+    """The retrain function: what the training API needs (it starts runs the same way), and the
+    prediction capture and feedback it builds datasets from (both in the artifacts bucket)."""
+
+
 @lru_cache(maxsize=1)
 def core_settings() -> CoreSettings:
     return CoreSettings.from_environment()

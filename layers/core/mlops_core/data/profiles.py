@@ -73,11 +73,27 @@ ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminat
 
 
 class MetricBaseline(BaseModel):
+    """What the model scored on the held-out rows at training (Evaluate writes it).
+
+    ``metric``/``value`` is the metric the gate decided on; the rest is what live labels can
+    be compared with: a classifier's plain ``accuracy``, and for a regressor its mean absolute
+    error and ``error_tolerance`` (the 90th percentile of its absolute errors), with the share
+    of held-out rows ``within_tolerance`` of it (about 0.9). Profiles written before these
+    fields have them None (concept drift then says what it cannot compare)."""
+
     model_config = ConfigDict(extra="forbid")
 
     metric: str
     value: float
     rows: int = Field(ge=1, description="held-out rows it was measured on")
+    accuracy: float | None = Field(default=None, description="classification: share of right labels")
+    mae: float | None = Field(default=None, description="regression: mean absolute error")
+    error_tolerance: float | None = Field(
+        default=None, description="regression: the 90th percentile of the absolute errors"
+    )
+    within_tolerance: float | None = Field(
+        default=None, description="regression: share of rows whose absolute error is at most error_tolerance"
+    )
 
 
 class ReferenceProfile(BaseModel):

@@ -80,6 +80,9 @@ class TrainingRecord(BaseModel):
     package_versions: dict[str, str] | None = None
     gate_passed: bool | None = None
     gate_reason: str | None = None
+    triggered_by: dict[str, Any] | None = Field(
+        default=None, description="The drift run and event that started the run (the retraining loop)"
+    )
 
 
 class ModelCard(BaseModel):
@@ -201,6 +204,7 @@ def _training(version: ModelVersion, run: Mapping[str, Any] | None) -> TrainingR
         package_versions=candidate.get("package_versions"),
         gate_passed=evaluation.get("passed"),
         gate_reason=evaluation.get("reason"),
+        triggered_by=run.get("triggered_by"),
     )
 
 
@@ -312,6 +316,8 @@ def _training_section(training: TrainingRecord | None) -> list[str]:
         f"- **Family:** {_text(training.family)}",
         f"- **Seed:** {_text(training.seed)}",
     ]
+    if training.triggered_by:
+        lines.append(f"- **Triggered by:** {_trigger(training.triggered_by)}")
     if training.gate_passed is not None:
         # A failed gate says why (threshold, champion); a passed one has nothing to add.
         verdict = "passed" if training.gate_passed else f"failed ({_text(training.gate_reason)})"
@@ -329,6 +335,16 @@ def _training_section(training: TrainingRecord | None) -> list[str]:
             "```",
         ]
     return lines
+
+
+def _trigger(triggered_by: Mapping[str, Any]) -> str:
+    """``drift run `r-1` (DriftDetected: concept, event `e-1`)``: where the run came from."""
+    event = triggered_by.get("event") or {}
+    kinds = ", ".join(str(k) for k in event.get("kinds") or [])
+    about = ": ".join(part for part in (str(event.get("type") or "event"), kinds) if part)
+    served = f", on v{event['model_version']}" if event.get("model_version") is not None else ""
+    event_id = f", event `{event['id']}`" if event.get("id") else ""
+    return f"drift run `{triggered_by.get('drift_run_id', '—')}` ({about}{served}{event_id})"
 
 
 def render_markdown(card: ModelCard) -> str:

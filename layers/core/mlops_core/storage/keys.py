@@ -43,6 +43,12 @@ ROLLOUT_PREFIX = "ROLLOUT#"
 MONITORING_SK = "MONITORING"
 DRIFT_RUN_PREFIX = "DRIFT#"
 MONITORED_MODELS = "MONITORED"  # LIST_INDEX partition of every MONITORING item
+#: Concept drift's streaming detector (ADWIN) between drift runs, with its watermark.
+CONCEPT_SK = "CONCEPT"
+#: The retraining loop: the model's claim on a retraining run (cooldown, one at a time) and
+#: every decision it made on a DriftDetected event (time first: history in order).
+RETRAINING_SK = "RETRAINING"
+RETRAIN_DECISION_PREFIX = "RETRAIN#"
 
 # Training runs: the run item and its candidates share the run's partition.
 RUN_SK = "RUN"
@@ -84,6 +90,10 @@ def drift_run_sk(at: str, run_id: str) -> str:
 
 def rollout_sk(rollout_id: str) -> str:
     return f"{ROLLOUT_PREFIX}{rollout_id}"
+
+
+def retrain_decision_sk(at: str, event_id: str) -> str:
+    return f"{RETRAIN_DECISION_PREFIX}{at}#{event_id}"
 
 
 def run_pk(run_id: str) -> str:

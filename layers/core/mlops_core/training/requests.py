@@ -26,6 +26,26 @@ class InvalidTrainingRequest(Invalid):
     ``POST /training``, and the named failure of ValidateData (the Step Functions error)."""
 
 
+class TriggerEvent(BaseModel):
+    """The event a run was started on (the retraining loop's ``DriftDetected``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=64, description="Its detail-type: DriftDetected")
+    id: str = Field(min_length=1, max_length=128, description="The EventBridge event id")
+    kinds: list[str] = Field(default_factory=list, description="What drifted: data, concept")
+    model_version: int | None = Field(default=None, description="The version that served the drifted window")
+
+
+class TrainingTrigger(BaseModel):
+    """Lineage of a run that no one started by hand: the drift run whose finding started it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drift_run_id: str = Field(min_length=1, max_length=128)
+    event: TriggerEvent
+
+
 class TrainingRequest(BaseModel):
     """The state machine's input."""
 
@@ -49,6 +69,9 @@ class TrainingRequest(BaseModel):
     holdout_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     validation_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     promote_to: str | None = Field(default=None, pattern=ALIAS_PATTERN, description="Alias to set on success")
+    triggered_by: TrainingTrigger | None = Field(
+        default=None, description="Set by the retraining loop (recorded on the run and its version's card)"
+    )
 
     @model_validator(mode="after")
     def _fractions(self) -> TrainingRequest:

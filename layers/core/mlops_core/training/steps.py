@@ -27,7 +27,7 @@ from mlops_core.storage import keys
 from mlops_core.storage.eventbridge import EventPublisher
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.training import metrics
-from mlops_core.training.evaluation import score_onnx, why_not_comparable
+from mlops_core.training.evaluation import holdout_baseline, predict_onnx, score_onnx, why_not_comparable
 from mlops_core.training.events import TrainingRunFailed
 from mlops_core.training.requests import (
     InvalidTrainingRequest,
@@ -74,7 +74,12 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
     except ValidationError as error:
         summary = "; ".join(validation_problems(error))
         raise InvalidTrainingRequest(f"invalid training request: {summary}"[:2000]) from None
-    tracker.start(request.run_id, request.model_name, request.model_dump(mode="json"))
+    tracker.start(
+        request.run_id,
+        request.model_name,
+        request.model_dump(mode="json"),
+        triggered_by=request.triggered_by.model_dump(mode="json") if request.triggered_by else None,
+    )
     schema_key, _ = request.schema_location()
     schema = read_schema(store, request)
     checked = check_against_schema(request, schema)
@@ -259,7 +264,9 @@ def evaluate(
     signature = ModelSignature.model_validate_json(store.get(signature_key).data)
     candidate_data = store.get(best.artifact_key, best.artifact_version_id).data
     x = table.matrix(signature.feature_names)[holdout]
-    candidate_scores = score_onnx(candidate_data, signature, x, y[holdout], state.task)
+    predicted, probabilities = predict_onnx(candidate_data, signature, x)
+    candidate_scores = metrics.score(state.task, y[holdout], predicted, probabilities, signature.classes)
+    _add_outputs_to_profile(store, state, y[holdout], predicted, candidate_scores)
 
     metric, threshold, tolerance = state.target_metric, state.threshold, state.tolerance
     higher = HIGHER_IS_BETTER[metric]
@@ -307,6 +314,22 @@ def evaluate(
     else:
         tracker.update(state.run_id, evaluation=evaluation.model_dump(mode="json"))
     return EvaluatedState(**state.model_dump(), evaluation=evaluation).model_dump(mode="json")
+
+
+def _add_outputs_to_profile(
+    store: ArtifactStore, state: SelectedState, y: np.ndarray, predicted: np.ndarray, scores: dict[str, float]
+) -> None:
+    """The run's reference profile with the candidate's output distribution on the holdout and
+    its metric baseline (what drift monitoring compares predictions and live labels with).
+    Rewritten whole from the profile ValidateData wrote, so a retried Evaluate writes the same."""
+    document = json.loads(store.get(state.reference_profile_key).data)
+    baseline = holdout_baseline(state.task, state.target_metric, scores, y, predicted)
+    profile = profiles.with_outputs(
+        document, np.asarray(predicted, dtype=np.float64), task=state.task, baseline=baseline
+    )
+    store.put(
+        state.reference_profile_key, json.dumps(profile, indent=2).encode(), content_type="application/json"
+    )
 
 
 # ---- RegisterModel ----------------------------------------------------------------------

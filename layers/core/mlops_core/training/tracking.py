@@ -5,7 +5,8 @@ Items in the metadata table:
 Keys from ``mlops_core.storage.keys``:
 
 - ``RUN#{run_id} / RUN`` — the run: request, dataset (key, S3 version, sha256), status,
-  best candidate, evaluation and gate decision, registered version, error; indexed under
+  best candidate, evaluation and gate decision, registered version, error, and
+  ``triggered_by`` (drift run and event) when the retraining loop started it; indexed under
   ``gsi1pk = RUNS#{model}`` (newest first) so a model's runs can be listed.
 - ``RUN#{run_id} / CANDIDATE#{id}`` — one trained candidate: family, params, seed,
   metrics, artifact, duration, package versions.
@@ -80,11 +81,21 @@ class RunTracker:
     def __init__(self, table: MetadataTable) -> None:
         self.table = table
 
-    def start(self, run_id: str, model_name: str, request: dict[str, Any]) -> None:
-        """Record a run as RUNNING; a retried start rewrites the same item."""
+    def start(
+        self,
+        run_id: str,
+        model_name: str,
+        request: dict[str, Any],
+        *,
+        triggered_by: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a run as RUNNING; a retried start rewrites the same item. ``triggered_by``:
+        the drift run and event that started it (the retraining loop), when one did."""
         started = now_iso()
+        lineage = {"triggered_by": triggered_by} if triggered_by else {}
         self.table.put(
             {
+                **lineage,
                 keys.PARTITION_KEY: keys.run_pk(run_id),
                 keys.SORT_KEY: keys.RUN_SK,
                 keys.LIST_INDEX_PARTITION_KEY: keys.model_runs(model_name),
