@@ -11,20 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import (
-    Acknowledgment,
     Duration,
     RemovalPolicy,
-    Validations,
     aws_dynamodb,
     aws_iam,
     aws_lambda_destinations,
     aws_logs,
     aws_logs_destinations,
-    aws_sqs,
 )
 from constructs import Construct
 
-from infra.cdk.constructs.functions import ServiceFunction
+from infra.cdk.constructs.functions import ServiceFunction, failure_queue
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import StorageConstruct
 from mlops_core.serving.capture import CAPTURE_MARKER
@@ -116,20 +113,7 @@ class CaptureConstruct(Construct):
         # CloudWatch Logs invokes the function asynchronously: a delivery that still fails
         # after Lambda's two retries is kept in a queue (14 days) to be redriven, never
         # dropped; the capture writes are idempotent, so a redrive changes nothing twice.
-        self.failed_deliveries = aws_sqs.Queue(
-            self,
-            "FailedDeliveries",
-            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        Validations.of(self.failed_deliveries).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is itself the failure destination of the capture function; "
-                "its messages are redriven by hand, so it needs no dead-letter queue of its own.",
-            )
-        )
+        self.failed_deliveries = failure_queue(self, "FailedDeliveries", of="the capture function")
         self.function.function.configure_async_invoke(
             retry_attempts=2,
             max_event_age=Duration.hours(6),

@@ -24,11 +24,10 @@ from aws_cdk import (
     aws_lambda,
     aws_lambda_event_sources,
     aws_logs,
-    aws_sqs,
 )
 from constructs import Construct
 
-from infra.cdk.constructs.functions import ServiceFunction
+from infra.cdk.constructs.functions import ServiceFunction, failure_queue
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.rewards import FEEDBACK_INSERTED
 from infra.cdk.constructs.storage import StorageConstruct
@@ -81,20 +80,8 @@ class FeedbackCaptureConstruct(Construct):
         # It writes its own prefix and nothing else: no table, no other object.
         storage.grant_prefix_write(self.function.role, keys.FEEDBACK_CAPTURE_PREFIX)
 
-        self.failed_batches = aws_sqs.Queue(
-            self,
-            "FailedFeedbackBatches",
-            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        Validations.of(self.failed_batches).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is itself the failure destination of the feedback-capture function's "
-                "stream mapping; its messages describe batches to redrive by hand, so it needs no "
-                "dead-letter queue of its own.",
-            )
+        self.failed_batches = failure_queue(
+            self, "FailedFeedbackBatches", of="the feedback-capture function's stream mapping"
         )
         # TRIM_HORIZON: feedback recorded before the mapping existed (24 h of stream) is copied too.
         self.event_source = aws_lambda_event_sources.DynamoEventSource(

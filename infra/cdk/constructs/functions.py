@@ -21,6 +21,7 @@ from aws_cdk import (
     aws_iam,
     aws_lambda,
     aws_logs,
+    aws_sqs,
 )
 from constructs import Construct
 
@@ -137,3 +138,24 @@ class ServiceFunction(Construct):
                 "and re-measuring every layer.",
             )
         )
+
+
+def failure_queue(scope: Construct, construct_id: str, *, of: str) -> aws_sqs.Queue:
+    """A queue where a function's failed deliveries wait to be redriven by hand (encrypted,
+    TLS-only, 14 days). ``of`` says whose failures it holds, in cdk-nag's acknowledgment:
+    being the failure destination itself, it has no dead-letter queue of its own."""
+    queue = aws_sqs.Queue(
+        scope,
+        construct_id,
+        encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+    Validations.of(queue).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions-SQS3",
+            reason=f"This queue is itself the failure destination of {of}; its messages are "
+            "redriven by hand, so it needs no dead-letter queue of its own.",
+        )
+    )
+    return queue

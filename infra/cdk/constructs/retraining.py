@@ -22,21 +22,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import (
-    Acknowledgment,
     Duration,
-    Validations,
     aws_events,
     aws_events_targets,
     aws_iam,
     aws_lambda_destinations,
     aws_logs,
-    aws_sqs,
     aws_stepfunctions,
 )
 from constructs import Construct
 
 from infra.cdk.constructs.events import EVENT_SOURCE
-from infra.cdk.constructs.functions import ServiceFunction
+from infra.cdk.constructs.functions import ServiceFunction, failure_queue
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import StorageConstruct
 from mlops_core.monitoring.events import DriftDetected
@@ -95,20 +92,8 @@ class RetrainingConstruct(Construct):
         storage.grant_prefix_write(role, keys.DATASETS_PREFIX)
         state_machine.grant_start_execution(role)
 
-        self.failed_events = aws_sqs.Queue(
-            self,
-            "FailedRetrainEvents",
-            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        Validations.of(self.failed_events).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is itself the failure destination of the retrain function's asynchronous "
-                "invocations; its messages are DriftDetected events to redrive by hand, so it needs no "
-                "dead-letter queue of its own.",
-            )
+        self.failed_events = failure_queue(
+            self, "FailedRetrainEvents", of="the retrain function's asynchronous invocations"
         )
         self.function.function.configure_async_invoke(
             retry_attempts=2,

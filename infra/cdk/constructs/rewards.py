@@ -21,11 +21,10 @@ from aws_cdk import (
     aws_lambda,
     aws_lambda_event_sources,
     aws_logs,
-    aws_sqs,
 )
 from constructs import Construct
 
-from infra.cdk.constructs.functions import ServiceFunction
+from infra.cdk.constructs.functions import ServiceFunction, failure_queue
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import StorageConstruct
 from mlops_core.storage import keys
@@ -105,21 +104,7 @@ class RewardsConstruct(Construct):
         # The stream's records stay 24 hours: a batch that still fails after the retries is
         # described here (shard, sequence range) to be read again and redriven by hand; the
         # FEEDBACK items themselves stay uncounted (no counted_at) until then.
-        self.failed_records = aws_sqs.Queue(
-            self,
-            "FailedRecords",
-            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        Validations.of(self.failed_records).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is itself the failure destination of the rewards function's stream "
-                "mapping; its messages describe batches to redrive by hand, so it needs no dead-letter "
-                "queue of its own.",
-            )
-        )
+        self.failed_records = failure_queue(self, "FailedRecords", of="the rewards function's stream mapping")
         # TRIM_HORIZON, not LATEST: when the mapping is created (or re-created), feedback
         # recorded before it is still in the stream (24 h) and is counted; counting is
         # idempotent, so reading records again is harmless while skipping them loses rewards.
