@@ -27,6 +27,8 @@ HANDLERS = (
     "functions.registry.handler",
     "functions.training.api",
     "functions.feedback.handler",
+    "functions.features.handler",
+    "functions.materialize.handler",
 )
 
 SECURITY_SCHEMES = {
@@ -50,6 +52,7 @@ _PLACEHOLDER_ENVIRONMENT = {
     "ARTIFACTS_BUCKET": "documentation-bucket",
     "METADATA_TABLE": "documentation-table",
     "PREDICTIONS_TABLE": "documentation-predictions",
+    "FEATURES_TABLE": "documentation-features",
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_TRACE_DISABLED": "true",
