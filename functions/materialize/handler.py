@@ -164,32 +164,28 @@ def get_freshness(view: ViewName) -> Freshness:
 
 
 # ---- the schedule and the bus --------------------------------------------------------------
+def _view_metric(view: str, name: str, unit: MetricUnit, value: float) -> None:
+    """One EMF metric with the view as its dimension (Powertools' single_metric holds one)."""
+    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="view", value=view)
+
+
 def _emit_run(record: MaterializationRecord) -> None:
-    with single_metric(
-        name="FeatureItemsWritten", unit=MetricUnit.Count, value=record.items_written, namespace=NAMESPACE
-    ) as metric:
-        metric.add_dimension(name="view", value=record.view)
-        metric.add_metric(name="FeatureRowsRead", unit=MetricUnit.Count, value=record.rows_read)
-        metric.add_metric(name="FeatureRowsRejected", unit=MetricUnit.Count, value=record.rows_rejected)
-        metric.add_metric(
-            name="MaterializationFailures", unit=MetricUnit.Count, value=int(record.status == "failed")
-        )
+    _view_metric(record.view, "FeatureItemsWritten", MetricUnit.Count, record.items_written)
+    _view_metric(record.view, "FeatureRowsRead", MetricUnit.Count, record.rows_read)
+    _view_metric(record.view, "FeatureRowsRejected", MetricUnit.Count, record.rows_rejected)
+    if record.status == "failed":
+        _view_metric(record.view, "MaterializationFailures", MetricUnit.Count, 1)
     logger.info("materialization", extra=record_summary(record))
 
 
 def _emit_freshness(report: DispatchReport) -> None:
     stale = 0
     for fresh in report.freshness:
-        with single_metric(
-            name="FeatureExpiredShare",
-            unit=MetricUnit.Percent,
-            value=100 * fresh.expired_share,
-            namespace=NAMESPACE,
-        ) as metric:
-            metric.add_dimension(name="view", value=fresh.view)
-            if fresh.age_seconds is not None:
-                metric.add_metric(name="FeatureAgeSeconds", unit=MetricUnit.Seconds, value=fresh.age_seconds)
-            metric.add_metric(name="FeatureEntities", unit=MetricUnit.Count, value=fresh.entities)
+        _view_metric(fresh.view, "FeatureExpiredShare", MetricUnit.Percent, 100 * fresh.expired_share)
+        _view_metric(fresh.view, "FeatureEntities", MetricUnit.Count, fresh.entities)
+        if fresh.age_seconds is not None:
+            _view_metric(fresh.view, "FeatureAgeSeconds", MetricUnit.Seconds, fresh.age_seconds)
         if fresh.freshness_target_seconds is not None and fresh.stale:
             stale += 1
     # The alarm's metric (no per-view dimension: views are data, the alarm is in the template).

@@ -399,7 +399,7 @@ class FeatureStoreService:
 
     # ---- the schedule -----------------------------------------------------------------------
     def dispatch(
-        self, *, time_left_s: Callable[[], float] | None = None, reserve_s: float = 120
+        self, *, time_left_s: Callable[[], float] | None = None, reserve_s: float = 10
     ) -> DispatchReport:
         """Materialize every scheduled view that is due (while ``time_left_s()`` exceeds
         ``reserve_s``; the others wait for the next tick), then measure every view's freshness."""

@@ -204,6 +204,7 @@ def _parse_jsonl(view: FeatureViewDefinition, key: str, text: str) -> ParsedObje
                     "type_mismatch",
                 )
             )
+            continue
         converted[feature.name] = [
             float(v) if feature.type is FeatureType.float64 and v is not None else v for v in column
         ]
