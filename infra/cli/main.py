@@ -7,6 +7,7 @@
     mlops models list | show M | promote M V | rollback M | audit M | card M V
     mlops predict M --instances JSON     a prediction call (production, --alias or --version)
     mlops feedback send --prediction-id ID (--reward 0|1 | --label L) | --file F.jsonl
+    mlops features apply [features/] | list | show V | materialize V | freshness | get V ID
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
 
 Commands talk to the local stack unless ``--stack NAME`` names a deployed one. ``--json``
@@ -40,6 +41,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
+from infra.cli.features import features_app
 from infra.cli.routing import (
     PolicyOptionError,
     describe_policy,
@@ -96,6 +98,7 @@ datasets_app = typer.Typer(help="Training datasets in the stack's bucket.", no_a
 feedback_app = typer.Typer(help="Feedback on predictions (rewards and labels).", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(features_app, name="features")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 routing_app = typer.Typer(help="Traffic routing between a model's versions.", no_args_is_help=True)

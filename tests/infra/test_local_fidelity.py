@@ -228,7 +228,11 @@ ARCHIVE: dict[str, Reader] = {
 
 
 def _rule(name: str, properties: dict[str, Any]) -> dict[str, Any]:
-    return dict(boto3.client("events").describe_rule(Name=name, EventBusName=properties["EventBusName"]))
+    return dict(
+        boto3.client("events").describe_rule(
+            Name=name, EventBusName=properties.get("EventBusName", "default")
+        )
+    )
 
 
 RULE: dict[str, Reader] = {
@@ -236,11 +240,12 @@ RULE: dict[str, Reader] = {
     "EventBusName": lambda name, p: _rule(name, p)["EventBusName"],
     "EventPattern": lambda name, p: json.loads(_rule(name, p)["EventPattern"]),
     "State": lambda name, p: _rule(name, p)["State"],
+    "ScheduleExpression": lambda name, p: _rule(name, p).get("ScheduleExpression", ABSENT),
     "Targets": lambda name, p: [
-        {"Arn": t["Arn"], "Id": t["Id"]}
-        for t in boto3.client("events").list_targets_by_rule(Rule=name, EventBusName=p["EventBusName"])[
-            "Targets"
-        ]
+        {k: t[k] for k in ("Arn", "Id", "RetryPolicy") if k in t}
+        for t in boto3.client("events").list_targets_by_rule(
+            Rule=name, EventBusName=p.get("EventBusName", "default")
+        )["Targets"]
     ],
 }
 
