@@ -36,7 +36,7 @@ _BATCH_WRITE_LIMIT = 25
 # DynamoDB attribute values, written here rather than taken from boto3.dynamodb.types:
 # importing that module imports boto3 and botocore (~200 ms), which the inference
 # function's cold path never loads. tests/unit/test_dynamo_values.py checks both agree.
-def _serialize_value(value: Any) -> dict[str, Any]:  # noqa: PLR0911 (a branch per type, in order)
+def _serialize_value(value: Any) -> dict[str, Any]:  # noqa: PLR0911, PLR0912 (a branch per type, in order)
     # Fast paths for the exact built-in types (no ABC checks): materialization serializes
     # hundreds of thousands of attributes. Same results as the general branches below.
     kind = type(value)

@@ -271,8 +271,8 @@ class DynamoDBReader(_SignedClient):
         and botocore's request building costs ~1-3 ms of CPU each. Attribute values must be
         JSON-ready (no ``B`` bytes: the features table stores none)."""
 
-        def decode(result: dict[str, Any]) -> None:
-            return None
+        def decode(_: dict[str, Any]) -> None:
+            return None  # UnprocessedItems stay as DynamoDB sent them (no bytes to decode)
 
         return self._call("BatchWriteItem", {"RequestItems": RequestItems}, decode)
 
