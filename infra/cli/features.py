@@ -203,8 +203,35 @@ PathsArgument = Annotated[
 
 
 # ---- the commands (helpers of infra.cli.main imported when a command runs: main imports us) ----
+def _client(ctx: typer.Context) -> ApiClient:
+    """The client for ``--stack`` (or the local stack) as the root command was given it.
+
+    Read from the root command's parameters, not from ``infra.cli.main.state``: run as
+    ``python -m infra.cli.main`` that module is ``__main__``, and importing it here makes a
+    second copy whose state the root callback never set.
+    """
+    from infra.cli.client import Target
+
+    stack = ctx.find_root().params.get("stack")
+    return ApiClient(Target.deployed(stack) if stack else Target.local_stack())
+
+
+def _json(ctx: typer.Context, flag: bool) -> bool:
+    return flag or bool(ctx.find_root().params.get("json_output"))
+
+
+def _emit(ctx: typer.Context, payload: Any, table: Rows, flag: bool) -> None:
+    from infra.cli import main as cli
+
+    if _json(ctx, flag):
+        cli._print_json(payload)
+    else:
+        table.print(cli.out)
+
+
 @features_app.command("apply")
 def apply_command(
+    ctx: typer.Context,
     paths: PathsArgument = None,
     dry_run: Annotated[bool, typer.Option(help="Only print what would change")] = False,
     reason: Annotated[str, typer.Option(help="Kept with each new version")] = "",
@@ -219,10 +246,10 @@ def apply_command(
         raise cli._usage(str(error), "PATHS") from None
     results = []
     with cli._calls():
-        client = cli._client()
+        client = _client(ctx)
         for view in views:
             results.append(apply_view(client, view, dry_run=dry_run, reason=reason))
-    if cli._as_json(json_output):
+    if _json(ctx, json_output):
         cli._print_json(results)
         return
     for result in results:
@@ -231,25 +258,29 @@ def apply_command(
 
 
 @features_app.command("list")
-def list_command(json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+def list_command(
+    ctx: typer.Context, json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False
+) -> None:
     """Registered feature views (the version in force)."""
     from infra.cli import main as cli
 
     with cli._calls():
-        views = cli._client().call("GET", "/feature-views")["views"]
-    cli._emit(views, views_table(views), json_output)
+        views = _client(ctx).call("GET", "/feature-views")["views"]
+    _emit(ctx, views, views_table(views), json_output)
 
 
 @features_app.command("show")
 def show_command(
-    view: str, json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False
+    ctx: typer.Context,
+    view: str,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """A view's definition in force and its versions."""
     from infra.cli import main as cli
 
     with cli._calls():
-        detail = cli._client().call("GET", f"/feature-views/{view}")
-    if cli._as_json(json_output):
+        detail = _client(ctx).call("GET", f"/feature-views/{view}")
+    if _json(ctx, json_output):
         cli._print_json(detail)
         return
     current = detail["view"]
@@ -281,6 +312,7 @@ def show_command(
     "materialize", epilog="Exit codes: 0 succeeded (or requested, without --wait), 1 failed or skipped."
 )
 def materialize_command(
+    ctx: typer.Context,
     view: str,
     start: Annotated[
         str | None, typer.Option(help="Only rows at or after this event time (ISO 8601 with a zone)")
@@ -296,11 +328,11 @@ def materialize_command(
     from infra.cli import main as cli
 
     with cli._calls():
-        client = cli._client()
+        client = _client(ctx)
         run = request_run(client, view, start, end)
         if wait:
             run = wait_for(client, view, run["run_id"], timeout=timeout)
-    if cli._as_json(json_output):
+    if _json(ctx, json_output):
         cli._print_json(run)
     else:
         for line in run_lines(run):
@@ -313,6 +345,7 @@ def materialize_command(
 
 @features_app.command("runs")
 def runs_command(
+    ctx: typer.Context,
     view: str,
     limit: Annotated[int, typer.Option(help="At most this many runs", min=1, max=100)] = 20,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
@@ -321,7 +354,7 @@ def runs_command(
     from infra.cli import main as cli
 
     with cli._calls():
-        runs = cli._client().call(
+        runs = _client(ctx).call(
             "GET", f"/feature-views/{view}/materializations", query={"limit": str(limit)}
         )["materializations"]
     table = Rows(
@@ -338,11 +371,12 @@ def runs_command(
             str(run["rows_rejected"]),
             str(run.get("duration_ms") or ""),
         )
-    cli._emit(runs, table, json_output)
+    _emit(ctx, runs, table, json_output)
 
 
 @features_app.command("freshness", epilog="Exit codes: 0 every view fresh, 1 a view with a target is stale.")
 def freshness_command(
+    ctx: typer.Context,
     view: Annotated[str | None, typer.Argument(help="One view (default: every view)")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
@@ -350,20 +384,21 @@ def freshness_command(
     from infra.cli import main as cli
 
     with cli._calls():
-        client = cli._client()
+        client = _client(ctx)
         names = (
             [view]
             if view
             else [v["definition"]["name"] for v in client.call("GET", "/feature-views")["views"]]
         )
         reports = [client.call("GET", f"/feature-views/{name}/freshness") for name in names]
-    cli._emit(reports, freshness_table(reports), json_output)
+    _emit(ctx, reports, freshness_table(reports), json_output)
     if any(r["stale"] and r.get("freshness_target_seconds") is not None for r in reports):
         raise typer.Exit(1)
 
 
 @features_app.command("get")
 def get_command(
+    ctx: typer.Context,
     view: str,
     entity_ids: Annotated[list[str], typer.Argument(help="One entity id, or up to 100")],
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
@@ -374,6 +409,6 @@ def get_command(
     if len(entity_ids) > 100:
         raise cli._usage("at most 100 entity ids per call", "ENTITY_IDS")
     with cli._calls():
-        answer = lookup(cli._client(), view, entity_ids)
+        answer = lookup(_client(ctx), view, entity_ids)
     del json_output  # the answer is JSON either way
     cli._print_json(answer)
