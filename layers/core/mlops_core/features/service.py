@@ -99,6 +99,8 @@ class FeatureStoreService:
         workers: int = 8,
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         conditional_writes: bool = False,
+        lease_wait_seconds: float = 30,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.views = views
         self.online = online
@@ -108,6 +110,9 @@ class FeatureStoreService:
         self.workers = workers
         self.lease_seconds = lease_seconds
         self.conditional_writes = conditional_writes
+        #: How long an on-demand run waits for another run of its view to finish.
+        self.lease_wait_seconds = lease_wait_seconds
+        self.sleep = sleep
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -193,24 +198,28 @@ class FeatureStoreService:
         record = self.views.record(name, run_id)
         if record is None or not self.views.claim_record(name, run_id, started_at=iso_ms(self._now_ms())):
             return None
-        try:
-            return self.materialize(
-                name,
-                trigger="on_demand",
-                start_ms=record.window_start_ms,
-                end_ms=record.window_end_ms,
-                run_id=run_id,
-                requested_at=record.requested_at,
-            )
-        except Conflict as busy:  # another run holds the view: this one is recorded as skipped
-            self.views.put_record(
-                record.model_copy(
+        waited_until = time.monotonic() + self.lease_wait_seconds
+        while True:
+            try:
+                return self.materialize(
+                    name,
+                    trigger="on_demand",
+                    start_ms=record.window_start_ms,
+                    end_ms=record.window_end_ms,
+                    run_id=run_id,
+                    requested_at=record.requested_at,
+                )
+            except Conflict as busy:  # another run holds the view: wait for it, a little
+                if time.monotonic() + 1 < waited_until:
+                    self.sleep(1)
+                    continue
+                skipped = record.model_copy(
                     update={"status": "skipped", "error": busy.message, "finished_at": iso_ms(self._now_ms())}
                 )
-            )
-            return self.views.record(name, run_id)
-        except MlopsError:
-            return self.views.record(name, run_id)  # recorded as failed by materialize
+                self.views.put_record(skipped)
+                return skipped
+            except MlopsError:
+                return self.views.record(name, run_id)  # recorded as failed by materialize
 
     def materialize(
         self,
