@@ -85,6 +85,11 @@ class MaterializeRequest(BaseModel):
     end: datetime | None = Field(
         default=None, description="Only rows with an event time at or before this (default: now)"
     )
+    full: bool = Field(
+        default=False,
+        description="Read every source object in the window again, even those read before and unchanged "
+        "(rows still written only where newer than the stored ones)",
+    )
 
     @field_validator("start", "end")
     @classmethod
@@ -136,7 +141,7 @@ def request_materialization(view: ViewName, request: MaterializeRequest) -> Resp
             "start is after end",
             details=[detail(["body", "start"], "must be at or before end", "value_error")],
         )
-    record = service.request_materialization(view, start_ms=start, end_ms=end)
+    record = service.request_materialization(view, start_ms=start, end_ms=end, full=request.full)
     return Response(
         status_code=HTTPStatus.ACCEPTED.value, content_type=content_types.APPLICATION_JSON, body=record
     )

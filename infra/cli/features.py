@@ -93,8 +93,12 @@ def apply_view(client: ApiClient, view: FeatureViewDefinition, *, dry_run: bool,
     return client.call("PUT", f"/feature-views/{view.name}", body)
 
 
-def request_run(client: ApiClient, view: str, start: str | None, end: str | None) -> Any:
-    window = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+def request_run(
+    client: ApiClient, view: str, start: str | None, end: str | None, *, full: bool = False
+) -> Any:
+    window: dict[str, Any] = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+    if full:
+        window["full"] = True
     return client.call("POST", f"/feature-views/{view}/materializations", window)
 
 
@@ -320,16 +324,20 @@ def materialize_command(
     end: Annotated[
         str | None, typer.Option(help="Only rows at or before this event time (default: now)")
     ] = None,
+    full: Annotated[bool, typer.Option(help="Read every source object again, not only new ones")] = False,
     wait: Annotated[bool, typer.Option(help="Follow the run until it ends")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits", min=1)] = 600,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Materialize a view now: without --start/--end, incrementally (only new source objects)."""
+    """Materialize a view now: source objects not read before (or changed), in the window.
+
+    --full reads every object in the window again (rows are still written only where newer
+    than the stored ones)."""
     from infra.cli import main as cli
 
     with cli._calls():
         client = _client(ctx)
-        run = request_run(client, view, start, end)
+        run = request_run(client, view, start, end, full=full)
         if wait:
             run = wait_for(client, view, run["run_id"], timeout=timeout)
     if _json(ctx, json_output):

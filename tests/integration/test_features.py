@@ -211,13 +211,19 @@ def test_an_on_demand_run_records_what_it_did(
     assert run["read_requests"] == 0  # nothing stored yet: no stored rows to compare with
 
     clock[0] += 1
-    window = on_demand(materialize, {"end": "2026-12-01T10:20:00Z"})  # the same window again, on demand
-    assert (
-        window["incremental"] is False and window["items_written"] == 0 and window["items_unchanged"] == 569
-    )
-    assert window["write_requests"] == 0 and window["read_requests"] == 6  # 569 stored rows, 100 a call
+    window = on_demand(materialize, {"end": "2026-12-01T10:20:00Z"})  # the same window again
+    assert (window["objects_read"], window["objects_skipped"], window["write_requests"]) == (0, 1, 0)
+
+    clock[0] += 1
+    full = on_demand(materialize, {"end": "2026-12-01T10:20:00Z", "full": True})  # every object again
+    assert full["incremental"] is False and full["items_written"] == 0 and full["items_unchanged"] == 569
+    assert full["write_requests"] == 0 and full["read_requests"] == 6  # 569 stored rows, 100 a call
     listed = body(call(materialize, load_event("materialize/list_materializations.json")))
-    assert [m["run_id"] for m in listed["materializations"]] == [window["run_id"], run["run_id"]]
+    assert [m["run_id"] for m in listed["materializations"]] == [
+        full["run_id"],
+        window["run_id"],
+        run["run_id"],
+    ]
 
 
 def test_the_latest_row_per_entity_wins_ties_by_created_time(
@@ -522,3 +528,18 @@ def test_freshness_reports_age_and_the_share_past_ttl(
     )
     ages = [m for m in emitted if "FeatureAgeSeconds" in m]
     assert ages and ages[0]["view"] == VIEW
+
+
+def test_a_window_with_a_start_leaves_the_watermark_alone(
+    materialize: ModuleType, lookup: ModuleType
+) -> None:
+    upload(
+        "feature-sources/breast-cancer/a.csv",
+        csv_source([row(1, "2026-12-01T08:00:00Z", 1.0), row(2, "2026-12-01T10:00:00Z", 2.0)]),
+    )
+    apply(materialize)
+    backfill = on_demand(materialize, {"start": "2026-12-01T09:00:00Z"})
+    assert (backfill["entities"], backfill["rows_outside_window"]) == (1, 1)
+    # The rows before the window's start were not applied: the next run reads the object again.
+    later = on_demand(materialize)
+    assert (later["objects_read"], later["items_written"], later["items_unchanged"]) == (1, 1, 1)

@@ -307,7 +307,10 @@ class MaterializationRecord(BaseModel):
     requested_at: str
     started_at: str | None = None
     finished_at: str | None = None
-    incremental: bool = Field(description="True: only source objects not read before (the watermark)")
+    incremental: bool = Field(
+        description="True: source objects read before and unchanged are skipped (the watermark); "
+        "false: a full run, every object in the window read again"
+    )
     window_start_ms: int | None = Field(
         default=None, description="Rows with an event time before this are left out"
     )

@@ -24,6 +24,7 @@ class FeatureMaterializationRequested(DomainEvent):
     run_id: str
     start_ms: int | None
     end_ms: int | None
+    full: bool = False
 
 
 class FeatureMaterializationFailed(DomainEvent):

@@ -3,10 +3,10 @@
 Materialization (docs/features.md): one run per view at a time (a lease in the metadata
 table, as long as the function's timeout), so its BatchWriteItem calls need no conditions:
 
-1. list the source objects; an incremental run (scheduled, or on demand without a window)
-   reads only objects it has not read before or that changed (ETag), plus those holding rows
-   dated after an earlier run's end, now due (the watermark: ``SOURCE#`` items); a new view
-   version reads them all;
+1. list the source objects; a run reads only objects it has not read before or that changed
+   (ETag), plus those holding rows dated after an earlier run's end that are now in its window
+   (the watermark: ``SOURCE#`` items, written by runs with no window start); a new view
+   version, or ``full=True``, reads them all;
 2. parse and check every chosen object before anything is written (a column or type that
    does not match the view fails the run, naming them; malformed rows are rejected and
    counted);
@@ -171,7 +171,7 @@ class FeatureStoreService:
 
     # ---- materialization --------------------------------------------------------------------
     def request_materialization(
-        self, name: str, *, start_ms: int | None, end_ms: int | None
+        self, name: str, *, start_ms: int | None, end_ms: int | None, full: bool = False
     ) -> MaterializationRecord:
         """Record an on-demand run as requested and ask the materializer for it (an event)."""
         stored = self.get(name)
@@ -183,13 +183,15 @@ class FeatureStoreService:
             trigger="on_demand",
             status="requested",
             requested_at=iso_ms(now),
-            incremental=start_ms is None and end_ms is None,
+            incremental=not full,
             window_start_ms=start_ms,
             window_end_ms=end_ms,
         )
         self.views.put_record(record, new=True)
         self._publish(
-            FeatureMaterializationRequested(view=name, run_id=record.run_id, start_ms=start_ms, end_ms=end_ms)
+            FeatureMaterializationRequested(
+                view=name, run_id=record.run_id, start_ms=start_ms, end_ms=end_ms, full=full
+            )
         )
         return record
 
@@ -206,6 +208,7 @@ class FeatureStoreService:
                     trigger="on_demand",
                     start_ms=record.window_start_ms,
                     end_ms=record.window_end_ms,
+                    full=not record.incremental,
                     run_id=run_id,
                     requested_at=record.requested_at,
                 )
@@ -228,6 +231,7 @@ class FeatureStoreService:
         trigger: Trigger,
         start_ms: int | None = None,
         end_ms: int | None = None,
+        full: bool = False,
         run_id: str | None = None,
         requested_at: str | None = None,
     ) -> MaterializationRecord:
@@ -236,7 +240,7 @@ class FeatureStoreService:
         stored = self.get(name)
         started = self._now_ms()
         run_id = run_id or new_run_id(started)
-        incremental = start_ms is None and end_ms is None
+        incremental = not full
         window_end = end_ms if end_ms is not None else started
         record = MaterializationRecord(
             run_id=run_id,
@@ -303,6 +307,9 @@ class FeatureStoreService:
         new_version = state.view_version != stored.version
         listed = self._list_sources(view)
         marks = self.views.sources(view.name) if incremental and not new_version else {}
+        # A run from the beginning of time has applied every row of its objects up to its end:
+        # it marks them read (a run with a window start has not seen the rows before it).
+        marks_sources = start_ms is None
         chosen = [o for o in listed if _due(o, marks.get(o.key), end_ms)]
         record.objects_skipped = len(listed) - len(chosen)
         record.objects_read = len(chosen)
@@ -340,7 +347,7 @@ class FeatureStoreService:
         self._account(view, state, items, stored_rows, now=now)
         state.newest_event_ms = newest
         state.view_version = stored.version
-        if incremental:
+        if marks_sources:
             self.views.mark_sources(
                 view.name,
                 [
