@@ -27,6 +27,7 @@ HANDLERS = (
     "functions.registry.handler",
     "functions.training.api",
     "functions.feedback.handler",
+    "functions.rollout.api",
     "functions.features.handler",
     "functions.materialize.handler",
 )
@@ -54,6 +55,7 @@ _PLACEHOLDER_ENVIRONMENT = {
     "PREDICTIONS_TABLE": "documentation-predictions",
     "FEATURES_TABLE": "documentation-features",
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
+    "ROLLOUT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
@@ -77,8 +79,8 @@ def build_openapi(routes: list[Route] | None = None, server_url: str | None = No
         "info": {
             "title": TITLE,
             "version": VERSION,
-            "description": "Predictions and feedback (API key), the model registry and training runs "
-            "(IAM, SigV4).",
+            "description": "Predictions and feedback (API key); the model registry, training runs and "
+            "rollouts (IAM, SigV4).",
         },
         "paths": {},
         "components": {"schemas": {}, "securitySchemes": SECURITY_SCHEMES},

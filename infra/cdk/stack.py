@@ -23,6 +23,7 @@ from infra.cdk.constructs.features import FeaturesConstruct
 from infra.cdk.constructs.feedback import FeedbackConstruct
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.rewards import RewardsConstruct
+from infra.cdk.constructs.rollout import RolloutConstruct
 from infra.cdk.constructs.storage import StorageConstruct
 from infra.cdk.constructs.training import TrainingConstruct
 
@@ -163,6 +164,24 @@ class ServerlessMlopsStack(Stack):
             self.training.api.function,
             [("/training", "POST"), ("/runs/{run_id}", "GET"), ("/models/{name}/runs", "GET")],
         )
+        self.rollout = RolloutConstruct(
+            self,
+            "Rollout",
+            storage=self.storage,
+            layers=self.layers,
+            event_bus=self.events.bus,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+        )
+        self.api.add_iam_routes(
+            self.rollout.api.function,
+            [
+                ("/models/{name}/rollouts", "POST"),
+                ("/models/{name}/rollouts", "GET"),
+                ("/models/{name}/rollouts/{rollout_id}", "GET"),
+                ("/models/{name}/rollouts/{rollout_id}/abort", "POST"),
+            ],
+        )
 
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the prod stage")
         CfnOutput(self, "ArtifactsBucketName", value=self.storage.artifacts_bucket.bucket_name)
@@ -176,6 +195,7 @@ class ServerlessMlopsStack(Stack):
         CfnOutput(self, "InferenceFunctionName", value=self.api.inference.function.function_name)
         CfnOutput(self, "RegistryFunctionName", value=self.api.registry.function.function_name)
         CfnOutput(self, "TrainingStateMachineArn", value=self.training.state_machine.state_machine_arn)
+        CfnOutput(self, "RolloutStateMachineArn", value=self.rollout.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.events.bus.event_bus_name)
         CfnOutput(self, "PredictionsTableName", value=self.capture.predictions_table.table_name)
         CfnOutput(self, "FeaturesTableName", value=self.features.table.table_name)

@@ -5,6 +5,8 @@
     mlops train --model M --dataset K    start a training run (--wait follows it)
     mlops runs show RUN | list MODEL | wait RUN
     mlops models list | show M | promote M V | rollback M | audit M | card M V
+    mlops routing show M | set M ...     a model's routing policy and what each variant served
+    mlops rollout start M --candidate V  a guarded rollout (--wait follows it) | show M [ID] | abort M ID
     mlops predict M --instances JSON     a prediction call (production, --alias or --version)
     mlops feedback send --prediction-id ID (--reward 0|1 | --label L) | --file F.jsonl
     mlops features apply [features/] | list | show V | materialize V | freshness | get V ID
@@ -40,6 +42,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+from infra.cli import rollout as rollouts
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
 from infra.cli.features import features_app
 from infra.cli.routing import (
@@ -103,6 +106,11 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 routing_app = typer.Typer(help="Traffic routing between a model's versions.", no_args_is_help=True)
 app.add_typer(routing_app, name="routing")
+rollout_app = typer.Typer(
+    help="Guarded rollouts: traffic to a candidate in steps, then promoted or rolled back.",
+    no_args_is_help=True,
+)
+app.add_typer(rollout_app, name="rollout")
 
 # Both follow sys.stdout / sys.stderr as they are when they print (`mlops up` points
 # sys.stdout at the functions' log; tests capture both).
@@ -765,6 +773,124 @@ def routing_set(
         _print_json(stored)
     else:
         _say(f"{name}: {describe_policy(stored['policy'])} (revision {stored['revision']})")
+
+
+# ---- rollouts --------------------------------------------------------------------------------
+def _guard(help_text: str) -> Any:
+    return typer.Option(help=help_text, min=0)
+
+
+@rollout_app.command("start", epilog=rollouts.EXIT_CODES_HELP)
+def rollout_start(
+    name: str,
+    candidate: Annotated[int, typer.Option(help="The version to roll out", min=1)],
+    steps: Annotated[str, typer.Option(help="The candidate's share at each step, in percent")] = "10,50,100",
+    bake: Annotated[
+        str, typer.Option(help="How long each step serves before its check: 90s, 10m, 1h")
+    ] = "10m",
+    max_error_increase: Annotated[
+        float | None, _guard("Error rate allowed above production's (default 0.02: 2 points)")
+    ] = None,
+    max_p99_ratio: Annotated[
+        float | None, _guard("p99 latency allowed, times production's (default 2)")
+    ] = None,
+    max_p99_ms: Annotated[float | None, _guard("p99 latency allowed, in ms (default: no limit)")] = None,
+    max_reward_drop: Annotated[
+        float | None, _guard("Reward rate allowed below production's (default: not checked)")
+    ] = None,
+    min_calls: Annotated[
+        int | None, typer.Option(help="Calls a step needs to be judged (100)", min=0)
+    ] = None,
+    insufficient_traffic: Annotated[
+        str | None, typer.Option(help="Too few calls: hold (bake again, 3 times at most), rollback, proceed")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail)")] = "",
+    wait: Annotated[bool, typer.Option(help="Follow it to the end, then exit with its outcome")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Seconds to wait (default: its longest run)")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Move traffic from production to a candidate in steps, each baked then checked against
+    guardrails (defaults: error rate at most 2 points above production's, p99 at most 2x);
+    promote at the end, roll back traffic (and alias) when one trips."""
+    guardrails = {
+        "max_error_rate_increase": max_error_increase,
+        "max_p99_ratio": max_p99_ratio,
+        "max_p99_ms": max_p99_ms,
+        "max_reward_drop": max_reward_drop,
+        "min_calls": min_calls,
+        "on_insufficient_traffic": insufficient_traffic,
+    }
+    try:
+        body = rollouts.request_body(
+            candidate=candidate, steps=steps, bake=bake, reason=reason, guardrails=guardrails
+        )
+    except rollouts.RolloutOptionError as error:
+        raise _usage(str(error), error.option) from None
+    with _calls():
+        client = _client()
+        started = rollouts.start(client, name, body)
+        rollout_id = started["rollout_id"]
+        if not wait:
+            if _as_json(json_output):
+                _print_json(started)
+            else:
+                _say(f"started rollout {rollout_id}")
+                _say(f"follow it with: mlops rollout show {name} {rollout_id}")
+            return
+        console.print(f"started rollout {rollout_id}", highlight=False)
+        limit = timeout or rollouts.longest_seconds(started["rollout"])
+        try:
+            ended = rollouts.wait_for_rollout(client, name, rollout_id, console, timeout=limit)
+        except rollouts.RolloutStillRunning as error:
+            _error(f"{error}; see it with `mlops rollout show {name} {rollout_id}`")
+            raise typer.Exit(rollouts.EXIT_STILL_RUNNING) from None
+        except KeyboardInterrupt:
+            _error(
+                f"stopped waiting; the rollout goes on (`mlops rollout abort {name} {rollout_id}` stops it)"
+            )
+            raise typer.Exit(130) from None
+    _show_rollout(ended, json_output)
+    if rollouts.EXIT_CODES[ended["status"]]:
+        raise typer.Exit(rollouts.EXIT_CODES[ended["status"]])
+
+
+def _show_rollout(rollout: dict[str, Any], json_flag: bool) -> None:
+    if _as_json(json_flag):
+        _print_json(rollout)
+        return
+    for line in rollouts.summary(rollout):
+        _say(line)
+    rollouts.steps_table(rollout).print(out)
+
+
+@rollout_app.command("show")
+def rollout_show(
+    name: str,
+    rollout_id: Annotated[str | None, typer.Argument(help="A rollout (default: list the model's)")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rollouts", min=1, max=200)] = 20,
+    json_output: JsonFlag = False,
+) -> None:
+    """A rollout with every step's checks (candidate vs production), or the model's rollouts."""
+    with _calls():
+        client = _client()
+        if rollout_id is not None:
+            _show_rollout(rollouts.get(client, name, rollout_id), json_output)
+            return
+        found = rollouts.recent(client, name, limit)
+    _emit(found, rollouts.list_table(found), json_output)
+
+
+@rollout_app.command("abort")
+def rollout_abort(
+    name: str,
+    rollout_id: str,
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail)")] = "",
+    json_output: JsonFlag = False,
+) -> None:
+    """Stop a running rollout; all traffic goes back to production."""
+    with _calls():
+        aborted = rollouts.abort(_client(), name, rollout_id, reason)
+    _show_rollout(aborted, json_output)
 
 
 # ---- serving ---------------------------------------------------------------------------------

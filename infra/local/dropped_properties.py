@@ -95,6 +95,17 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
 }
 
 
+#: What the local stack does differently from AWS on purpose, beyond the template: setting ->
+#: what and why. (Set by ``infra.local.stack``; tests/unit/test_local_behaviour.py checks each.)
+LOCAL_BEHAVIOUR: dict[str, str] = {
+    "MLOPS_ROLLOUT_MAX_WAIT_SECONDS": (
+        "a rollout's Bake waits at most 20 s locally (the record keeps the bake asked for and the "
+        "wait used): moto's interpreter waits in real time, and a `--bake 10m` rollout of three "
+        "steps would take half an hour. Set it before `mlops up` to change it; AWS waits the bake"
+    ),
+}
+
+
 def respell_for_moto(template: dict[str, Any]) -> dict[str, Any]:
     """The template with the properties moto reads under another name or shape spelled its way."""
     for resource in template["Resources"].values():

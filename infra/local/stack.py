@@ -39,6 +39,13 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 LOGGER = logging.getLogger("mlops.local")
 
+#: Settings the functions read only here (never declared in the template), each a deliberate
+#: local deviation listed in ``dropped_properties.LOCAL_BEHAVIOUR``: a rollout's bakes wait at
+#: most this many seconds, so that `--bake 10m` takes seconds locally.
+ROLLOUT_MAX_WAIT_ENV = "MLOPS_ROLLOUT_MAX_WAIT_SECONDS"
+LOCAL_ROLLOUT_MAX_WAIT_SECONDS = 20
+LOCAL_FUNCTION_ENVIRONMENT = {ROLLOUT_MAX_WAIT_ENV: str(LOCAL_ROLLOUT_MAX_WAIT_SECONDS)}
+
 # CDK metadata has no runtime effect; it is removed before deploying. (Stages, usage
 # plans and API keys are skipped by moto itself; the local gateway serves the routes and
 # issues the local API key. What else moto misreads or drops: dropped_properties.py.)
@@ -327,6 +334,8 @@ class EmbeddedStack:
         )
         os.environ.update(local_aws_environment(self.moto_url))
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        for name, value in LOCAL_FUNCTION_ENVIRONMENT.items():  # the caller's own value wins
+            os.environ.setdefault(name, value)
         from moto.server import ThreadedMotoServer
 
         from infra.local import lambda_runtime

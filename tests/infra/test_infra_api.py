@@ -36,6 +36,10 @@ EXPECTED_ROUTES = {
     ("GET", "/runs/{run_id}"): ("training-api", "AWS_IAM", False),
     ("GET", "/models/{name}/runs"): ("training-api", "AWS_IAM", False),
     ("POST", "/feedback"): ("feedback", "NONE", True),
+    ("POST", "/models/{name}/rollouts"): ("rollout-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/rollouts"): ("rollout-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/rollouts/{rollout_id}"): ("rollout-api", "AWS_IAM", False),
+    ("POST", "/models/{name}/rollouts/{rollout_id}/abort"): ("rollout-api", "AWS_IAM", False),
 }
 
 
@@ -65,6 +69,7 @@ def _function_names_by_arn(synthesized: SynthesizedApp) -> dict[str, str]:
         ("registry", stack.api.registry),
         ("training-api", stack.training.api),
         ("feedback", stack.feedback.function),
+        ("rollout-api", stack.rollout.api),
     )
     return {
         json.dumps({"Fn::GetAtt": [synthesized.logical_id(service.function), "Arn"]}): name
@@ -211,6 +216,7 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "InferenceFunctionName",
         "RegistryFunctionName",
         "TrainingStateMachineArn",
+        "RolloutStateMachineArn",
         "EventBusName",
         "NotificationsQueueUrl",
         "RewardsFailedRecordsQueueUrl",

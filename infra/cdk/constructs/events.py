@@ -5,7 +5,8 @@ and archives for this project neither see nor disturb anybody else's events. Sch
 ``mlops_core.events`` (pydantic), documented in docs/events.md.
 
 Rules:
-  * ModelLifecycle — ModelVersionRegistered, ModelPromoted, ModelRolledBack
+  * ModelLifecycle — ModelVersionRegistered, ModelPromoted, ModelRolledBack, RolloutCompleted,
+    RolloutRolledBack
   * TrainingFailures — TrainingRunFailed
 both into the ``notifications`` queue (encrypted, TLS-only, with a dead-letter queue),
 where a notifier (chat, e-mail, a ticket) or another account's pipeline consumes them.
@@ -24,7 +25,13 @@ from aws_cdk import (
 from constructs import Construct
 
 EVENT_SOURCE = "serverless-mlops"
-MODEL_LIFECYCLE_EVENTS = ["ModelVersionRegistered", "ModelPromoted", "ModelRolledBack"]
+MODEL_LIFECYCLE_EVENTS = [
+    "ModelVersionRegistered",
+    "ModelPromoted",
+    "ModelRolledBack",
+    "RolloutCompleted",
+    "RolloutRolledBack",
+]
 TRAINING_FAILURE_EVENTS = ["TrainingRunFailed"]
 
 
@@ -69,7 +76,7 @@ class EventsConstruct(Construct):
             self,
             "ModelLifecycle",
             event_bus=self.bus,
-            description="Registrations, promotions and rollbacks of model versions",
+            description="Registrations, promotions and rollbacks of model versions, and how rollouts ended",
             event_pattern=aws_events.EventPattern(source=[EVENT_SOURCE], detail_type=MODEL_LIFECYCLE_EVENTS),
             targets=[target],
         )

@@ -129,16 +129,17 @@ class StorageConstruct(Construct):
                 aws_iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self.metadata_index_arn])
             )
 
-    def grant_metadata_read_write(self, role: aws_iam.IRole) -> None:
-        """Read and write items of the metadata table, and query its index."""
+    def grant_metadata_read_write(self, role: aws_iam.IRole, *, index: bool = True) -> None:
+        """Read and write items of the metadata table, and query its index (unless not ``index``)."""
         role.add_to_principal_policy(
             aws_iam.PolicyStatement(
                 actions=[*ITEM_READ_ACTIONS, *ITEM_WRITE_ACTIONS], resources=[self.metadata_table.table_arn]
             )
         )
-        role.add_to_principal_policy(
-            aws_iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self.metadata_index_arn])
-        )
+        if index:
+            role.add_to_principal_policy(
+                aws_iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self.metadata_index_arn])
+            )
 
     def grant_prefix_read(self, role: aws_iam.IRole, prefix: str) -> None:
         """Read objects (any version) whose keys start with `prefix` ("" for the whole bucket)."""

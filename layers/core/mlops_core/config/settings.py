@@ -47,6 +47,19 @@ class TrainingApiSettings(CoreSettings):
     state_machine_arn: str = Field(min_length=20, validation_alias="STATE_MACHINE_ARN")
 
 
+class RolloutStepSettings(EventSettings):
+    """The rollout workflow's steps."""
+
+    # Set by the local stack only (never in the template): bakes wait at most this long.
+    max_wait_seconds: int | None = Field(
+        default=None, ge=0, validation_alias="MLOPS_ROLLOUT_MAX_WAIT_SECONDS"
+    )
+
+
+class RolloutApiSettings(EventSettings):
+    state_machine_arn: str = Field(min_length=20, validation_alias="ROLLOUT_STATE_MACHINE_ARN")
+
+
 class InferenceSettings(CoreSettings):
     """Knobs of the prediction path."""
 

@@ -33,6 +33,10 @@ REGISTERED_PREFIX = "REGISTERED#"
 ROUTING_SK = "ROUTING"
 ARMS_SK = "ARMS"
 VARIANT_PREFIX = "VARIANT#"
+# Guarded rollouts: the marker of the one rollout in progress (its id; absent or without an
+# id when none runs), and one record per rollout, sorted by id (ids begin with their time).
+ROLLOUT_SK = "ROLLOUT"
+ROLLOUT_PREFIX = "ROLLOUT#"
 
 # Monitoring: the model's configuration and its drift runs (time first: history in order);
 # the list index holds every monitored model (the scheduled dispatcher reads it).
@@ -76,6 +80,10 @@ def variant_sk(version: int) -> str:
 
 def drift_run_sk(at: str, run_id: str) -> str:
     return f"{DRIFT_RUN_PREFIX}{at}#{run_id}"
+
+
+def rollout_sk(rollout_id: str) -> str:
+    return f"{ROLLOUT_PREFIX}{rollout_id}"
 
 
 def run_pk(run_id: str) -> str:

@@ -1,4 +1,5 @@
-"""Starting and reading training executions (Step Functions)."""
+"""Starting and reading training executions, starting and stopping rollout executions
+(Step Functions)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,40 @@ class TrainingWorkflow:
             if details:
                 return str(details["name"])
         return None
+
+
+class RolloutWorkflow:
+    """Starting and stopping rollout executions, each named after its rollout id."""
+
+    what = "rollout workflow"
+
+    def __init__(self, state_machine_arn: str) -> None:
+        self.state_machine_arn = state_machine_arn
+
+    def execution_arn(self, rollout_id: str) -> str:
+        prefix, name = self.state_machine_arn.rsplit(":stateMachine:", 1)
+        return f"{prefix}:execution:{name}:{rollout_id}"
+
+    def start(self, rollout_id: str, execution_input: dict[str, Any]) -> str:
+        with translate_errors(self.what):
+            try:
+                response = client("stepfunctions").start_execution(
+                    stateMachineArn=self.state_machine_arn, name=rollout_id, input=json.dumps(execution_input)
+                )
+            except ClientError as error:
+                if error_code(error) == "ExecutionAlreadyExists":
+                    raise Conflict(f"a rollout named '{rollout_id}' was started already") from error
+                raise
+        return str(response["executionArn"])
+
+    def stop(self, rollout_id: str, *, cause: str) -> None:
+        """Stop the execution (a Wait ends at once; a step already running finishes)."""
+        with translate_errors(self.what):
+            try:
+                client("stepfunctions").stop_execution(
+                    executionArn=self.execution_arn(rollout_id), error="RolloutAborted", cause=cause[:1000]
+                )
+            except ClientError as error:
+                if error_code(error) == "ExecutionDoesNotExist":
+                    raise NotFound(f"rollout '{rollout_id}' has no execution") from error
+                raise
