@@ -139,3 +139,13 @@ def test_the_histogram_counts_rows_past_a_cutoff_as_they_move() -> None:
     assert histogram.total == 500
     histogram.compact(cutoff)
     assert histogram.total == 500 and histogram.older_than(cutoff) <= exact
+
+
+def test_the_column_fast_path_agrees_with_the_row_by_row_one() -> None:
+    rows = [f"00{i},2026-12-01T10:00:0{i}Z,2026-12-01T10:00:0{i}.5Z,{i}.5,{i},true" for i in range(5)]
+    fast = parse_object(VIEW, "a.csv", csv(*rows))  # every value plain: columns at once
+    # One value with an offset sends the whole object row by row: the same rows result.
+    slow = parse_object(VIEW, "a.csv", csv(*rows, "9,2026-12-01T11:00:00+01:00,,1,1,1"))
+    assert fast.entity_ids == ["0", "1", "2", "3", "4"] == slow.entity_ids[:5]
+    assert fast.event_ms == slow.event_ms[:5] and fast.created_ms == slow.created_ms[:5]
+    assert slow.event_ms[5] == 1_796_119_200_000 and fast.lines == [2, 3, 4, 5, 6]

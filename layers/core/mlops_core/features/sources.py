@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ import numpy as np
 
 from mlops_core.errors import Invalid, detail
 from mlops_core.features.entities import (
+    EntityKeyType,
     FeatureType,
     FeatureViewDefinition,
     RejectedRow,
@@ -152,18 +154,88 @@ def _parse_csv(view: FeatureViewDefinition, key: str, text: str) -> ParsedObject
         raise SourceMismatch(
             f"source object {key}: values do not match the view's types in {names}", details=problems
         )
-    _keep_rows(
+    entity_column = columns[position[view.entity.name]]
+    event_column = columns[position[view.source.event_timestamp]]
+    created_column = (
+        columns[position[view.source.created_timestamp]] if view.source.created_timestamp else None
+    )
+    if not _keep_all_rows(
         view,
         parsed,
-        entity_column=columns[position[view.entity.name]],
-        event_column=columns[position[view.source.event_timestamp]],
-        created_column=columns[position[view.source.created_timestamp]]
-        if view.source.created_timestamp
-        else None,
+        entity_column=entity_column,
+        event_column=event_column,
+        created_column=created_column,
         converted=converted,
-        first_line=2,
-    )
+    ):
+        _keep_rows(
+            view,
+            parsed,
+            entity_column=entity_column,
+            event_column=event_column,
+            created_column=created_column,
+            converted=converted,
+            first_line=2,
+        )
     return parsed
+
+
+def _keep_all_rows(
+    view: FeatureViewDefinition,
+    parsed: ParsedObject,
+    *,
+    entity_column: Sequence[str],
+    event_column: Sequence[str],
+    created_column: Sequence[str] | None,
+    converted: dict[str, list[Any]],
+) -> bool:
+    """The fast path, column by column (numpy): True if every row's entity id and timestamps
+    are usable as they are (no row to reject); False to go row by row (``_keep_rows``)."""
+    entities = _entity_column(entity_column, view.entity.type)
+    events = _iso_column_ms(event_column) if entities is not None else None
+    if entities is None or events is None:
+        return False
+    created: list[int | None]
+    if created_column is None or not any(created_column):
+        created = [None] * len(events)
+    else:
+        fast = _iso_column_ms(created_column)
+        if fast is None:
+            return False
+        created = list(fast)
+    parsed.entity_ids, parsed.event_ms, parsed.created_ms = entities, events, created
+    parsed.lines = list(range(2, len(events) + 2))
+    parsed.values = converted
+    return True
+
+
+def _entity_column(raw: Sequence[str], key_type: EntityKeyType) -> list[str] | None:
+    """Canonical ids of a CSV column, or None if any needs a closer look."""
+    if key_type is EntityKeyType.string:
+        return list(raw) if all(0 < len(v) <= 1024 for v in raw) else None
+    if not all(raw):
+        return None
+    try:
+        return [str(v) for v in np.asarray(raw, dtype=np.int64).tolist()]
+    except (ValueError, OverflowError):
+        return None
+
+
+def _iso_column_ms(raw: Sequence[str]) -> list[int] | None:
+    """Unix ms of a column of ISO 8601 texts in UTC (``Z`` or no offset), or None if any value
+    is something else (an offset, a number, empty, unreadable): those go row by row."""
+    stripped = [v[:-1] if v.endswith("Z") else v for v in raw]
+    if not all(len(v) >= 10 and v[4] == "-" and "+" not in v and v.rfind("-") <= 9 for v in stripped):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy's note that datetime64 has no time zones
+            parsed = np.array(stripped, dtype="datetime64[ms]")
+    except ValueError:
+        return None
+    if np.isnat(parsed).any():
+        return None
+    values: list[int] = parsed.astype(np.int64).tolist()
+    return values
 
 
 def _parse_jsonl(view: FeatureViewDefinition, key: str, text: str) -> ParsedObject:
