@@ -86,6 +86,8 @@ class Target:
         description = StackDescription.read()
         try:
             requests.get(f"{description.api_url}/health", timeout=2)
+        except requests.ReadTimeout:
+            pass  # it accepted the connection: running, only busy (the command's own call waits longer)
         except requests.RequestException:
             raise StackNotFound(
                 f"the local stack recorded in {ENDPOINT_FILE} is not answering; start it with `mlops up`"
