@@ -45,6 +45,8 @@ DRIFT_ROUTES = [
     ("/models/{name}/drift-runs/{run_id}", "GET"),
     ("/models/{name}/drift-runs/{run_id}/report", "GET"),
     ("/models/{name}/drift", "GET"),
+    ("/models/{name}/retraining", "GET"),
+    ("/models/{name}/retraining/{decision_id}", "GET"),
 ]
 DRIFT_SERVICE = "drift"
 #: How long a run may take: one model's window of up to 2 million rows, or a dispatch of many.
@@ -140,6 +142,14 @@ class MonitoringConstruct(Construct):
             log_retention=log_retention,
         )
         _grant_model_items(storage, self.api.role, write=True)
+        # A retraining decision's training run: its record, by key (RUN#{id} / RUN) only.
+        self.api.role.add_to_principal_policy(
+            aws_iam.PolicyStatement(
+                actions=["dynamodb:GetItem"],
+                resources=[storage.metadata_table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [keys.run_pk("*")]}},
+            )
+        )
         storage.grant_prefix_read(self.api.role, keys.DRIFT_REPORTS_PREFIX)
         storage.grant_prefix_list(self.api.role, keys.DRIFT_REPORTS_PREFIX)
         # Exactly the drift function (unqualified): no versions, no other function.
