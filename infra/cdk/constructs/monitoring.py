@@ -97,12 +97,14 @@ class MonitoringConstruct(Construct):
                 conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [keys.MONITORED_MODELS]}},
             )
         )
-        storage.grant_prefix_read(role, keys.CAPTURE_PREFIX)
+        # Every object the drift function reads is read as it is now (no version id: the
+        # capture, the feedback copy, the profile): s3:GetObject only, no GetObjectVersion.
+        storage.grant_prefix_read(role, keys.CAPTURE_PREFIX, versions=False)
         storage.grant_prefix_list(role, keys.CAPTURE_PREFIX)
         # Concept drift: the counted feedback, by model and hour.
-        storage.grant_prefix_read(role, keys.FEEDBACK_CAPTURE_PREFIX)
+        storage.grant_prefix_read(role, keys.FEEDBACK_CAPTURE_PREFIX, versions=False)
         storage.grant_prefix_list(role, keys.FEEDBACK_CAPTURE_PREFIX)
-        storage.grant_prefix_read(role, keys.reference_profile("*"))
+        storage.grant_prefix_read(role, keys.reference_profile("*"), versions=False)
         # A missing profile must read as missing (404), not forbidden: listing runs/ (names only).
         storage.grant_prefix_list(role, keys.RUNS_PREFIX)
         storage.grant_prefix_write(role, keys.DRIFT_REPORTS_PREFIX)
@@ -150,7 +152,7 @@ class MonitoringConstruct(Construct):
                 conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [keys.run_pk("*")]}},
             )
         )
-        storage.grant_prefix_read(self.api.role, keys.DRIFT_REPORTS_PREFIX)
+        storage.grant_prefix_read(self.api.role, keys.DRIFT_REPORTS_PREFIX, versions=False)
         storage.grant_prefix_list(self.api.role, keys.DRIFT_REPORTS_PREFIX)
         # Exactly the drift function (unqualified): no versions, no other function.
         self.api.role.add_to_principal_policy(
