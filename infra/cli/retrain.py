@@ -31,7 +31,14 @@ def _cli() -> Any:
 
 def decisions_table(decisions: list[dict[str, Any]]) -> Rows:
     table = Rows(
-        "decision", "at", "drift run", "kinds", "outcome", "training run", "reason", ids=("decision",)
+        "decision",
+        "at",
+        "drift run",
+        "kinds",
+        "outcome",
+        "training run",
+        "reason",
+        ids=("decision", "training run"),
     )
     for decision in decisions:
         table.add_row(

@@ -16,6 +16,7 @@ link by link through the API and the CLI:
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -250,6 +251,10 @@ def test_drift_detected_led_to_a_retraining_decision_that_started_a_run(
 ) -> None:
     run, decision = loop["run"], loop["decision"]
     assert decision["outcome"] == "started", decision
+    # The run id carries the event's time (EventBridge's ISO `time`, as the local stack sends it).
+    assert re.fullmatch(rf"{MODEL}-retrain-\d{{8}}-\d{{6}}-[0-9a-f]{{8}}", decision["run_id"]), decision[
+        "run_id"
+    ]
     assert set(decision["kinds"]) == {"data", "concept"}
     assert decision["counts"]["labelled"] == ROWS and decision["counts"]["training_rows"] == TRAINING_ROWS
     # The drift run links to it; it is one GET by its id, with the training run's outcome.

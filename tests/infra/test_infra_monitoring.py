@@ -122,7 +122,9 @@ def test_the_drift_api_may_invoke_the_drift_function_and_nothing_else(synthesize
     assert granted.pop("lambda:InvokeFunction") == [(json.dumps({"Fn::GetAtt": [drift, "Arn"]}), None)]
     # Reports: read as they are (no version id) and listed (a missing one is a 404), never written.
     assert [r for r, _ in granted.pop("s3:GetObject")] == [_bucket_objects(synthesized, "drift-reports/*")]
-    assert [c for _, c in granted.pop("s3:ListBucket")] == [{"StringLike": {"s3:prefix": ["drift-reports/*"]}}]
+    assert [c for _, c in granted.pop("s3:ListBucket")] == [
+        {"StringLike": {"s3:prefix": ["drift-reports/*"]}}
+    ]
     # Models' items: configuration, runs, decisions; a retraining decision's training run by key only.
     assert sorted(granted.pop("dynamodb:GetItem"), key=str) == sorted(
         [(table_arn, models_only), (table_arn, runs_only)], key=str
