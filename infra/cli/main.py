@@ -11,6 +11,7 @@
     mlops feedback send --prediction-id ID (--reward 0|1 | --label L) | --file F.jsonl
     mlops drift configure M | run M [--wait] | show M [RUN] | report M RUN --html F
     mlops retrain list M | show M DECISION   what the retraining loop decided on drift findings
+    mlops features apply [features/] | list | show V | materialize V | freshness | get V ID
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
 
 Commands talk to the local stack unless ``--stack NAME`` names a deployed one. ``--json``
@@ -46,6 +47,7 @@ from typer.core import TyperGroup
 from infra.cli import drift
 from infra.cli import rollout as rollouts
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
+from infra.cli.features import features_app
 from infra.cli.retrain import retrain_app
 from infra.cli.routing import (
     PolicyOptionError,
@@ -103,6 +105,7 @@ datasets_app = typer.Typer(help="Training datasets in the stack's bucket.", no_a
 feedback_app = typer.Typer(help="Feedback on predictions (rewards and labels).", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(features_app, name="features")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 routing_app = typer.Typer(help="Traffic routing between a model's versions.", no_args_is_help=True)
