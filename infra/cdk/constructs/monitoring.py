@@ -87,8 +87,9 @@ class MonitoringConstruct(Construct):
             log_retention=log_retention,
         )
         role = self.drift.role
-        # Registry reads (model, alias, version), its monitoring and run items (written).
-        _grant_model_items(storage, role, write=True)
+        # Registry reads (model, alias, version), its monitoring and run items (written), each
+        # by key: a run never queries a model's partition (the dispatcher queries the index).
+        _grant_model_items(storage, role, write=True, query=False)
         # The dispatcher lists the monitored models (the MONITORED partition of the index).
         role.add_to_principal_policy(
             aws_iam.PolicyStatement(
@@ -253,9 +254,13 @@ class MonitoringConstruct(Construct):
         return alarm
 
 
-def _grant_model_items(storage: StorageConstruct, role: aws_iam.IRole, *, write: bool) -> None:
-    """Read (and write) items in models' partitions only: the registry's, monitoring's, runs'."""
-    actions = [*ITEM_READ_ACTIONS, *(["dynamodb:PutItem", "dynamodb:UpdateItem"] if write else [])]
+def _grant_model_items(
+    storage: StorageConstruct, role: aws_iam.IRole, *, write: bool, query: bool = True
+) -> None:
+    """Read (and write) items in models' partitions only: the registry's, monitoring's, runs';
+    with ``query=False`` by key only (GetItem, no Query)."""
+    reads = list(ITEM_READ_ACTIONS) if query else ["dynamodb:GetItem"]
+    actions = [*reads, *(["dynamodb:PutItem", "dynamodb:UpdateItem"] if write else [])]
     role.add_to_principal_policy(
         aws_iam.PolicyStatement(
             actions=actions,
