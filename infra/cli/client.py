@@ -267,6 +267,12 @@ class ApiClient:
     def drift(self, name: str, limit: int = 20) -> Any:
         return self.call("GET", f"/models/{name}/drift", query={"limit": str(limit)})
 
+    def retraining_decisions(self, name: str, limit: int = 50) -> Any:
+        return self.call("GET", f"/models/{name}/retraining", query={"limit": str(limit)})["decisions"]
+
+    def retraining_decision(self, name: str, decision_id: str) -> Any:
+        return self.call("GET", f"/models/{name}/retraining/{decision_id}")
+
     def drift_report(self, name: str, run_id: str) -> str:
         """The run's HTML report, as text."""
         report = self.call("GET", f"/models/{name}/drift-runs/{run_id}/report", query={"format": "html"})

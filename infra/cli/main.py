@@ -10,6 +10,7 @@
     mlops predict M --instances JSON     a prediction call (production, --alias or --version)
     mlops feedback send --prediction-id ID (--reward 0|1 | --label L) | --file F.jsonl
     mlops drift configure M | run M [--wait] | show M [RUN] | report M RUN --html F
+    mlops retrain list M | show M DECISION   what the retraining loop decided on drift findings
     mlops features apply [features/] | list | show V | materialize V | freshness | get V ID
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
 
@@ -47,6 +48,7 @@ from infra.cli import drift
 from infra.cli import rollout as rollouts
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
 from infra.cli.features import features_app
+from infra.cli.retrain import retrain_app
 from infra.cli.routing import (
     PolicyOptionError,
     describe_policy,
@@ -114,6 +116,7 @@ rollout_app = typer.Typer(
 )
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(drift.drift_app, name="drift")
+app.add_typer(retrain_app, name="retrain")
 
 # Both follow sys.stdout / sys.stderr as they are when they print (`mlops up` points
 # sys.stdout at the functions' log; tests capture both).
