@@ -653,10 +653,13 @@ def models_register(
         int | None, typer.Option(help="... or of this version (instead of --from-alias)", min=1)
     ] = None,
     description: Annotated[str, typer.Option(help="The new version's description")] = "",
+    promote: Annotated[
+        bool, typer.Option(help="Then promote it to production (under the model's policy)")
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Register an existing version's artifact as a new version whose signature reads the named
-    feature views (predictions by entity id); promote it like any version."""
+    feature views (predictions by entity id); promote it like any version (or --promote)."""
     with _calls():
         client = _client()
         number = from_version or client.call("GET", f"/models/{name}/aliases/{from_alias}")["version"]
@@ -679,11 +682,20 @@ def models_register(
                 "description": description or f"v{number} reading {', '.join(feature_view)} by entity id",
             },
         )
+        moved = (
+            client.promote(
+                name, registered["version"], reason=f"reads {', '.join(feature_view)} by entity id"
+            )
+            if promote
+            else None
+        )
     if _as_json(json_output):
         _print_json(registered)
         return
     reads = "; ".join(f"{view}: {len(inputs)} inputs" for view, inputs in fed.items())
     _say(f"registered {name} v{registered['version']} (artifact of v{number}; reads {reads})")
+    if moved is not None:
+        _print_alias(moved, False)
 
 
 @feature_policy_app.command("show")
