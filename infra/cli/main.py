@@ -653,13 +653,14 @@ def models_register(
         int | None, typer.Option(help="... or of this version (instead of --from-alias)", min=1)
     ] = None,
     description: Annotated[str, typer.Option(help="The new version's description")] = "",
-    promote: Annotated[
-        bool, typer.Option(help="Then promote it to production (under the model's policy)")
-    ] = False,
+    alias: Annotated[
+        str | None,
+        typer.Option(help="Then point this alias at it (production: under the model's promotion policy)"),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Register an existing version's artifact as a new version whose signature reads the named
-    feature views (predictions by entity id); promote it like any version (or --promote)."""
+    feature views (predictions by entity id); promote it like any version (or --alias)."""
     with _calls():
         client = _client()
         number = from_version or client.call("GET", f"/models/{name}/aliases/{from_alias}")["version"]
@@ -684,9 +685,9 @@ def models_register(
         )
         moved = (
             client.promote(
-                name, registered["version"], reason=f"reads {', '.join(feature_view)} by entity id"
+                name, registered["version"], alias, reason=f"reads {', '.join(feature_view)} by entity id"
             )
-            if promote
+            if alias
             else None
         )
     if _as_json(json_output):

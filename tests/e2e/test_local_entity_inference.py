@@ -38,7 +38,7 @@ def test_the_demo_model_is_served_by_entity_id(local_stack: dict[str, Any], stat
 
     def predict(request: dict[str, Any]) -> requests.Response:
         return requests.post(
-            f"{local_stack['api']}/models/{MODEL}/predict",
+            f"{local_stack['api']}/models/{MODEL}/predict?alias=by-entity",
             json=request,
             headers={"x-api-key": local_stack["key"]},
             timeout=60,
@@ -48,8 +48,9 @@ def test_the_demo_model_is_served_by_entity_id(local_stack: dict[str, Any], stat
     run = mlops("features", "materialize", FEATURE_VIEW, "--wait", "--timeout", "120")
     assert run["status"] == "succeeded" and run["entities"] == 569, run
 
-    # The demo's production artifact again, reading its ten inputs from the view.
-    registered = mlops("models", "register", MODEL, "--feature-view", FEATURE_VIEW)
+    # The demo's production artifact again, reading its ten inputs from the view, under a new
+    # alias (production is cached by warm containers for up to 10 s after a move).
+    registered = mlops("models", "register", MODEL, "--feature-view", FEATURE_VIEW, "--alias", "by-entity")
     (view,) = registered["signature"]["feature_views"]
     assert (view["view"], view["entity"], view["entity_type"], view["version"]) == (
         FEATURE_VIEW,
@@ -57,7 +58,6 @@ def test_the_demo_model_is_served_by_entity_id(local_stack: dict[str, Any], stat
         "int64",
         1,
     )
-    mlops("models", "promote", MODEL, str(registered["version"]), "--reason", "served by patient_id")
 
     by_entity = predict({"entity_ids": [{FEATURE_VIEW: 1}, {"patient_id": 2}, {"patient_id": 300}]})
     assert by_entity.status_code == 200, by_entity.text
@@ -69,15 +69,19 @@ def test_the_demo_model_is_served_by_entity_id(local_stack: dict[str, Any], stat
     assert [row[0]["served"] for row in by_entity.json()["entities"]] == ["online"] * 3
 
     # The CLI says the same.
-    cli = mlops("predict", MODEL, "--entity", "patient_id=2")
+    cli = mlops("predict", MODEL, "--alias", "by-entity", "--entity", "patient_id=2")
     assert cli["probabilities"] == direct.json()["probabilities"][1:2]
 
     # A missing entity: refused by default (422 naming it), defaulted once the policy says so.
     missing = predict({"entity_ids": [{"patient_id": 99999}]})
     assert missing.status_code == 422 and "patient_id 99999" in missing.json()["message"], missing.text
-    defaults = [f"--default={name}={value}" for name, value in zip(view["features"], _rows()[0], strict=True)]
+    defaults = [
+        f"--default={feature['name']}={value}"
+        for feature, value in zip(view["features"], _rows()[0], strict=True)
+    ]
     mlops("models", "feature-policy", "set", MODEL, "--missing", "default", *defaults)
-    assert mlops("models", "feature-policy", "show", MODEL)["missing"] == "default"
+    shown = mlops("models", "feature-policy", "show", MODEL)
+    assert shown["missing"] == "default" and shown["defaults"]["mean_radius"] == _rows()[0][0]
     # A warm container reads the policy again within the alias cache's TTL (10 s): poll for it.
     deadline = time.monotonic() + 60
     served = predict({"entity_ids": [{"patient_id": 99999}]})
