@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from mlops_core.errors import Invalid, detail
-from mlops_core.features.entities import EntityKeyType, canonical_entity_id
+from mlops_core.features.ids import EntityKeyType, canonical_entity_id
 from mlops_core.features.online import MAX_KEYS_PER_READ, OnlineRow, OnlineStore
 from mlops_core.registry.entities import FeaturePolicy
 from mlops_core.registry.signature import FeatureViewInput, ModelSignature
