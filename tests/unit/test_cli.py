@@ -541,3 +541,29 @@ def test_the_client_refuses_alias_and_version_together() -> None:
     client = ApiClient(Target(api_url="https://api.example", api_key=None, region="us-east-1"))
     with pytest.raises(ValueError, match="alias or version"):
         client.predict("m", [[1.0]], alias="staging", version=3)
+
+
+# ---- the feature policy (predictions by entity id) -----------------------------------------------
+def test_feature_policy_set_sends_the_policy_and_prints_it(cli: Any) -> None:
+    policy = {"missing": "default", "stale": "serve", "defaults": {"mean_radius": 14.1, "flag": True}}
+    client = FakeClient(set_feature_policy=policy)
+    result = cli(
+        client,
+        "models",
+        "feature-policy",
+        "set",
+        "m",
+        "--missing",
+        "default",
+        "--stale",
+        "serve",
+        "--default",
+        "mean_radius=14.1",
+        "--default",
+        "flag=true",
+    )
+    assert result.exit_code == 0, result.output
+    assert client.calls == [("set_feature_policy", ("m", policy), {})]
+    assert "missing: default" in result.output and "flag=True, mean_radius=14.1" in result.output
+    bad = cli(FakeClient(), "models", "feature-policy", "set", "m", "--default", "mean_radius=big")
+    assert bad.exit_code == 2 and "expected INPUT=NUMBER" in bad.output
