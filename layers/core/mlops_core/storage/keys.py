@@ -268,3 +268,13 @@ def candidate_artifact(run_id: str, candidate_id: str, filename: str) -> str:
 def sibling(key: str, filename: str) -> str:
     """``filename`` in the same folder as ``key`` (schema.json beside data.csv, and so on)."""
     return f"{key.rsplit('/', 1)[0]}/{filename}" if "/" in key else filename
+
+
+# ---- feature view usage by model versions (inference by entity id) ---------------------------
+#: ``FEATURE_VIEW#{view} / USED_BY#{model}#{version:06d}``: a registered version's signature reads
+#: this view (written in the registration's transaction; ``apply`` queries them).
+FEATURE_USED_BY_PREFIX = "USED_BY#"
+
+
+def feature_used_by_sk(model_name: str, version: int) -> str:
+    return f"{FEATURE_USED_BY_PREFIX}{model_name}#{version:06d}"
