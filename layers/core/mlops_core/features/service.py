@@ -54,7 +54,7 @@ from mlops_core.features.materialization import (
 )
 from mlops_core.features.online import OnlineStore
 from mlops_core.features.repository import FeatureViewRepository, SourceMark
-from mlops_core.features.sources import ParsedObject, list_source_objects, read_source_object
+from mlops_core.features.sources import ParsedObject, parse_object
 from mlops_core.storage import keys
 from mlops_core.storage.s3 import ArtifactStore, ListedObject
 
@@ -398,10 +398,20 @@ class FeatureStoreService:
         state.entities = histogram.total
 
     def _list_sources(self, view: FeatureViewDefinition) -> list[ListedObject]:
-        return list_source_objects(self.sources, view)
+        path = view.source.path
+        listed = list(self.sources.objects(path))
+        if not path.endswith("/"):  # one object: the prefix listing may hold longer keys too
+            listed = [o for o in listed if o.key == path]
+        return [o for o in listed if not o.key.endswith("/") and o.size > 0]
 
     def _parse(self, view: FeatureViewDefinition, listed: ListedObject) -> ParsedObject:
-        return read_source_object(self.sources, view, listed)
+        relative = (
+            listed.key[len(view.source.path) :]
+            if view.source.path.endswith("/")
+            else listed.key.rsplit("/", 1)[-1]
+        )
+        data = self.sources.get(listed.key).data
+        return parse_object(view, relative or listed.key.rsplit("/", 1)[-1], data)
 
     # ---- the schedule -----------------------------------------------------------------------
     def dispatch(
