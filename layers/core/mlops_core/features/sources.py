@@ -108,8 +108,8 @@ def parse_object(view: FeatureViewDefinition, key: str, data: bytes) -> ParsedOb
 
 def list_source_objects(store: ArtifactStore, view: FeatureViewDefinition) -> list[ListedObject]:
     """The view's source objects: the one object its path names, or every object under its
-    prefix (empty objects and folder markers left out). Materialization and point-in-time
-    joins read the same objects."""
+    prefix (empty objects and folder markers left out): the objects materialization reads
+    (``FeatureStoreService._list_sources`` chooses among the same), for point-in-time joins."""
     path = view.source.path
     listed = list(store.objects(path))
     if not path.endswith("/"):  # one object: the prefix listing may hold longer keys too
