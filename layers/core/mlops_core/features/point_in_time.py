@@ -380,6 +380,17 @@ class TrainingSet:
             writer.writerow(line)
         return out.getvalue().encode()
 
+    def dataset_csv(self, rows: np.ndarray) -> bytes:
+        """The rows trained on: the features, then the label (no ids, times or statuses:
+        every column of a run's dataset but the target is a model input)."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([name for _, name in self.feature_columns] + [self.labels.label_column])
+        columns = [j.values[name] for j in self.joins for name in j.view.feature_names]
+        for i in rows.tolist():
+            writer.writerow([*(_cell(c[i]) for c in columns), self.labels.labels[i]])
+        return out.getvalue().encode()
+
 
 def _cell(value: Any) -> str:
     if value is None:
