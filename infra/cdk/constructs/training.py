@@ -1,5 +1,7 @@
 """The training workflow: one Lambda per step and the Step Functions state machine.
 
+    TrainingData: feature views named → BuildTrainingSet (point-in-time join) → ValidateData
+                  otherwise → ValidateData
     ValidateData → TrainCandidates (Map, bounded concurrency) → SelectBest → Evaluate
       → Gate: passed → RegisterModel → Succeeded
               failed → ModelRejected (a named failure; the run record says why)
@@ -37,6 +39,7 @@ from constructs import Construct
 from infra.cdk.constructs.functions import ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import StorageConstruct
+from mlops_core.storage import keys
 
 #: Parallel TrainCandidate invocations per execution.
 MAX_CONCURRENCY = 4
@@ -125,6 +128,13 @@ class TrainingConstruct(Construct):
             minutes=2,
         )
         self.mark_failed = step("MarkFailed", "mark_failed", "Records why a training run failed.")
+        self.build_training_set = step(
+            "BuildTrainingSet",
+            "build_training_set",
+            "Joins a run's labels with its feature views point-in-time into its dataset.",
+            memory=2048,
+            minutes=15,
+        )
 
         # What each step may touch: its own inputs and outputs, nothing else.
         datasets, runs, models = "datasets/", "runs/", "models/"
@@ -137,6 +147,13 @@ class TrainingConstruct(Construct):
             storage.grant_prefix_read(self.evaluate.role, prefix)
         # Evaluate adds the output distribution and the metric baseline to the run's profile.
         storage.grant_prefix_write(self.evaluate.role, runs)
+        # Labels (under datasets/) and the views' offline sources in; the training set out, under
+        # datasets/training-sets/ only (never over a caller's dataset).
+        storage.grant_prefix_read(self.build_training_set.role, datasets)
+        storage.grant_prefix_list(self.build_training_set.role, datasets)
+        storage.grant_prefix_read(self.build_training_set.role, keys.FEATURE_SOURCES_PREFIX)
+        storage.grant_prefix_list(self.build_training_set.role, keys.FEATURE_SOURCES_PREFIX)
+        storage.grant_prefix_write(self.build_training_set.role, keys.TRAINING_SETS_PREFIX)
         storage.grant_prefix_read(self.register_model.role, runs)
         storage.grant_prefix_write(self.register_model.role, models)
         for function in (
@@ -146,6 +163,7 @@ class TrainingConstruct(Construct):
             self.evaluate,
             self.register_model,
             self.mark_failed,
+            self.build_training_set,
         ):
             storage.grant_metadata_read_write(function.role)
         event_bus.grant_put_events_to(self.mark_failed.role)
@@ -252,7 +270,17 @@ class TrainingConstruct(Construct):
             )
             .otherwise(rejected)
         )
-        definition = validate.next(candidates).next(select).next(evaluate).next(gate)
+        validate.next(candidates).next(select).next(evaluate).next(gate)
+        build = caught(
+            self._invoke("BuildTrainingSet", self.build_training_set, "Labels joined with feature views.")
+        )
+        definition = (
+            sfn.Choice(
+                scope, "TrainingData", comment="Feature views named: build the dataset from them first."
+            )
+            .when(sfn.Condition.is_present("$.feature_views"), build.next(validate))
+            .otherwise(validate)
+        )
 
         log_group = aws_logs.LogGroup(self, "StateMachineLogs", retention=log_retention)
         machine = sfn.StateMachine(
@@ -294,4 +322,5 @@ class TrainingConstruct(Construct):
             self.evaluate,
             self.register_model,
             self.mark_failed,
+            self.build_training_set,
         ]
