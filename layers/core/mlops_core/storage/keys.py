@@ -267,6 +267,12 @@ def training_set_object(run_id: str, filename: str) -> str:
 TRAINING_SETS_PREFIX = f"{DATASETS_PREFIX}training-sets/"
 
 
+def uploaded_labels(sha256: str) -> str:
+    """A labels file `mlops train --labels FILE` uploaded, addressed by its bytes' sha256 (the
+    same file twice is one object; a run's labels are never overwritten)."""
+    return f"{DATASETS_PREFIX}labels/sha256/{sha256}/labels.csv"
+
+
 def reference_profile(run_id: str) -> str:
     return f"{RUNS_PREFIX}{run_id}/reference_profile.json"
 
