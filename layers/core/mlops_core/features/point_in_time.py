@@ -148,7 +148,9 @@ class ViewJoin:
     version: int | None
     status: np.ndarray  # int8, RowStatus per label row
     feature_event_ms: np.ndarray  # int64: the matched row's event time (-1 where missing)
-    values: dict[str, np.ndarray]  # feature -> object array, None where the row is not ok
+    #: feature -> its value per label row: float64 (NaN: none) for a float64 feature, else
+    #: object (None: none); none where the row is not ok or holds no value.
+    values: dict[str, np.ndarray]
     source_rows: int
     source_rows_rejected: int
 
@@ -157,9 +159,8 @@ class ViewJoin:
 
     def nulls(self, feature: str) -> int:
         """Label rows whose matched (ok) row holds no value for ``feature``."""
-        column = self.values[feature]
         ok = self.status == RowStatus.ok
-        return int(sum(1 for v in column[ok] if v is None))
+        return int(np.count_nonzero(ok & ~present(self.values[feature])))
 
 
 def _entity_codes(ids: Sequence[str], key_type: EntityKeyType) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +178,27 @@ def _entity_codes(ids: Sequence[str], key_type: EntityKeyType) -> tuple[np.ndarr
     return array, usable
 
 
+def present(column: np.ndarray) -> np.ndarray:
+    """Which label rows have a value in ``column`` (a ``ViewJoin.values`` array)."""
+    if column.dtype == np.float64:
+        found: np.ndarray = ~np.isnan(column)
+        return found
+    return np.fromiter((v is not None for v in column), dtype=bool, count=column.size)
+
+
+def _int_column(parts: Sequence[Sequence[int | None]], *, none: int | None = None) -> np.ndarray:
+    """Lists of integers (``None`` as ``none``, where allowed) as one int64 array."""
+    arrays = []
+    for part in parts:
+        try:
+            arrays.append(np.asarray(part, dtype=np.int64))
+        except TypeError:  # a None among them
+            if none is None:
+                raise
+            arrays.append(np.asarray([none if v is None else v for v in part], dtype=np.int64))
+    return np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
+
+
 def join_view(
     view: FeatureViewDefinition,
     objects: Sequence[ParsedObject],
@@ -188,12 +210,10 @@ def join_view(
     ordered = sorted(objects, key=lambda p: p.key)  # the later object wins a tie, as materializing
     feature_ids = [e for p in ordered for e in p.entity_ids]
     n_features, n_labels = len(feature_ids), labels.rows
-    event = np.fromiter((t for p in ordered for t in p.event_ms), dtype=np.int64, count=n_features)
-    created = np.fromiter(
-        (-1 if c is None else c for p in ordered for c in p.created_ms), dtype=np.int64, count=n_features
-    )
+    event = _int_column([p.event_ms for p in ordered])
+    created = _int_column([p.created_ms for p in ordered], none=-1)
     object_index = np.repeat(np.arange(len(ordered), dtype=np.int64), [len(p.entity_ids) for p in ordered])
-    line = np.fromiter((n for p in ordered for n in p.lines), dtype=np.int64, count=n_features)
+    line = _int_column([p.lines for p in ordered])
 
     # One coding of entities and times for both sides: dense integer ranks.
     label_keys, label_usable = _entity_codes(labels.entity_ids, view.entity.type)
@@ -227,16 +247,21 @@ def join_view(
     ok = status == RowStatus.ok
     rows_ok = matched_row[ok]
     values: dict[str, np.ndarray] = {}
-    for name in view.feature_names:
-        source = np.empty(n_features, dtype=object)
-        start = 0
-        for parsed in ordered:
-            column = parsed.values[name]
-            source[start : start + len(column)] = column
-            start += len(column)
-        column_out = np.full(n_labels, None, dtype=object)
-        column_out[ok] = source[rows_ok]
-        values[name] = column_out
+    for feature in view.features:
+        parts = [p.values[feature.name] for p in ordered]
+        if feature.type is FeatureType.float64:  # numpy reads None as NaN: C speed both ways
+            source = (
+                np.concatenate([np.asarray(v, dtype=np.float64) for v in parts]) if parts else np.empty(0)
+            )
+            column_out = np.full(n_labels, np.nan)
+            column_out[ok] = source[rows_ok]
+        else:
+            flat = parts[0] if len(parts) == 1 else [v for part in parts for v in part]
+            column_out = np.full(n_labels, None, dtype=object)
+            picked = np.empty(rows_ok.size, dtype=object)
+            picked[:] = [flat[i] for i in rows_ok.tolist()]
+            column_out[ok] = picked
+        values[feature.name] = column_out
     return ViewJoin(
         view=view,
         version=version,
@@ -301,7 +326,7 @@ class TrainingSet:
         for join in self.joins:
             complete &= join.status == RowStatus.ok
             for column in join.values.values():
-                complete &= np.fromiter((v is not None for v in column), dtype=bool, count=column.size)
+                complete &= present(column)
         self.complete = complete
 
     @property
@@ -352,7 +377,11 @@ class TrainingSet:
             if status is not RowStatus.ok:
                 lacking.append(f"{join.view.name} ({STATUS_NAMES[status]})")
                 continue
-            lacking += [f"{join.view.name}.{n} (null)" for n, c in join.values.items() if c[row] is None]
+            lacking += [
+                f"{join.view.name}.{n} (null)"
+                for n, c in join.values.items()
+                if not present(c[row : row + 1])[0]
+            ]
         return IncompleteRow(
             line=row + 2,
             entity_id=self.labels.entity_ids[row],
@@ -397,8 +426,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
+    if isinstance(value, float):  # numpy's float64 is a float
+        return repr(float(value)) if math.isfinite(value) else ""
     return str(value)
 
 
