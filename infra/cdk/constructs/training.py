@@ -1,11 +1,12 @@
 """The training workflow: one Lambda per step and the Step Functions state machine.
 
-    TrainingData: feature views named → BuildTrainingSet (point-in-time join) → ValidateData
-                  otherwise → ValidateData
     ValidateData → TrainCandidates (Map, bounded concurrency) → SelectBest → Evaluate
       → Gate: passed → RegisterModel → Succeeded
               failed → ModelRejected (a named failure; the run record says why)
     any step failing → MarkFailed (records the error, emits TrainingRunFailed) → TrainingFailed
+
+A run naming feature views starts at the TrainingData choice: BuildTrainingSet joins its
+labels with the views' sources point-in-time into its dataset, then ValidateData as any run.
 
 Steps pass small JSON (S3 keys, ids), never data. Every task retries transient Lambda
 errors and the project's own ``Unavailable`` (throttling); every task's failure is
@@ -39,7 +40,6 @@ from constructs import Construct
 from infra.cdk.constructs.functions import ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import StorageConstruct
-from mlops_core.storage import keys
 
 #: Parallel TrainCandidate invocations per execution.
 MAX_CONCURRENCY = 4
@@ -93,6 +93,13 @@ class TrainingConstruct(Construct):
                 log_retention=log_retention,
             )
 
+        self.build_training_set = step(
+            "BuildTrainingSet",
+            "build_training_set",
+            "Joins a run's labels with its feature views point-in-time into its dataset.",
+            memory=2048,
+            minutes=15,
+        )
         self.validate_data = step(
             "ValidateData",
             "validate_data",
@@ -128,13 +135,6 @@ class TrainingConstruct(Construct):
             minutes=2,
         )
         self.mark_failed = step("MarkFailed", "mark_failed", "Records why a training run failed.")
-        self.build_training_set = step(
-            "BuildTrainingSet",
-            "build_training_set",
-            "Joins a run's labels with its feature views point-in-time into its dataset.",
-            memory=2048,
-            minutes=15,
-        )
 
         # What each step may touch: its own inputs and outputs, nothing else.
         datasets, runs, models = "datasets/", "runs/", "models/"
@@ -148,22 +148,21 @@ class TrainingConstruct(Construct):
         # Evaluate adds the output distribution and the metric baseline to the run's profile.
         storage.grant_prefix_write(self.evaluate.role, runs)
         # Labels (under datasets/) and the views' offline sources in; the training set out, under
-        # datasets/training-sets/ only (never over a caller's dataset).
-        storage.grant_prefix_read(self.build_training_set.role, datasets)
-        storage.grant_prefix_list(self.build_training_set.role, datasets)
-        storage.grant_prefix_read(self.build_training_set.role, keys.FEATURE_SOURCES_PREFIX)
-        storage.grant_prefix_list(self.build_training_set.role, keys.FEATURE_SOURCES_PREFIX)
-        storage.grant_prefix_write(self.build_training_set.role, keys.TRAINING_SETS_PREFIX)
+        # datasets/training-sets/ only (never over a caller's dataset): keys.TRAINING_SETS_PREFIX.
+        for prefix in (datasets, "feature-sources/"):
+            storage.grant_prefix_read(self.build_training_set.role, prefix)
+            storage.grant_prefix_list(self.build_training_set.role, prefix)
+        storage.grant_prefix_write(self.build_training_set.role, "datasets/training-sets/")
         storage.grant_prefix_read(self.register_model.role, runs)
         storage.grant_prefix_write(self.register_model.role, models)
         for function in (
+            self.build_training_set,
             self.validate_data,
             self.train_candidate,
             self.select_best,
             self.evaluate,
             self.register_model,
             self.mark_failed,
-            self.build_training_set,
         ):
             storage.grant_metadata_read_write(function.role)
         event_bus.grant_put_events_to(self.mark_failed.role)
@@ -270,23 +269,26 @@ class TrainingConstruct(Construct):
             )
             .otherwise(rejected)
         )
-        validate.next(candidates).next(select).next(evaluate).next(gate)
+        definition = validate.next(candidates).next(select).next(evaluate).next(gate)
+
+        log_group = aws_logs.LogGroup(self, "StateMachineLogs", retention=log_retention)
+
+        # Runs naming feature views get their dataset first (point-in-time), then go on as any run.
         build = caught(
             self._invoke("BuildTrainingSet", self.build_training_set, "Labels joined with feature views.")
         )
-        definition = (
+        start = (
             sfn.Choice(
                 scope, "TrainingData", comment="Feature views named: build the dataset from them first."
             )
             .when(sfn.Condition.is_present("$.feature_views"), build.next(validate))
             .otherwise(validate)
         )
-
-        log_group = aws_logs.LogGroup(self, "StateMachineLogs", retention=log_retention)
+        del definition  # reached from the choice
         machine = sfn.StateMachine(
             self,
             "StateMachine",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            definition_body=sfn.DefinitionBody.from_chainable(start),
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=Duration.hours(2),
             tracing_enabled=True,
@@ -316,11 +318,11 @@ class TrainingConstruct(Construct):
     @property
     def functions(self) -> list[ServiceFunction]:
         return [
+            self.build_training_set,
             self.validate_data,
             self.train_candidate,
             self.select_best,
             self.evaluate,
             self.register_model,
             self.mark_failed,
-            self.build_training_set,
         ]

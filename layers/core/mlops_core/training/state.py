@@ -39,14 +39,14 @@ class Candidate(_State):
     task: Task
     dataset: DatasetRef
     features: list[str]
+    #: The feature views the dataset was built from (a point-in-time training set): written
+    #: into the candidate's signature, so the registered version names them.
+    feature_views: list[FeatureViewInput] | None = Field(default=None, exclude_if=lambda v: v is None)
     target: str
     seed: int
     holdout_fraction: float
     validation_fraction: float
     target_metric: str
-    #: The feature views the dataset was built from (a point-in-time training set): written
-    #: into the candidate's signature, so the registered version names them.
-    feature_views: list[FeatureViewInput] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class CandidateResult(_State):

@@ -141,14 +141,14 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
             task=schema.task,
             dataset=dataset,
             features=features,
+            feature_views=[v.signature_input() for v in request.feature_view_versions]
+            if request.feature_view_versions
+            else None,
             target=schema.target,
             seed=request.seed,
             holdout_fraction=request.holdout_fraction,
             validation_fraction=request.validation_fraction,
             target_metric=target_metric,
-            feature_views=[v.signature_input() for v in request.feature_view_versions]
-            if request.feature_view_versions
-            else None,
         )
         for i, (spec, params) in enumerate(checked.candidates)
     ]
