@@ -51,6 +51,7 @@ from mlops_core.training.state import (
     ValidatedState,
 )
 from mlops_core.training.tracking import RunTracker, package_versions
+from mlops_core.training.training_sets import recorded_report
 
 
 def _load_table(store: ArtifactStore, dataset: DatasetRef) -> tuple[datasets.Table, DatasetSchema]:
@@ -189,7 +190,7 @@ def _record_training_set(request: TrainingRequest, store: ArtifactStore, tracker
             "labels": request.labels,
             "training_set_key": keys.training_set_object(request.run_id, "training_set.csv"),
             "report_key": report_key,
-            "report": report,
+            "report": recorded_report(report),
         },
     )
 

@@ -229,7 +229,7 @@ def build_training_set_step(
             training_set, policy=options.on_missing, max_incomplete_fraction=options.max_incomplete_fraction
         )
     except IncompleteTrainingSet as error:
-        tracker.update(request.run_id, training_set={"report": _report(error.report)})
+        tracker.update(request.run_id, training_set={"report": recorded_report(_report(error.report))})
         raise InvalidTrainingRequest(error.message) from None
     data_key = keys.training_set_object(request.run_id, "data.csv")
     schema_key = keys.training_set_object(request.run_id, "schema.json")
@@ -262,7 +262,7 @@ def build_training_set_step(
             "labels": request.labels,
             "training_set_key": full_key,
             "report_key": report_key,
-            "report": _report(report),
+            "report": recorded_report(_report(report)),
         },
     )
     built = request.model_copy(
@@ -273,3 +273,17 @@ def build_training_set_step(
 
 def _report(report: TrainingSetReport) -> dict[str, Any]:
     return report.model_dump(mode="json")
+
+
+#: Per-feature counts kept on the run record up to this many features (an item is at most
+#: 400 KB); beyond, the record says so and report.json has them all.
+MAX_RECORDED_FEATURES = 200
+
+
+def recorded_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as the run record keeps it (per-feature counts left to report.json past
+    ``MAX_RECORDED_FEATURES``)."""
+    features = report.get("features") or []
+    if len(features) <= MAX_RECORDED_FEATURES:
+        return report
+    return {**report, "features": [], "features_omitted": len(features)}
