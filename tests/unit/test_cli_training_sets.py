@@ -138,3 +138,18 @@ def test_train_needs_a_dataset_or_labels_but_not_both(cli: Any) -> None:
     )
     assert "give --dataset, or --labels" in _one_line_error(both)
     assert client.calls == []
+
+
+def test_a_run_summary_names_its_views_and_the_label_rows_dropped() -> None:
+    from infra.cli.runs import summary
+
+    run = {
+        "run_id": RUN_ID,
+        "status": "SUCCEEDED",
+        "execution": {"status": "SUCCEEDED"},
+        "feature_views": [{"name": "tumour_measurements", "version": 2}],
+        "training_set": {"report": {"rows": 569, "incomplete": 11, "rows_dropped": 11, "policy": "drop"}},
+    }
+    lines = summary(run)
+    assert "  views       tumour_measurements v2" in lines
+    assert "  labels      569 joined point-in-time, 11 lacking features, 11 dropped" in lines
