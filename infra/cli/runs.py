@@ -118,6 +118,17 @@ def summary(run: dict[str, Any]) -> list[str]:
         )
     elif request.get("dataset_key"):
         line("dataset", str(request["dataset_key"]))
+    views = run.get("feature_views") or []
+    if views:
+        line("views", ", ".join(f"{v.get('name')} v{v.get('version')}" for v in views))
+    report = (run.get("training_set") or {}).get("report") or {}
+    if report:
+        dropped = f", {report['rows_dropped']} dropped" if report.get("policy") else ""
+        line(
+            "labels",
+            f"{report.get('rows')} joined point-in-time, "
+            f"{report.get('incomplete')} lacking features{dropped}",
+        )
     metric = run.get("target_metric") or request.get("target_metric")
     candidates = {c.get("candidate_id"): c for c in run.get("candidates") or []}
     best = candidates.get(run.get("best_candidate"))

@@ -5,6 +5,9 @@
               failed → ModelRejected (a named failure; the run record says why)
     any step failing → MarkFailed (records the error, emits TrainingRunFailed) → TrainingFailed
 
+A run naming feature views starts at the TrainingData choice: BuildTrainingSet joins its
+labels with the views' sources point-in-time into its dataset, then ValidateData as any run.
+
 Steps pass small JSON (S3 keys, ids), never data. Every task retries transient Lambda
 errors and the project's own ``Unavailable`` (throttling); every task's failure is
 caught and recorded. Paths in the definition are flat fields (no ``$.xs[0].field``)
@@ -90,6 +93,13 @@ class TrainingConstruct(Construct):
                 log_retention=log_retention,
             )
 
+        self.build_training_set = step(
+            "BuildTrainingSet",
+            "build_training_set",
+            "Joins a run's labels with its feature views point-in-time into its dataset.",
+            memory=2048,
+            minutes=15,
+        )
         self.validate_data = step(
             "ValidateData",
             "validate_data",
@@ -137,9 +147,16 @@ class TrainingConstruct(Construct):
             storage.grant_prefix_read(self.evaluate.role, prefix)
         # Evaluate adds the output distribution and the metric baseline to the run's profile.
         storage.grant_prefix_write(self.evaluate.role, runs)
+        # Labels (under datasets/) and the views' offline sources in; the training set out, under
+        # datasets/training-sets/ only (never over a caller's dataset): keys.TRAINING_SETS_PREFIX.
+        for prefix in (datasets, "feature-sources/"):
+            storage.grant_prefix_read(self.build_training_set.role, prefix)
+            storage.grant_prefix_list(self.build_training_set.role, prefix)
+        storage.grant_prefix_write(self.build_training_set.role, "datasets/training-sets/")
         storage.grant_prefix_read(self.register_model.role, runs)
         storage.grant_prefix_write(self.register_model.role, models)
         for function in (
+            self.build_training_set,
             self.validate_data,
             self.train_candidate,
             self.select_best,
@@ -255,10 +272,23 @@ class TrainingConstruct(Construct):
         definition = validate.next(candidates).next(select).next(evaluate).next(gate)
 
         log_group = aws_logs.LogGroup(self, "StateMachineLogs", retention=log_retention)
+
+        # Runs naming feature views get their dataset first (point-in-time), then go on as any run.
+        build = caught(
+            self._invoke("BuildTrainingSet", self.build_training_set, "Labels joined with feature views.")
+        )
+        start = (
+            sfn.Choice(
+                scope, "TrainingData", comment="Feature views named: build the dataset from them first."
+            )
+            .when(sfn.Condition.is_present("$.feature_views"), build.next(validate))
+            .otherwise(validate)
+        )
+        del definition  # reached from the choice
         machine = sfn.StateMachine(
             self,
             "StateMachine",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            definition_body=sfn.DefinitionBody.from_chainable(start),
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=Duration.hours(2),
             tracing_enabled=True,
@@ -288,6 +318,7 @@ class TrainingConstruct(Construct):
     @property
     def functions(self) -> list[ServiceFunction]:
         return [
+            self.build_training_set,
             self.validate_data,
             self.train_candidate,
             self.select_best,

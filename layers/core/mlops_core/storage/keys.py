@@ -257,6 +257,22 @@ def feedback_hours(model_name: str, start_ms: int, end_ms: int) -> list[str]:
 FEATURE_SOURCES_PREFIX = "feature-sources/"
 
 
+def training_set_object(run_id: str, filename: str) -> str:
+    """A point-in-time training set built for a run (its dataset, schema, every label row with
+    its status, the report): ``datasets/training-sets/{run_id}/{filename}``. Under datasets/,
+    so every step that reads a run's dataset reads it there as it reads a flat CSV."""
+    return f"{DATASETS_PREFIX}training-sets/{run_id}/{filename}"
+
+
+TRAINING_SETS_PREFIX = f"{DATASETS_PREFIX}training-sets/"
+
+
+def uploaded_labels(sha256: str) -> str:
+    """A labels file `mlops train --labels FILE` uploaded, addressed by its bytes' sha256 (the
+    same file twice is one object; a run's labels are never overwritten)."""
+    return f"{DATASETS_PREFIX}labels/sha256/{sha256}/labels.csv"
+
+
 def reference_profile(run_id: str) -> str:
     return f"{RUNS_PREFIX}{run_id}/reference_profile.json"
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlops_core.data.schema import DatasetSchema
 from mlops_core.errors import Invalid, NotFound, detail
+from mlops_core.features.entities import VIEW_NAME_PATTERN
 from mlops_core.registry.entities import ALIAS_PATTERN, MODEL_NAME_PATTERN
+from mlops_core.registry.signature import FeatureViewInput, ViewFeature
 from mlops_core.storage import keys
 from mlops_core.storage.dynamo import serialize
 from mlops_core.storage.s3 import ArtifactStore
@@ -46,6 +48,64 @@ class TrainingTrigger(BaseModel):
     event: TriggerEvent
 
 
+class TrainingSetOptions(BaseModel):
+    """How a point-in-time training set is read from its labels and what is done with label
+    rows lacking features (docs/features.md, "Point-in-time training sets")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entity_column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The labels' entity id column (default: the first view's entity column)",
+    )
+    timestamp_column: str = Field(
+        default="event_timestamp",
+        min_length=1,
+        max_length=128,
+        description="The labels' time column: ISO 8601 (UTC unless it says otherwise) or Unix seconds",
+    )
+    label_column: str = Field(default="label", min_length=1, max_length=128, description="The target")
+    task: Literal["classification", "regression"] = Field(
+        default="classification", description="classification: the labels are whole class codes"
+    )
+    on_missing: Literal["drop", "fail"] = Field(
+        default="drop",
+        description="Label rows lacking a feature (missing, expired past the TTL, or null): drop "
+        "them (counted in the report), or fail the run",
+    )
+    max_incomplete_fraction: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="With drop: the run fails if more than this share of the label rows lack features",
+    )
+
+
+class FeatureViewRef(BaseModel):
+    """A feature view as a training set read it (lineage): name, version and digest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=VIEW_NAME_PATTERN)
+    version: int = Field(ge=1)
+    digest: str
+    entity: str = Field(description="The view's entity key")
+    entity_type: Literal["int64", "string"]
+    features: list[str] = Field(description="Its features, as columns of the training set (in this order)")
+
+    def signature_input(self) -> FeatureViewInput:
+        """How a model trained on it names the view in its signature (``ModelSignature.feature_views``)."""
+        return FeatureViewInput(
+            view=self.name,
+            version=self.version,
+            entity=self.entity,
+            entity_type=self.entity_type,
+            features=[ViewFeature(name=f) for f in self.features],
+        )
+
+
 class TrainingRequest(BaseModel):
     """The state machine's input."""
 
@@ -53,7 +113,26 @@ class TrainingRequest(BaseModel):
 
     run_id: str = Field(pattern=RUN_ID_PATTERN, description="Also the execution's name")
     model_name: str = Field(pattern=MODEL_NAME_PATTERN)
-    dataset_key: str = Field(min_length=1, description="CSV in the artifacts bucket")
+    dataset_key: str | None = Field(
+        default=None,
+        min_length=1,
+        description="CSV in the artifacts bucket; or give labels and feature_views instead",
+    )
+    labels: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A labels CSV under datasets/ (entity id, event time, label): joined point-in-time "
+        "with feature_views into the run's dataset by BuildTrainingSet",
+    )
+    feature_views: list[Annotated[str, Field(pattern=VIEW_NAME_PATTERN)]] | None = Field(
+        default=None, min_length=1, max_length=10, description="The views whose features the model takes"
+    )
+    training_set: TrainingSetOptions | None = Field(
+        default=None, description="With labels: their columns, the task, and the missing-feature policy"
+    )
+    feature_view_versions: list[FeatureViewRef] | None = Field(
+        default=None, description="Set by BuildTrainingSet: the views and versions the dataset was built from"
+    )
     schema_key: str | None = Field(default=None, description="Defaults to schema.json beside the dataset")
     expectations_key: str | None = None
     target_metric: str | None = Field(
@@ -75,6 +154,12 @@ class TrainingRequest(BaseModel):
 
     @model_validator(mode="after")
     def _fractions(self) -> TrainingRequest:
+        if self.dataset_key is None and self.labels is None:
+            raise ValueError("give dataset_key, or labels with feature_views")
+        if (self.labels is None) != (self.feature_views is None):
+            raise ValueError("labels and feature_views go together (a point-in-time training set)")
+        if self.training_set is not None and self.labels is None:
+            raise ValueError("training_set options need labels and feature_views")
         if self.holdout_fraction + self.validation_fraction >= 0.8:
             raise ValueError("holdout_fraction + validation_fraction must leave at least 20% to train on")
         if self.promote_to == "production":
@@ -87,7 +172,13 @@ class TrainingRequest(BaseModel):
         """The schema's key, and the request field that names it (for error locations)."""
         if self.schema_key:
             return self.schema_key, ["body", "schema_key"]
+        if self.dataset_key is None:
+            raise InvalidTrainingRequest("a run on feature views has no dataset before BuildTrainingSet")
         return keys.sibling(self.dataset_key, "schema.json"), ["body", "dataset_key"]
+
+    @property
+    def options(self) -> TrainingSetOptions:
+        return self.training_set or TrainingSetOptions()
 
 
 class CheckedRequest(NamedTuple):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlops_core.registry.signature import FeatureViewInput
 
 Task = Literal["classification", "regression"]
 
@@ -37,6 +39,9 @@ class Candidate(_State):
     task: Task
     dataset: DatasetRef
     features: list[str]
+    #: The feature views the dataset was built from (a point-in-time training set): written
+    #: into the candidate's signature, so the registered version names them.
+    feature_views: list[FeatureViewInput] | None = Field(default=None, exclude_if=lambda v: v is None)
     target: str
     seed: int
     holdout_fraction: float

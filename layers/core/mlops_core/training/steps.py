@@ -51,6 +51,7 @@ from mlops_core.training.state import (
     ValidatedState,
 )
 from mlops_core.training.tracking import RunTracker, package_versions
+from mlops_core.training.training_sets import recorded_report
 
 
 def _load_table(store: ArtifactStore, dataset: DatasetRef) -> tuple[datasets.Table, DatasetSchema]:
@@ -80,6 +81,12 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
         request.model_dump(mode="json"),
         triggered_by=request.triggered_by.model_dump(mode="json") if request.triggered_by else None,
     )
+    if request.feature_view_versions is not None:
+        _record_training_set(request, store, tracker)
+    if request.dataset_key is None:
+        raise InvalidTrainingRequest(
+            "a run on feature views starts at BuildTrainingSet, which sets its dataset"
+        )
     schema_key, _ = request.schema_location()
     schema = read_schema(store, request)
     checked = check_against_schema(request, schema)
@@ -135,6 +142,9 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
             task=schema.task,
             dataset=dataset,
             features=features,
+            feature_views=[v.signature_input() for v in request.feature_view_versions]
+            if request.feature_view_versions
+            else None,
             target=schema.target,
             seed=request.seed,
             holdout_fraction=request.holdout_fraction,
@@ -160,6 +170,29 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
         reference_profile_key=profile_key,
         candidates=candidates,
     ).model_dump(mode="json")
+
+
+def _record_training_set(request: TrainingRequest, store: ArtifactStore, tracker: RunTracker) -> None:
+    """Lineage of a run on feature views, on its record again (``start`` rewrote it): the views
+    and versions read, and BuildTrainingSet's report."""
+    report_key = keys.training_set_object(request.run_id, "report.json")
+    try:
+        report = json.loads(store.get(report_key).data)
+    except NotFound:
+        raise InvalidTrainingRequest(
+            "the request names feature_view_versions but no training set was built for this run "
+            "(BuildTrainingSet writes them)"
+        ) from None
+    tracker.update(
+        request.run_id,
+        feature_views=[v.model_dump(mode="json") for v in request.feature_view_versions or []],
+        training_set={
+            "labels": request.labels,
+            "training_set_key": keys.training_set_object(request.run_id, "training_set.csv"),
+            "report_key": report_key,
+            "report": recorded_report(report),
+        },
+    )
 
 
 # ---- TrainCandidate ---------------------------------------------------------------------
@@ -191,6 +224,10 @@ def train_candidate(
         feature_types=[types[f] for f in candidate.features],
         target=candidate.target,
     )
+    if candidate.feature_views:
+        signature = ModelSignature.model_validate(
+            {**signature.model_dump(), "feature_views": [v.model_dump() for v in candidate.feature_views]}
+        )
     x_validation = x[validation_rows]
     probabilities = estimator.predict_proba(x_validation) if candidate.task == "classification" else None
     scores = metrics.score(
