@@ -218,3 +218,8 @@ def candidate_artifact(run_id: str, candidate_id: str, filename: str) -> str:
 def sibling(key: str, filename: str) -> str:
     """``filename`` in the same folder as ``key`` (schema.json beside data.csv, and so on)."""
     return f"{key.rsplit('/', 1)[0]}/{filename}" if "/" in key else filename
+
+
+def search_study(run_id: str) -> str:
+    """A search run's Optuna study between rounds: every trial asked and told (JSON)."""
+    return f"{RUNS_PREFIX}{run_id}/search/study.json"

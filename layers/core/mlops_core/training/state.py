@@ -124,3 +124,14 @@ class Registered(_State):
     artifact_sha256: str
     holdout_metrics: dict[str, float]
     alias: str | None
+
+
+class SearchState(RunState):
+    """An Optuna search between rounds: ValidateData's and SearchRound's output, the trial
+    Map's input (``candidates``: this round's trials), and SearchRound's input again with the
+    Map's ``results`` (a TrainCandidate result, or the trial with ``error`` when it failed)."""
+
+    search: dict[str, Any]
+    search_round: int
+    candidates: list[Candidate]
+    results: list[dict[str, Any]] = []

@@ -46,6 +46,7 @@ from mlops_core.training.state import (
     Evaluation,
     Registered,
     RunState,
+    SearchState,
     SelectedState,
     TrainedState,
     ValidatedState,
@@ -143,6 +144,28 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
         )
         for i, (spec, params) in enumerate(checked.candidates)
     ]
+    optuna = request.optuna()
+    if optuna is not None:  # Optuna's search: SearchRound asks the first round's trials
+        base = ValidatedState(
+            run_id=request.run_id,
+            model_name=request.model_name,
+            task=schema.task,
+            dataset=dataset,
+            features=features,
+            target=schema.target,
+            target_metric=target_metric,
+            threshold=request.threshold,
+            tolerance=request.tolerance,
+            seed=request.seed,
+            holdout_fraction=request.holdout_fraction,
+            validation_fraction=request.validation_fraction,
+            promote_to=request.promote_to,
+            reference_profile_key=profile_key,
+            candidates=[],
+        ).model_dump(include=set(RunState.model_fields))
+        return SearchState(
+            **base, search=optuna.model_dump(mode="json"), search_round=0, candidates=[]
+        ).model_dump(mode="json", exclude={"results"})
     return ValidatedState(
         run_id=request.run_id,
         model_name=request.model_name,
