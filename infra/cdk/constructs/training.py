@@ -1,8 +1,10 @@
 """The training workflow: one Lambda per step and the Step Functions state machine.
 
-    ValidateData → TrainCandidates (Map, bounded concurrency) → SelectBest → Evaluate
-      → Gate: passed → RegisterModel → Succeeded
-              failed → ModelRejected (a named failure; the run record says why)
+    ValidateData → Search? no  → TrainCandidates (Map, bounded concurrency) → SelectBest → Evaluate
+                           yes → SearchRound → Searched? no  → TrainTrials (Map) → SearchRound …
+                                                        yes → Evaluate (the study's best trial)
+    Evaluate → Gate: passed → RegisterModel → Succeeded
+                     failed → ModelRejected (a named failure; the run record says why)
     any step failing → MarkFailed (records the error, emits TrainingRunFailed) → TrainingFailed
 
 Steps pass small JSON (S3 keys, ids), never data. Every task retries transient Lambda
@@ -37,6 +39,7 @@ from constructs import Construct
 from infra.cdk.constructs.functions import ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import StorageConstruct
+from mlops_core.training.search import MAX_PARALLELISM
 
 #: Parallel TrainCandidate invocations per execution.
 MAX_CONCURRENCY = 4
@@ -125,6 +128,15 @@ class TrainingConstruct(Construct):
             minutes=2,
         )
         self.mark_failed = step("MarkFailed", "mark_failed", "Records why a training run failed.")
+        # Optuna's ask-and-tell between rounds (optuna is in the science layer).
+        self.search_round = step(
+            "SearchRound",
+            "search_round",
+            "Tells a search round's results to the Optuna study, asks the next round's trials.",
+            science=True,
+            memory=1024,
+            minutes=2,
+        )
 
         # What each step may touch: its own inputs and outputs, nothing else.
         datasets, runs, models = "datasets/", "runs/", "models/"
@@ -138,6 +150,10 @@ class TrainingConstruct(Construct):
         # Evaluate adds the output distribution and the metric baseline to the run's profile.
         storage.grant_prefix_write(self.evaluate.role, runs)
         storage.grant_prefix_read(self.register_model.role, runs)
+        # The study between rounds: runs/{run}/search/study.json.
+        storage.grant_prefix_read(self.search_round.role, runs)
+        storage.grant_prefix_list(self.search_round.role, runs)
+        storage.grant_prefix_write(self.search_round.role, runs)
         storage.grant_prefix_write(self.register_model.role, models)
         for function in (
             self.validate_data,
@@ -146,6 +162,7 @@ class TrainingConstruct(Construct):
             self.evaluate,
             self.register_model,
             self.mark_failed,
+            self.search_round,
         ):
             storage.grant_metadata_read_write(function.role)
         event_bus.grant_put_events_to(self.mark_failed.role)
@@ -252,7 +269,45 @@ class TrainingConstruct(Construct):
             )
             .otherwise(rejected)
         )
-        definition = validate.next(candidates).next(select).next(evaluate).next(gate)
+        candidates.next(select).next(evaluate).next(gate)
+
+        # Optuna's search: SearchRound asks a round's trials, TrainTrials trains them with
+        # the same TrainCandidate function, SearchRound tells the results and asks again
+        # until the budget is spent; then the best trial goes to Evaluate.
+        search_round = caught(
+            self._invoke("SearchRound", self.search_round, "Tell the last round, ask the next (Optuna).")
+        )
+        train_trial = self._invoke("TrainTrial", self.train_candidate, "Fit one trial, export, validate.")
+        # A trial that fails is told as failed; the search goes on without it.
+        train_trial.add_catch(
+            sfn.Pass(scope, "TrialFailed", comment="Keep the trial with its error for SearchRound."),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        trials = caught(
+            sfn.Map(
+                scope,
+                "TrainTrials",
+                comment="One TrainCandidate per trial of the round, in parallel.",
+                items_path="$.candidates",
+                max_concurrency=MAX_PARALLELISM,
+                result_path="$.results",
+            ).item_processor(train_trial)
+        )
+        searched = (
+            sfn.Choice(
+                scope, "Searched", comment="SearchRound returns the best trial once the budget is spent."
+            )
+            .when(sfn.Condition.is_present("$.best"), evaluate)
+            .otherwise(trials)
+        )
+        search_round.next(searched)
+        trials.next(search_round)
+        definition = validate.next(
+            sfn.Choice(scope, "Search", comment="Optuna's search, or the request's candidates.")
+            .when(sfn.Condition.is_present("$.search"), search_round)
+            .otherwise(candidates)
+        )
 
         log_group = aws_logs.LogGroup(self, "StateMachineLogs", retention=log_retention)
         machine = sfn.StateMachine(
@@ -294,4 +349,5 @@ class TrainingConstruct(Construct):
             self.evaluate,
             self.register_model,
             self.mark_failed,
+            self.search_round,
         ]
