@@ -66,7 +66,14 @@ def test_two_rounds_of_three_trials_record_six_trials_and_register_the_best(aws:
 
     selected, entered = _search(dataset, "search-1")
 
-    assert entered == ["ValidateData", "SearchRound", "TrainTrials x3", "SearchRound", "TrainTrials x3", "SearchRound"]
+    assert entered == [
+        "ValidateData",
+        "SearchRound",
+        "TrainTrials x3",
+        "SearchRound",
+        "TrainTrials x3",
+        "SearchRound",
+    ]
     run = _tracker().get_with_candidates("search-1")
     search = run["search"]
     assert [t["number"] for t in search["trials"]] == [0, 1, 2, 3, 4, 5]
@@ -84,7 +91,9 @@ def test_two_rounds_of_three_trials_record_six_trials_and_register_the_best(aws:
     for candidate_id, value in values.items():
         assert trained[candidate_id]["validation_metrics"][metric] == pytest.approx(value)
     name = next(iter(SPACES[dataset.task]["space"]))
-    assert trained[search["best"]["candidate_id"]]["params"][name] == pytest.approx(search["best"]["params"][name])
+    assert trained[search["best"]["candidate_id"]]["params"][name] == pytest.approx(
+        search["best"]["params"][name]
+    )
     # The best goes through the same gate and registration as a fixed candidate.
     registry = ModelRegistry(MetadataTable(TABLE), _store())
     evaluated = evaluate(selected, _store(), registry, _tracker())
@@ -131,7 +140,9 @@ def test_a_failed_trial_is_told_as_failed_and_the_search_goes_on(aws: None) -> N
     state = search_round(state, store, tracker)
     good, bad = state["candidates"]
     failure = bad | {"error": {"Error": "Sandbox.Timedout", "Cause": "Task timed out after 900 seconds"}}
-    selected = search_round(state | {"results": [train_candidate(good, store, tracker), failure]}, store, tracker)
+    selected = search_round(
+        state | {"results": [train_candidate(good, store, tracker), failure]}, store, tracker
+    )
 
     assert selected["best"]["candidate_id"] == good["candidate_id"]
     trials = _tracker().get("f")["search"]["trials"]
@@ -147,7 +158,9 @@ def test_a_search_where_no_trial_completes_fails_the_run_naming_why(aws: None) -
     spec = SPACES["classification"] | {"n_trials": 1, "parallelism": 1}
     state = search_round(
         validate_data(
-            {"run_id": "n", "model_name": "iris", "dataset_key": dataset.data_key, "search": spec}, store, tracker
+            {"run_id": "n", "model_name": "iris", "dataset_key": dataset.data_key, "search": spec},
+            store,
+            tracker,
         ),
         store,
         tracker,
