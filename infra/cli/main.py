@@ -467,6 +467,13 @@ def _candidates(raw: str) -> list[Any]:
     return candidates
 
 
+def _search(raw: str) -> dict[str, Any]:
+    search = _json_option(raw, "--search")
+    if not isinstance(search, dict) or "family" not in search or "space" not in search:
+        raise _usage('expected a JSON object {"family": ..., "space": {...}, "n_trials": ...}', "--search")
+    return search
+
+
 def _follow(client: ApiClient, run_id: str, timeout: float, json_flag: bool) -> None:
     """Wait for the run, print its summary (or JSON), exit with the run's outcome."""
     from infra.cli.runs import wait_for_run
@@ -499,9 +506,19 @@ def train(
         str,
         typer.Option(help="S3 key of the CSV in the artifacts bucket (as `mlops datasets upload` prints)"),
     ],
-    candidates: Annotated[str, typer.Option(help="JSON list of {family, params}, or @file.json")] = (
-        '[{"family": "logistic_regression"}]'
-    ),
+    candidates: Annotated[
+        str | None,
+        typer.Option(
+            help='JSON list of {family, params}, or @file.json [default: [{"family": "logistic_regression"}]]'
+        ),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna's search instead of candidates: a JSON object {family, space, n_trials | rounds | "
+            "timeout_seconds, parallelism, ...}, or @space.json (docs/training.md)"
+        ),
+    ] = None,
     metric: Annotated[str | None, typer.Option(help="Target metric (roc_auc, accuracy, rmse, ...)")] = None,
     threshold: Annotated[
         float | None, typer.Option(help="The gate: minimum (or maximum) target metric")
@@ -525,12 +542,13 @@ def train(
     candidate, holdout metrics, the registered version or why it was rejected); --json prints
     the whole run record instead.
     """
-    request: dict[str, Any] = {
-        "model_name": model,
-        "dataset_key": dataset,
-        "candidates": _candidates(candidates),
-        "seed": seed,
-    }
+    request: dict[str, Any] = {"model_name": model, "dataset_key": dataset, "seed": seed}
+    if search is not None:
+        if candidates is not None:
+            raise _usage("give --candidates or --search, not both", "--search")
+        request["search"] = _search(search)
+    else:
+        request["candidates"] = _candidates(candidates or '[{"family": "logistic_regression"}]')
     for key, value in (
         ("target_metric", metric),
         ("threshold", threshold),
