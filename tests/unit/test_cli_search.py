@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.unit.test_cli import RUN_ID, SUCCEEDED, TRAIN, FakeClient, cli  # noqa: F401 - cli is a fixture
+from tests.unit import test_cli
+from tests.unit.test_cli import RUN_ID, SUCCEEDED, TRAIN, FakeClient
+
+cli = test_cli.cli  # the fixture: `mlops` with a fake client
 
 SPACE = {
     "family": "logistic_regression",
@@ -77,8 +80,8 @@ def test_runs_show_lists_every_trial_and_marks_the_best(cli: Any) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert (
-        "  search      6 trials in 2 round(s) of logistic_regression, maximize roc_auc, budget spent: 6 trials"
-        in lines
+        "  search      6 trials in 2 round(s) of logistic_regression, maximize roc_auc, "
+        "budget spent: 6 trials" in lines
     )
     trial_lines = [line for line in lines if line.strip().lstrip("*").startswith("t0")]
     assert len(trial_lines) == 6
