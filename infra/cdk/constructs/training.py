@@ -38,6 +38,7 @@ from constructs import Construct
 
 from infra.cdk.constructs.functions import ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
+from infra.cdk.constructs.sagemaker_training import SageMakerTraining
 from infra.cdk.constructs.storage import StorageConstruct
 from mlops_core.training.search import MAX_PARALLELISM
 
@@ -45,6 +46,10 @@ from mlops_core.training.search import MAX_PARALLELISM
 MAX_CONCURRENCY = 4
 #: Errors worth another attempt: our adapters raise Unavailable on throttling/timeouts.
 TRANSIENT_ERRORS = ["Unavailable"]
+#: Datasets larger than this train in SageMaker training jobs (unless the request says
+#: otherwise): TrainCandidate's 3,008 MB hold a CSV about a sixth of their size once parsed,
+#: split and fitted (docs/training.md).
+SAGEMAKER_THRESHOLD_BYTES = 500_000_000
 
 
 class TrainingConstruct(Construct):
@@ -138,6 +143,20 @@ class TrainingConstruct(Construct):
             minutes=2,
         )
 
+        # After a SageMaker training job: its result, checked and recorded like TrainCandidate's.
+        self.collect_training_job = step(
+            "CollectTrainingJob",
+            "collect_training_job",
+            "Reads a SageMaker training job's candidate result, checks it, records it on the run.",
+        )
+        self.sagemaker = SageMakerTraining(
+            self,
+            "SageMakerTraining",
+            storage=storage,
+            repo_root=functions_dir.parent,
+            code_version=code_version,
+        )
+
         # What each step may touch: its own inputs and outputs, nothing else.
         datasets, runs, models = "datasets/", "runs/", "models/"
         storage.grant_prefix_read(self.validate_data.role, datasets)
@@ -150,6 +169,7 @@ class TrainingConstruct(Construct):
         # Evaluate adds the output distribution and the metric baseline to the run's profile.
         storage.grant_prefix_write(self.evaluate.role, runs)
         storage.grant_prefix_read(self.register_model.role, runs)
+        storage.grant_prefix_read(self.collect_training_job.role, runs)
         # The study between rounds: runs/{run}/search/study.json.
         storage.grant_prefix_read(self.search_round.role, runs)
         storage.grant_prefix_list(self.search_round.role, runs)
@@ -163,11 +183,15 @@ class TrainingConstruct(Construct):
             self.register_model,
             self.mark_failed,
             self.search_round,
+            self.collect_training_job,
         ):
             storage.grant_metadata_read_write(function.role)
         event_bus.grant_put_events_to(self.mark_failed.role)
         event_bus.grant_put_events_to(self.register_model.role)
 
+        self.validate_data.function.add_environment(
+            "SAGEMAKER_THRESHOLD_BYTES", str(SAGEMAKER_THRESHOLD_BYTES)
+        )
         self.state_machine = self._state_machine(log_retention)
 
         # The API that starts runs and reads them (routes are added by the API construct).
@@ -218,6 +242,34 @@ class TrainingConstruct(Construct):
         task.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
         return task
 
+    def _trainer(
+        self, what: str, on_lambda: tasks.LambdaInvoke, *, failed: sfn.IChainable | None = None
+    ) -> sfn.Choice:
+        """A Map item's trainer: ``on_lambda``, or a SageMaker training job and
+        CollectTrainingJob when the item's ``compute`` is ``sagemaker`` (ValidateData decides)."""
+        job = self.sagemaker.task(self.workflow, f"Train{what}OnSageMaker")
+        job.add_retry(
+            errors=["SageMaker.AmazonSageMakerException"],
+            interval=Duration.seconds(10),
+            max_attempts=3,
+            backoff_rate=2,
+        )
+        collect = self._invoke(
+            f"Collect{what}Job", self.collect_training_job, "Check and record the job's result."
+        )
+        if failed is not None:
+            for state in (on_lambda, job, collect):
+                state.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+        return (
+            sfn.Choice(
+                self.workflow,
+                f"{what}Compute",
+                comment="Lambda or a SageMaker training job (ValidateData chose).",
+            )
+            .when(sfn.Condition.string_equals("$.compute", "sagemaker"), job.next(collect))
+            .otherwise(on_lambda)
+        )
+
     def _state_machine(self, log_retention: aws_logs.RetentionDays) -> sfn.StateMachine:
         # States live in their own scope: their ids are the state names, which repeat the
         # step functions' names.
@@ -241,7 +293,10 @@ class TrainingConstruct(Construct):
         validate = caught(
             self._invoke("ValidateData", self.validate_data, "Schema, expectations, candidates.")
         )
-        train = self._invoke("TrainCandidate", self.train_candidate, "Fit, export to ONNX, validate.")
+        train = self._trainer(
+            "Candidate",
+            self._invoke("TrainCandidate", self.train_candidate, "Fit, export to ONNX, validate."),
+        )
         candidates = caught(
             sfn.Map(
                 scope,
@@ -277,12 +332,14 @@ class TrainingConstruct(Construct):
         search_round = caught(
             self._invoke("SearchRound", self.search_round, "Tell the last round, ask the next (Optuna).")
         )
-        train_trial = self._invoke("TrainTrial", self.train_candidate, "Fit one trial, export, validate.")
         # A trial that fails is told as failed; the search goes on without it.
-        train_trial.add_catch(
-            sfn.Pass(scope, "TrialFailed", comment="Keep the trial with its error for SearchRound."),
-            errors=["States.ALL"],
-            result_path="$.error",
+        trial_failed = sfn.Pass(
+            scope, "TrialFailed", comment="Keep the trial with its error for SearchRound."
+        )
+        train_trial = self._trainer(
+            "Trial",
+            self._invoke("TrainTrial", self.train_candidate, "Fit one trial, export, validate."),
+            failed=trial_failed,
         )
         trials = caught(
             sfn.Map(
@@ -350,4 +407,5 @@ class TrainingConstruct(Construct):
             self.register_model,
             self.mark_failed,
             self.search_round,
+            self.collect_training_job,
         ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, NamedTuple, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
@@ -83,6 +83,11 @@ class TrainingRequest(BaseModel):
         default=None, description="A grid (candidates) or Optuna's search (a space and a budget)"
     )
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
+    compute: Literal["lambda", "sagemaker"] | None = Field(
+        default=None,
+        description="Where candidates train: the Lambda trainer or a SageMaker training job; "
+        "unset: SageMaker only above the deployment's dataset-size threshold",
+    )
     holdout_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     validation_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     promote_to: str | None = Field(default=None, pattern=ALIAS_PATTERN, description="Alias to set on success")

@@ -17,6 +17,7 @@ from mlops_core.clock import now_iso, parse_iso
 from mlops_core.errors import Invalid, NotFound
 from mlops_core.storage import keys
 from mlops_core.storage.s3 import ArtifactStore
+from mlops_core.training.compute import stage_for_jobs
 from mlops_core.training.estimators import CandidateSpec, check_candidate
 from mlops_core.training.requests import InvalidTrainingRequest
 from mlops_core.training.search import (
@@ -71,6 +72,7 @@ def _candidate(state: SearchState, spec: OptunaSearchSpec, trial: Trial) -> Cand
         holdout_fraction=state.holdout_fraction,
         validation_fraction=state.validation_fraction,
         target_metric=state.target_metric,
+        compute=state.compute,
     )
 
 
@@ -92,6 +94,7 @@ def search_round(raw_state: dict[str, Any], store: ArtifactStore, tracker: RunTr
         count = min(spec.parallelism, spec.max_trials - len(document.trials))
         pending = ask(document, spec, count, state.seed)
     candidates = [c for t in pending if (c := _candidate(state, spec, t)) is not None]
+    stage_for_jobs(store, candidates)
     _save(store, state.run_id, document)
     tracker.update(state.run_id, search=document.summary())
     if not candidates:  # every trial of the round was refused: tell nothing, ask again

@@ -42,6 +42,7 @@ class Candidate(_State):
     holdout_fraction: float
     validation_fraction: float
     target_metric: str
+    compute: Literal["lambda", "sagemaker"] = "lambda"
 
 
 class CandidateResult(_State):
@@ -78,6 +79,7 @@ class RunState(_State):
     validation_fraction: float
     promote_to: str | None
     reference_profile_key: str
+    compute: Literal["lambda", "sagemaker"] = "lambda"
 
 
 class ValidatedState(RunState):
