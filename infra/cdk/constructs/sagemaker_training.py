@@ -16,6 +16,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import (
     Acknowledgment,
@@ -108,6 +109,18 @@ def build_source_tarball(repo_root: Path, out_dir: Path) -> Path:
     return target
 
 
+class _Prefix(tasks.S3Location):
+    """The job's output location, without the grant ``S3Location.from_bucket`` adds (write,
+    delete and abort on the bucket): the role's ``runs/`` write already covers it."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__()
+        self.uri = uri
+
+    def bind(self, _task: Any, _options: Any = None) -> tasks.S3LocationConfig:
+        return tasks.S3LocationConfig(uri=self.uri)
+
+
 class SageMakerTraining(Construct):
     """The job's image, code and role; ``task`` adds a ``createTrainingJob.sync`` state."""
 
@@ -149,7 +162,13 @@ class SageMakerTraining(Construct):
         storage.grant_prefix_read(self.role, "datasets/")
         storage.grant_prefix_read(self.role, keys.RUNS_PREFIX)
         storage.grant_prefix_write(self.role, keys.RUNS_PREFIX)
-        self.code.grant_read(self.role)
+        # The code asset only (Asset.grant_read would open the whole CDK assets bucket).
+        self.role.add_to_policy(
+            aws_iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[f"arn:{Aws.PARTITION}:s3:::{self.code.s3_bucket_name}/{self.code.s3_object_key}"],
+            )
+        )
         jobs_log_group = (
             f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/TrainingJobs"
         )
@@ -228,7 +247,7 @@ class SageMakerTraining(Construct):
                 "CODE_VERSION": self.code_version,
             },
             output_data_config=tasks.OutputDataConfig(
-                s3_output_location=tasks.S3Location.from_bucket(bucket, keys.TRAINING_JOB_OUTPUT_PREFIX)
+                s3_output_location=_Prefix(f"s3://{bucket.bucket_name}/{keys.TRAINING_JOB_OUTPUT_PREFIX}")
             ),
             resource_config=tasks.ResourceConfig(
                 instance_count=1,

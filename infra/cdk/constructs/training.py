@@ -381,8 +381,17 @@ class TrainingConstruct(Construct):
         Validations.of(machine.role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
-                reason="Tracing (xray:PutTraceSegments, PutTelemetryRecords, GetSampling*) and log "
-                "delivery (logs:CreateLogDelivery and related) support no resource-level permissions.",
+                reason="Tracing (xray:PutTraceSegments, PutTelemetryRecords, GetSampling*), log "
+                "delivery (logs:CreateLogDelivery and related) and sagemaker:ListTags (the .sync "
+                "training-job integration) support no resource-level permissions.",
+            )
+        )
+        Validations.of(machine.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
+                "<AWS::AccountId>:training-job/*]",
+                reason="Training jobs are named at run time (mlops-<uuid>, one per SageMaker candidate); "
+                "the grant covers creating, describing, tagging and stopping training jobs only.",
             )
         )
         stack = Stack.of(self)
