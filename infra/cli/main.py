@@ -530,6 +530,13 @@ def train(
     expectations: Annotated[str | None, typer.Option(help="S3 key of an expectations suite")] = None,
     promote_to: Annotated[str | None, typer.Option(help="Alias to set on success (e.g. staging)")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (the same seed and data give the same model)")] = 42,
+    compute: Annotated[
+        str | None,
+        typer.Option(
+            help="lambda or sagemaker (a training job); unset: SageMaker above the deployment's "
+            "dataset size threshold"
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option(help="Follow the run until it ends, then exit with its outcome")
     ] = False,
@@ -555,6 +562,7 @@ def train(
         ("tolerance", tolerance),
         ("expectations_key", expectations),
         ("promote_to", promote_to),
+        ("compute", compute),
     ):
         if value is not None:
             request[key] = value
