@@ -117,7 +117,8 @@ class _Prefix(tasks.S3Location):
         super().__init__()
         self.uri = uri
 
-    def bind(self, _task: Any, _options: Any = None) -> tasks.S3LocationConfig:
+    # jsii calls an override with the options as one positional struct, not as keywords.
+    def bind(self, _task: Any, _options: Any = None) -> tasks.S3LocationConfig:  # type: ignore[override]
         return tasks.S3LocationConfig(uri=self.uri)
 
 
