@@ -5,7 +5,7 @@ That container gives the job its SageMaker plumbing (the code download from
 ``sagemaker_submit_directory``, hyper-parameters, logs, the exit status) but its
 scikit-learn and Python are older than the project's pins. Models must come out exactly
 as the Lambda trainer makes them, so this script installs the layers' pinned versions
-(``requirements.txt``, built by CDK from layers/*/requirements.txt) into a uv-managed
+(``pins.txt``, built by CDK from layers/*/requirements.txt) into a uv-managed
 CPython of the Lambda runtime's version, then runs the same fitting code there:
 ``python -m mlops_core.training.training_job RUN_ID CANDIDATE_ID``.
 
@@ -23,6 +23,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 HYPERPARAMETERS = Path("/opt/ml/input/config/hyperparameters.json")
+#: Not ``requirements.txt``: the framework's toolkit pip-installs a file of that name into the
+#: container's own (older) Python before the entry point runs, and these pins need 3.12.
+PINS = "pins.txt"
 VENV = Path(tempfile.gettempdir()) / "mlops-training"
 
 
@@ -67,7 +70,7 @@ def main() -> int:
             "--python",
             python,
             "-r",
-            str(HERE / "requirements.txt"),
+            str(HERE / PINS),
         ]
     )
     environment = dict(os.environ, PYTHONPATH=str(HERE))

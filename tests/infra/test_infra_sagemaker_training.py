@@ -161,9 +161,10 @@ def test_the_code_asset_holds_the_launcher_the_layers_pins_and_mlops_core(tmp_pa
 
     with tarfile.open(fileobj=io.BytesIO(tarball.read_bytes()), mode="r:gz") as archive:
         names = archive.getnames()
-        requirements = archive.extractfile("requirements.txt").read().decode()  # type: ignore[union-attr]
+        requirements = archive.extractfile("pins.txt").read().decode()  # type: ignore[union-attr]
         pins = json.loads(archive.extractfile("launcher.json").read())  # type: ignore[union-attr]
     assert "launcher.py" in names
+    assert "requirements.txt" not in names  # the toolkit would install it into the container's Python
     assert "mlops_core/training/training_job.py" in names and "mlops_core/training/steps.py" in names
     for layer in ("core", "science"):
         for line in (ROOT / "layers" / layer / "requirements.txt").read_text().splitlines():

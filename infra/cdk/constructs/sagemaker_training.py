@@ -3,7 +3,7 @@
 The job runs the scikit-learn framework container (its image looked up per region from
 ``SKLEARN_IMAGE_ACCOUNTS``, a CloudFormation mapping: the account that publishes the image
 differs by region), with the project's training code uploaded as an S3 asset
-(``sourcedir.tar.gz``: infra/sagemaker/launcher.py, the layers' pins, ``mlops_core``), and
+(``sourcedir.tar.gz``: infra/sagemaker/launcher.py, the layers' pins as ``pins.txt``, ``mlops_core``), and
 an execution role that reads datasets and writes the run's files, nothing else.
 ``task`` makes the ``createTrainingJob.sync`` state the workflow's Map runs for a candidate
 whose ``compute`` is ``sagemaker``; docs/training.md says when that is and what it costs.
@@ -92,7 +92,8 @@ def build_source_tarball(repo_root: Path, out_dir: Path) -> Path:
     files: dict[str, bytes] = {
         LAUNCHER: (repo_root / "infra" / "sagemaker" / LAUNCHER).read_bytes(),
         "launcher.json": json.dumps({"python": JOB_PYTHON, "uv": UV_VERSION}).encode(),
-        "requirements.txt": _requirements(repo_root).encode(),
+        # Not requirements.txt: the container would pip-install it into its own Python.
+        "pins.txt": _requirements(repo_root).encode(),
     }
     package = repo_root / "layers" / "core" / "mlops_core"
     for path in sorted(package.rglob("*.py")):
