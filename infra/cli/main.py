@@ -480,6 +480,13 @@ def _candidates(raw: str) -> list[Any]:
     return candidates
 
 
+def _search(raw: str) -> dict[str, Any]:
+    search = _json_option(raw, "--search")
+    if not isinstance(search, dict) or "family" not in search or "space" not in search:
+        raise _usage('expected a JSON object {"family": ..., "space": {...}, "n_trials": ...}', "--search")
+    return search
+
+
 def _follow(client: ApiClient, run_id: str, timeout: float, json_flag: bool) -> None:
     """Wait for the run, print its summary (or JSON), exit with the run's outcome."""
     from infra.cli.runs import wait_for_run
@@ -527,6 +534,30 @@ def _feature_view_inputs(labels: str, features: str, options: dict[str, Any]) ->
     return {"labels": key, "feature_views": views, "training_set": options}
 
 
+def _training_request(
+    model: str,
+    seed: int,
+    *,
+    dataset: str | None,
+    labels: str | None,
+    candidates: str | None,
+    search: str | None,
+) -> dict[str, Any]:
+    """The request's data and what it trains: a dataset or labels; candidates or a search."""
+    if (dataset is None) == (labels is None):
+        raise _usage("give --dataset, or --labels with --features", "--dataset", "--labels")
+    request: dict[str, Any] = {"model_name": model, "seed": seed}
+    if dataset is not None:
+        request["dataset_key"] = dataset
+    if search is not None:
+        if candidates is not None:
+            raise _usage("give --candidates or --search, not both", "--search")
+        request["search"] = _search(search)
+    else:
+        request["candidates"] = _candidates(candidates or '[{"family": "logistic_regression"}]')
+    return request
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def train(
     model: Annotated[str, typer.Option(help="Model name to register under")],
@@ -534,9 +565,19 @@ def train(
         str | None,
         typer.Option(help="S3 key of the CSV in the artifacts bucket (as `mlops datasets upload` prints)"),
     ] = None,
-    candidates: Annotated[str, typer.Option(help="JSON list of {family, params}, or @file.json")] = (
-        '[{"family": "logistic_regression"}]'
-    ),
+    candidates: Annotated[
+        str | None,
+        typer.Option(
+            help='JSON list of {family, params}, or @file.json [default: [{"family": "logistic_regression"}]]'
+        ),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna's search instead of candidates: a JSON object {family, space, n_trials | rounds | "
+            "timeout_seconds, parallelism, ...}, or @space.json (docs/training.md)"
+        ),
+    ] = None,
     metric: Annotated[str | None, typer.Option(help="Target metric (roc_auc, accuracy, rmse, ...)")] = None,
     threshold: Annotated[
         float | None, typer.Option(help="The gate: minimum (or maximum) target metric")
@@ -548,6 +589,13 @@ def train(
     expectations: Annotated[str | None, typer.Option(help="S3 key of an expectations suite")] = None,
     promote_to: Annotated[str | None, typer.Option(help="Alias to set on success (e.g. staging)")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (the same seed and data give the same model)")] = 42,
+    compute: Annotated[
+        str | None,
+        typer.Option(
+            help="lambda or sagemaker (a training job); unset: SageMaker above the deployment's "
+            "dataset size threshold"
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option(help="Follow the run until it ends, then exit with its outcome")
     ] = False,
@@ -607,21 +655,20 @@ def train(
     candidate, holdout metrics, the registered version or why it was rejected); --json prints
     the whole run record instead.
     """
-    if (dataset is None) == (labels is None):
-        raise _usage("give --dataset, or --labels with --features", "--dataset", "--labels")
     if (labels is None) != (features is None):
         raise _usage("--labels and --features go together", "--labels", "--features")
     if on_missing not in ("drop", "fail"):
         raise _usage("--on-missing is drop or fail", "--on-missing")
-    request: dict[str, Any] = {"model_name": model, "candidates": _candidates(candidates), "seed": seed}
-    if dataset is not None:
-        request["dataset_key"] = dataset
+    request = _training_request(
+        model, seed, dataset=dataset, labels=labels, candidates=candidates, search=search
+    )
     for key, value in (
         ("target_metric", metric),
         ("threshold", threshold),
         ("tolerance", tolerance),
         ("expectations_key", expectations),
         ("promote_to", promote_to),
+        ("compute", compute),
     ):
         if value is not None:
             request[key] = value

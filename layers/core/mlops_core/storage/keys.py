@@ -294,3 +294,17 @@ FEATURE_USED_BY_PREFIX = "USED_BY#"
 
 def feature_used_by_sk(model_name: str, version: int) -> str:
     return f"{FEATURE_USED_BY_PREFIX}{model_name}#{version:06d}"
+
+
+def search_study(run_id: str) -> str:
+    """A search run's Optuna study between rounds: every trial asked and told (JSON)."""
+    return f"{RUNS_PREFIX}{run_id}/search/study.json"
+
+
+#: What a SageMaker training job writes beside its candidate's model: the candidate's result.
+TRAINING_JOB_RESULT_FILE = "result.json"
+#: ...and the candidate it reads (the Map item, written by ValidateData or SearchRound).
+TRAINING_JOB_INPUT_FILE = "candidate.json"
+#: A SageMaker training job's own output (model.tar.gz of /opt/ml/model: empty, the job writes
+#: its candidate's files itself) goes under this prefix, one folder per job.
+TRAINING_JOB_OUTPUT_PREFIX = f"{RUNS_PREFIX}training-jobs/"

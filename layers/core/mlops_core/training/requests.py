@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from mlops_core.data.schema import DatasetSchema
 from mlops_core.errors import Invalid, NotFound, detail
@@ -17,6 +17,7 @@ from mlops_core.storage.dynamo import serialize
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.training import metrics
 from mlops_core.training.estimators import CandidateSpec, SearchSpec, check_candidate, expand
+from mlops_core.training.search import Direction, OptunaSearchSpec, check_space
 from mlops_core.training.tracking import RUN_ID_PATTERN
 
 Document = TypeVar("Document", bound=BaseModel)
@@ -26,6 +27,20 @@ class InvalidTrainingRequest(Invalid):
     """The run cannot be carried out as asked (unknown family, bad hyper-parameters, a
     missing or invalid schema, a metric the dataset does not define): a 422 at
     ``POST /training``, and the named failure of ValidateData (the Step Functions error)."""
+
+
+def _search_kind(value: Any) -> str:
+    """A grid names its values (``grid``); Optuna's search declares a ``space``."""
+    if isinstance(value, dict):
+        return "optuna" if "space" in value else "grid"
+    return "optuna" if isinstance(value, OptunaSearchSpec) else "grid"
+
+
+#: ``search``: a grid expanded into candidates, or Optuna's search over rounds (docs/training.md).
+Search = Annotated[
+    Annotated[SearchSpec, Tag("grid")] | Annotated[OptunaSearchSpec, Tag("optuna")],
+    Discriminator(_search_kind),
+]
 
 
 class TriggerEvent(BaseModel):
@@ -143,8 +158,15 @@ class TrainingRequest(BaseModel):
         default=0.0, ge=0, description="How much worse than the champion is still accepted"
     )
     candidates: list[CandidateSpec] | None = None
-    search: SearchSpec | None = None
+    search: Search | None = Field(
+        default=None, description="A grid (candidates) or Optuna's search (a space and a budget)"
+    )
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
+    compute: Literal["lambda", "sagemaker"] | None = Field(
+        default=None,
+        description="Where candidates train: the Lambda trainer or a SageMaker training job; "
+        "unset: SageMaker only above the deployment's dataset-size threshold",
+    )
     holdout_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     validation_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     promote_to: str | None = Field(default=None, pattern=ALIAS_PATTERN, description="Alias to set on success")
@@ -166,7 +188,15 @@ class TrainingRequest(BaseModel):
             raise ValueError(
                 "training may set 'staging' or another alias; promotion to production is a registry call"
             )
+        if isinstance(self.search, OptunaSearchSpec) and self.candidates:
+            raise ValueError("give 'candidates' or an Optuna 'search' (a space), not both")
         return self
+
+    def grid(self) -> SearchSpec | None:
+        return self.search if isinstance(self.search, SearchSpec) else None
+
+    def optuna(self) -> OptunaSearchSpec | None:
+        return self.search if isinstance(self.search, OptunaSearchSpec) else None
 
     def schema_location(self) -> tuple[str, list[str | int]]:
         """The schema's key, and the request field that names it (for error locations)."""
@@ -186,6 +216,8 @@ class CheckedRequest(NamedTuple):
 
     candidates: list[tuple[CandidateSpec, dict[str, Any]]]  # each with its full parameters
     target_metric: str
+    #: An Optuna search's objective: (metric, direction); None for fixed candidates.
+    objective: tuple[str, Direction] | None = None
 
 
 def validation_problems(error: ValidationError) -> list[str]:
@@ -231,12 +263,18 @@ def check_against_schema(request: TrainingRequest, schema: DatasetSchema) -> Che
     ``InvalidTrainingRequest`` naming the problem. Whether the rows themselves allow every
     metric (two classes present in each split) is for ValidateData, which reads them.
     """
+    target_metric = request.target_metric or metrics.DEFAULT_METRIC[schema.task]
+    optuna = request.optuna()
+    objective: tuple[str, Direction] | None = None
     try:
-        specs = expand(request.candidates, request.search)
-        params = [check_candidate(spec, schema.task, i) for i, spec in enumerate(specs)]
+        if optuna is None:
+            specs = expand(request.candidates, request.grid())
+            params = [check_candidate(spec, schema.task, i) for i, spec in enumerate(specs)]
+        else:
+            specs, params = [], []
+            objective = check_space(optuna, schema.task, target_metric)
     except Invalid as error:
         raise InvalidTrainingRequest(error.message, details=error.details) from None
-    target_metric = request.target_metric or metrics.DEFAULT_METRIC[schema.task]
     problem = metrics.metric_problem(target_metric, schema.task)
     if problem:
         raise InvalidTrainingRequest(
@@ -250,7 +288,7 @@ def check_against_schema(request: TrainingRequest, schema: DatasetSchema) -> Che
             raise InvalidTrainingRequest(
                 f"schema '{key}': {problem}", details=[detail(loc, problem, "too_few_classes")]
             )
-    return CheckedRequest(list(zip(specs, params, strict=True)), target_metric)
+    return CheckedRequest(list(zip(specs, params, strict=True)), target_metric, objective)
 
 
 def _classes_problem(target: str, allowed: list[float]) -> str | None:
@@ -267,7 +305,11 @@ def check_before_start(request: TrainingRequest, store: ArtifactStore) -> None:
     hyper-parameters, that the request can be kept in the run record (DynamoDB's numbers,
     no empty map keys), then, from the dataset's schema (read, never written), the column
     names, each family's task and the target metric (``check_against_schema``)."""
-    for index, spec in enumerate(expand(request.candidates, request.search)):
-        check_candidate(spec, None, index)
+    optuna = request.optuna()
+    if optuna is not None:
+        check_space(optuna, None, request.target_metric)
+    else:
+        for index, spec in enumerate(expand(request.candidates, request.grid())):
+            check_candidate(spec, None, index)
     serialize(request.model_dump(mode="json"))
     check_against_schema(request, read_schema(store, request))

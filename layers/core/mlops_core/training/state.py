@@ -47,6 +47,7 @@ class Candidate(_State):
     holdout_fraction: float
     validation_fraction: float
     target_metric: str
+    compute: Literal["lambda", "sagemaker"] = "lambda"
 
 
 class CandidateResult(_State):
@@ -83,6 +84,7 @@ class RunState(_State):
     validation_fraction: float
     promote_to: str | None
     reference_profile_key: str
+    compute: Literal["lambda", "sagemaker"] = "lambda"
 
 
 class ValidatedState(RunState):
@@ -129,3 +131,16 @@ class Registered(_State):
     artifact_sha256: str
     holdout_metrics: dict[str, float]
     alias: str | None
+
+
+class SearchState(RunState):
+    """An Optuna search between rounds: ValidateData's and SearchRound's output, the trial
+    Map's input (``candidates``: this round's trials), and SearchRound's input again with the
+    Map's ``results`` (a TrainCandidate result, or the trial with ``error`` when it failed)."""
+
+    search: dict[str, Any]
+    search_round: int
+    #: The views a run on feature views trains from: each trial's signature names them.
+    feature_views: list[FeatureViewInput] | None = Field(default=None, exclude_if=lambda v: v is None)
+    candidates: list[Candidate]
+    results: list[dict[str, Any]] = []

@@ -15,18 +15,19 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from mlops_core.config.settings import TrainingComputeSettings
 from mlops_core.data import profiles, validation
 from mlops_core.data import schema as datasets
 from mlops_core.data.schema import DatasetSchema
 from mlops_core.data.validation import ExpectationSuite
-from mlops_core.errors import NotFound, Unavailable
+from mlops_core.errors import Invalid, NotFound, Unavailable
 from mlops_core.registry.entities import HIGHER_IS_BETTER, RegisterVersionRequest
 from mlops_core.registry.service import ModelRegistry
 from mlops_core.registry.signature import ModelSignature, sha256_hex
 from mlops_core.storage import keys
 from mlops_core.storage.eventbridge import EventPublisher
 from mlops_core.storage.s3 import ArtifactStore
-from mlops_core.training import metrics
+from mlops_core.training import compute, metrics
 from mlops_core.training.evaluation import holdout_baseline, predict_onnx, score_onnx, why_not_comparable
 from mlops_core.training.events import TrainingRunFailed
 from mlops_core.training.requests import (
@@ -46,6 +47,7 @@ from mlops_core.training.state import (
     Evaluation,
     Registered,
     RunState,
+    SearchState,
     SelectedState,
     TrainedState,
     ValidatedState,
@@ -63,7 +65,12 @@ def _load_table(store: ArtifactStore, dataset: DatasetRef) -> tuple[datasets.Tab
 
 
 # ---- ValidateData -----------------------------------------------------------------------
-def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: RunTracker) -> dict[str, Any]:
+def validate_data(
+    raw_request: dict[str, Any],
+    store: ArtifactStore,
+    tracker: RunTracker,
+    compute_settings: TrainingComputeSettings | None = None,
+) -> dict[str, Any]:
     """Check the request, the candidates and the dataset; write the reference profile.
 
     The same checks as ``POST /training`` (``requests.check_against_schema``), for runs
@@ -113,6 +120,12 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
     )
     if problems:
         raise InvalidTrainingRequest(f"dataset '{request.dataset_key}': " + "; ".join(problems))
+    try:
+        where = compute.choose(
+            request.compute, len(stored.data), compute_settings or TrainingComputeSettings()
+        )
+    except Invalid as error:
+        raise InvalidTrainingRequest(error.message, details=error.details) from None
     dataset = DatasetRef(
         key=request.dataset_key,
         version_id=stored.version_id,
@@ -131,6 +144,7 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
         dataset=dataset.model_dump(),
         reference_profile_key=profile_key,
         target_metric=target_metric,
+        compute=where,
     )
     features = [c.name for c in schema.features]
     candidates = [
@@ -150,9 +164,40 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
             holdout_fraction=request.holdout_fraction,
             validation_fraction=request.validation_fraction,
             target_metric=target_metric,
+            compute=where,
         )
         for i, (spec, params) in enumerate(checked.candidates)
     ]
+    optuna = request.optuna()
+    if optuna is not None:  # Optuna's search: SearchRound asks the first round's trials
+        base = ValidatedState(
+            run_id=request.run_id,
+            model_name=request.model_name,
+            task=schema.task,
+            dataset=dataset,
+            features=features,
+            target=schema.target,
+            target_metric=target_metric,
+            threshold=request.threshold,
+            tolerance=request.tolerance,
+            seed=request.seed,
+            holdout_fraction=request.holdout_fraction,
+            validation_fraction=request.validation_fraction,
+            promote_to=request.promote_to,
+            reference_profile_key=profile_key,
+            compute=where,
+            candidates=[],
+        ).model_dump(include=set(RunState.model_fields))
+        return SearchState(
+            **base,
+            search=optuna.model_dump(mode="json"),
+            search_round=0,
+            candidates=[],
+            feature_views=[v.signature_input() for v in request.feature_view_versions]
+            if request.feature_view_versions
+            else None,
+        ).model_dump(mode="json", exclude={"results"})
+    compute.stage_for_jobs(store, candidates)
     return ValidatedState(
         run_id=request.run_id,
         model_name=request.model_name,
@@ -168,6 +213,7 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
         validation_fraction=request.validation_fraction,
         promote_to=request.promote_to,
         reference_profile_key=profile_key,
+        compute=where,
         candidates=candidates,
     ).model_dump(mode="json")
 
@@ -199,7 +245,15 @@ def _record_training_set(request: TrainingRequest, store: ArtifactStore, tracker
 def train_candidate(
     raw_candidate: dict[str, Any], store: ArtifactStore, tracker: RunTracker
 ) -> dict[str, Any]:
-    """Fit one candidate, export it to ONNX, score it on the validation rows."""
+    """Fit one candidate, export it to ONNX, score it on the validation rows; record it."""
+    result = fit_candidate(raw_candidate, store)
+    tracker.record_candidate(Candidate.model_validate(raw_candidate).run_id, result.model_dump(mode="json"))
+    return result.model_dump(mode="json")
+
+
+def fit_candidate(raw_candidate: dict[str, Any], store: ArtifactStore) -> CandidateResult:
+    """What TrainCandidate and a SageMaker training job both do: fit, export to ONNX (and
+    its signature) beside the run, score on the validation rows. Writes only to S3."""
     from mlops_core.training.estimators import build
     from mlops_core.training.export import export_sklearn
 
@@ -254,8 +308,7 @@ def train_candidate(
         duration_seconds=round(time.perf_counter() - started, 3),
         package_versions=package_versions(),
     )
-    tracker.record_candidate(candidate.run_id, result.model_dump(mode="json"))
-    return result.model_dump(mode="json")
+    return result
 
 
 # ---- SelectBest -------------------------------------------------------------------------

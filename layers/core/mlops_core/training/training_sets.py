@@ -56,6 +56,7 @@ from mlops_core.training.requests import (
     check_against_schema,
     validation_problems,
 )
+from mlops_core.training.search import check_space
 from mlops_core.training.tracking import RunTracker
 
 #: Feature types a training set can carry (the dataset's columns are numbers).
@@ -182,8 +183,12 @@ def check_feature_view_request(request: TrainingRequest, store: ArtifactStore, v
         raise InvalidTrainingRequest(
             message, details=[detail(["body", "feature_view_versions"], message, "forbidden")]
         )
-    for index, spec in enumerate(expand(request.candidates, request.search)):
-        check_candidate(spec, None, index)
+    optuna = request.optuna()
+    if optuna is not None:
+        check_space(optuna, None, request.target_metric)
+    else:
+        for index, spec in enumerate(expand(request.candidates, request.grid())):
+            check_candidate(spec, None, index)
     serialize(request.model_dump(mode="json"))
     found = registered_views(request, views)
     labels = read_labels(request, store, request.options.entity_column or found[0].definition.entity.name)
