@@ -50,7 +50,7 @@ def test_a_search_of_two_rounds_of_three_trials_runs_on_the_interpreter_and_regi
 
     assert result["status"] == "SUCCEEDED", result
     states = result["states"]
-    assert states[:3] == ["ValidateData", "Search", "SearchRound"]
+    assert states[:4] == ["TrainingData", "ValidateData", "Search", "SearchRound"]
     assert states.count("SearchRound") == 3
     assert states.count("TrainTrials") == 2
     assert states.count("TrainTrial") == 6
