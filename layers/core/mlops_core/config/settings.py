@@ -138,3 +138,9 @@ def core_settings() -> CoreSettings:
 @lru_cache(maxsize=1)
 def inference_settings() -> InferenceSettings:
     return InferenceSettings.from_environment()
+
+
+class StreamInferenceSettings(InferenceSettings):
+    """The stream inference function: the prediction path's knobs, and the stream results go to."""
+
+    output_stream: str = Field(min_length=1, validation_alias="OUTPUT_STREAM")
