@@ -366,6 +366,7 @@ STATE_MACHINE: dict[str, Reader] = {
     "TracingConfiguration": lambda arn, _: {"Enabled": _machine(arn)["tracingConfiguration"]["enabled"]},
 }
 
+
 def _kinesis(name: str) -> dict[str, Any]:
     return dict(boto3.client("kinesis").describe_stream_summary(StreamName=name)["StreamDescriptionSummary"])
 
