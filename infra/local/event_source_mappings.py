@@ -108,7 +108,8 @@ def mappings_from_template(template: dict[str, Any]) -> list[StreamMapping]:
         on_failure = properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         filters = properties.get("FilterCriteria", {}).get("Filters", [])
         source_arn = properties["EventSourceArn"]
-        kinesis = isinstance(source_arn, dict) and source_arn.get("Fn::GetAtt", [None, None])[1] == "Arn"
+        attribute = (source_arn if isinstance(source_arn, dict) else {}).get("Fn::GetAtt", [None, None])
+        kinesis = attribute[1] == "Arn" and resources.get(attribute[0], {}).get("Type") == KINESIS_STREAM
         if kinesis and filters:  # Kinesis filters match the decoded data: not run locally
             raise UnsupportedEventSourceMapping(f"{logical_id}: FilterCriteria on a Kinesis stream")
         found.append(
