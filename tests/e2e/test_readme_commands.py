@@ -60,7 +60,14 @@ def _diabetes_csv(path: Path) -> None:
         )
 
 
-INPUT_FILES = {"diabetes.csv": _diabetes_csv}
+def _rows_jsonl(path: Path) -> None:
+    """Three rows of the sample dataset's features, one JSON list a line (streaming inference)."""
+    path.write_text(
+        "".join(json.dumps([value * scale for value in ROW0]) + "\n" for scale in (1.0, 0.9, 0.8))
+    )
+
+
+INPUT_FILES = {"diabetes.csv": _diabetes_csv, "rows.jsonl": _rows_jsonl}
 
 
 def readme_commands() -> list[str]:
