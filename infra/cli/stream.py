@@ -192,7 +192,7 @@ def put(
 
 def _read_all(kinesis: Any, stream: str) -> list[dict[str, Any]]:
     """Every output record, shard by shard (each in order), as {key, results}."""
-    found = []
+    found: list[dict[str, Any]] = []
     for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
         iterator = kinesis.get_shard_iterator(
             StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"

@@ -28,6 +28,16 @@ RECORDS = 1000
 POISON = [b"not json", b'{"features": [1, 2, 3]}', b'{"model": "breast-cancer", "features": 7}']
 
 
+@pytest.fixture(scope="module", autouse=True)
+def drained(local_stack: dict[str, Any]) -> None:
+    """Read what the stack prints after its start (the fixture stops reading there), so that a
+    full pipe never blocks the stack's threads."""
+    import threading
+
+    stdout = local_stack["process"].stdout
+    threading.Thread(target=lambda: [None for _ in stdout], name="stack-output", daemon=True).start()
+
+
 def _mlops(state_dir: Path, *args: str, timeout: float = 300) -> Any:
     import subprocess
 
