@@ -270,19 +270,47 @@ def read(
         raise typer.Exit(1)
 
 
+#: Seconds the messages `stream failed` reads stay hidden while it pages past them.
+PEEK_SECONDS = 30
+
+
+def _peek(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Every message of the queue, left on it: read in pages of 10, each page hidden while the
+    next receive returns the next ones, then all made visible again."""
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        while True:
+            page = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=PEEK_SECONDS
+            ).get("Messages", [])
+            new = [m for m in page if m["MessageId"] not in found]
+            if not new:
+                return list(found.values())
+            found.update((m["MessageId"], m) for m in new)
+    finally:
+        handles = [m["ReceiptHandle"] for m in found.values()]
+        for start in range(0, len(handles), 10):
+            sqs.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for i, handle in enumerate(handles[start : start + 10])
+                ],
+            )
+
+
 @stream_app.command("failed")
 def failed(json_output: JsonFlag = False) -> None:
     """Poison records the event source mapping gave up on (the failure queue's messages, and
-    each record read back from the input stream while it keeps them: 24 hours)."""
+    each record read back from the input stream while it keeps them: 24 hours). The messages
+    stay on the queue."""
     import boto3
 
     cli = _cli()
     with cli._calls():
         outputs = _outputs()
         sqs, kinesis = boto3.client("sqs"), boto3.client("kinesis")
-        messages = sqs.receive_message(
-            QueueUrl=outputs["StreamFailedRecordsQueueUrl"], MaxNumberOfMessages=10, VisibilityTimeout=0
-        ).get("Messages", [])
+        messages = _peek(sqs, outputs["StreamFailedRecordsQueueUrl"])
         found = []
         for message in messages:
             body = json.loads(message["Body"])

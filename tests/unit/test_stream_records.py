@@ -137,3 +137,19 @@ def test_results_written_again_after_a_retry_are_read_once() -> None:
         {"partition_key": "k", "results": [result, refusal]},
     ]
     assert results_by_key(documents) == {"k": [result, refusal]}
+
+
+def test_reading_the_failure_queue_returns_every_message_and_leaves_them_there(aws: None) -> None:
+    import boto3
+
+    from infra.cli.stream import _peek
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="failed")["QueueUrl"]
+    for i in range(23):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"i": i}))
+
+    first, again = _peek(sqs, url), _peek(sqs, url)
+
+    assert sorted(json.loads(m["Body"])["i"] for m in first) == list(range(23))
+    assert len(again) == 23  # nothing was taken off the queue, nothing stays hidden
