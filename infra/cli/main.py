@@ -10,6 +10,7 @@
     mlops predict M --instances JSON     a prediction call (production, --alias or --version)
     mlops feedback send --prediction-id ID (--reward 0|1 | --label L) | --file F.jsonl
     mlops drift configure M | run M [--wait] | show M [RUN] | report M RUN --html F
+    mlops features apply [features/] | list | show V | materialize V | freshness | get V ID
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
     mlops stream put M --file F.jsonl | read [--expect N] | failed   streaming inference (Kinesis)
 
@@ -46,6 +47,7 @@ from typer.core import TyperGroup
 from infra.cli import drift, stream
 from infra.cli import rollout as rollouts
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
+from infra.cli.features import features_app
 from infra.cli.routing import (
     PolicyOptionError,
     describe_policy,
@@ -102,6 +104,7 @@ datasets_app = typer.Typer(help="Training datasets in the stack's bucket.", no_a
 feedback_app = typer.Typer(help="Feedback on predictions (rewards and labels).", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(features_app, name="features")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 routing_app = typer.Typer(help="Traffic routing between a model's versions.", no_args_is_help=True)

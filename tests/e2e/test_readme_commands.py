@@ -60,6 +60,12 @@ def _diabetes_csv(path: Path) -> None:
         )
 
 
+def _feature_views(path: Path) -> None:
+    """The repository's feature view definitions, as a reader's checkout has them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes((ROOT / "features" / path.name).read_bytes())
+
+
 def _rows_jsonl(path: Path) -> None:
     """Three rows of the sample dataset's features, one JSON list a line (streaming inference)."""
     path.write_text(
@@ -67,7 +73,11 @@ def _rows_jsonl(path: Path) -> None:
     )
 
 
-INPUT_FILES = {"diabetes.csv": _diabetes_csv, "rows.jsonl": _rows_jsonl}
+INPUT_FILES = {
+    "diabetes.csv": _diabetes_csv,
+    "features/breast_cancer.toml": _feature_views,
+    "rows.jsonl": _rows_jsonl,
+}
 
 
 def readme_commands() -> list[str]:
