@@ -190,6 +190,10 @@ def put(
         cli._say(f"put {summary['records']} record(s) for {model} under {summary['keys']} key(s)")
 
 
+#: Empty pages in a row after which a shard is taken as read.
+MAX_EMPTY_PAGES = 20
+
+
 def _read_all(kinesis: Any, stream: str) -> list[dict[str, Any]]:
     """Every output record, shard by shard (each in order), as {key, results}."""
     found: list[dict[str, Any]] = []
@@ -197,11 +201,14 @@ def _read_all(kinesis: Any, stream: str) -> list[dict[str, Any]]:
         iterator = kinesis.get_shard_iterator(
             StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
-        while iterator:
+        empty = 0  # Kinesis may answer empty pages before the records (a trimmed shard's start)
+        while iterator and empty < MAX_EMPTY_PAGES:
             page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
             found.extend(json.loads(record["Data"]) for record in page["Records"])
-            if not page["Records"] or page.get("MillisBehindLatest", 0) == 0:
+            caught_up = page.get("MillisBehindLatest", 0) == 0
+            if not page["Records"] and caught_up:
                 break
+            empty = 0 if page["Records"] else empty + 1
             iterator = page.get("NextShardIterator")
     return found
 
