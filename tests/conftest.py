@@ -40,6 +40,7 @@ os.environ.update(
         # (see infra.local.lambda_runtime._environment): given here so that no test sees
         # another function's value.
         "EVENT_BUS_NAME": "default",
+        "OUTPUT_STREAM": "mlops-stream-output-test",
         "LOG_LEVEL": "INFO",
         "PYDANTIC_DISABLE_PLUGINS": "__all__",
         # botocore's account-based DynamoDB endpoints reach mock_aws as URLs it does not

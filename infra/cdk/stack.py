@@ -28,6 +28,7 @@ from infra.cdk.constructs.retraining import RetrainingConstruct
 from infra.cdk.constructs.rewards import RewardsConstruct
 from infra.cdk.constructs.rollout import RolloutConstruct
 from infra.cdk.constructs.storage import StorageConstruct
+from infra.cdk.constructs.stream_inference import StreamInferenceConstruct
 from infra.cdk.constructs.training import TrainingConstruct
 
 #: Prefix of this project's context keys in cdk.json.
@@ -261,6 +262,35 @@ class ServerlessMlopsStack(Stack):
             "NotificationsQueueUrl",
             value=self.events.notifications.queue_url,
             description="Model lifecycle, training-failure and drift events, for notifiers",
+        )
+
+        # Streaming inference (constructs/stream_inference.py).
+        self.stream_inference = StreamInferenceConstruct(
+            self,
+            "StreamInference",
+            storage=self.storage,
+            layers=self.layers,
+            capture=self.capture,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+        )
+        CfnOutput(
+            self,
+            "StreamInputName",
+            value=self.stream_inference.input_stream.stream_name,
+            description="Kinesis stream of records to score: {model, features, [record_id]}",
+        )
+        CfnOutput(
+            self,
+            "StreamOutputName",
+            value=self.stream_inference.output_stream.stream_name,
+            description="Kinesis stream of the results, one record per partition key and batch, in order",
+        )
+        CfnOutput(
+            self,
+            "StreamFailedRecordsQueueUrl",
+            value=self.stream_inference.failed_records.queue_url,
+            description="Poison records of the input stream (shard and sequence numbers), after the retries",
         )
 
 

@@ -15,6 +15,7 @@
     mlops retrain list M | show M DECISION   what the retraining loop decided on drift findings
     mlops features apply [features/] | list | show V | materialize V | freshness | get V ID
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
+    mlops stream put M --file F.jsonl | read [--expect N] | failed   streaming inference (Kinesis)
 
 Commands talk to the local stack unless ``--stack NAME`` names a deployed one. ``--json``
 (before or after the command) prints machine-readable output on stdout. A user's mistake
@@ -46,7 +47,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from infra.cli import drift
+from infra.cli import drift, stream
 from infra.cli import entity as entity_cli
 from infra.cli import rollout as rollouts
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
@@ -124,6 +125,7 @@ rollout_app = typer.Typer(
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(drift.drift_app, name="drift")
 app.add_typer(retrain_app, name="retrain")
+app.add_typer(stream.stream_app, name="stream")
 
 # Both follow sys.stdout / sys.stderr as they are when they print (`mlops up` points
 # sys.stdout at the functions' log; tests capture both).
@@ -1295,6 +1297,7 @@ def invoke(
 
 
 drift.bind(sys.modules[__name__])
+stream.bind(sys.modules[__name__])
 
 
 def run() -> None:

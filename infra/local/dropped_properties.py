@@ -59,8 +59,9 @@ NOT_EMULATED: dict[str, str] = {
     "the matching lines a function prints reach the destination within a second); moto never delivers",
     "AWS::Lambda::EventSourceMapping": "run by the local stack itself (infra/local/stream_mappings.py: "
     "DynamoDB-stream mappings polled through the Streams API, with their filter criteria, batch size and "
-    "window, bisection, partial batch responses, retries and on-failure queue; any other property is "
-    "refused at start); moto's would invoke the function inside the writer's request, unfiltered",
+    "window, bisection, partial batch responses, retries and on-failure queue; Kinesis mappings the same "
+    "way through the Kinesis API (no filter criteria); any other property is refused at start); moto's "
+    "would invoke the function inside the writer's request, unfiltered, and never from Kinesis",
     "AWS::Lambda::EventInvokeConfig": "not applied: a local delivery that fails is logged with its trace, "
     "not retried or sent to the failure destination",
 }
@@ -227,6 +228,12 @@ def _function_tags(function: str, value: Any) -> None:
     lambda_client.tag_resource(Resource=arn, Tags={t["Key"]: t["Value"] for t in value})
 
 
+def _stream_encryption(stream: str, value: Any) -> None:
+    _client("kinesis").start_stream_encryption(
+        StreamName=stream, EncryptionType=value["EncryptionType"], KeyId=value["KeyId"]
+    )
+
+
 def _state_machine_logging(arn: str, value: Any) -> None:
     _client("stepfunctions").update_state_machine(
         stateMachineArn=arn,
@@ -292,6 +299,7 @@ APPLIED: dict[tuple[str, str], Applier] = {
     ("AWS::KMS::Key", "KeyPolicy"): _key_policy,
     ("AWS::SNS::TopicPolicy", "*"): _topic_policy,
     ("AWS::CloudWatch::Alarm", "*"): _alarm,
+    ("AWS::Kinesis::Stream", "StreamEncryption"): _stream_encryption,
 }
 
 

@@ -1,11 +1,12 @@
 """The template's ``AWS::Lambda::EventSourceMapping`` resources, as the local stack runs them.
 
 ``mappings_from_template`` reads each mapping into a ``StreamMapping``: the table whose
-stream it reads, the function it invokes, and the properties Lambda's poller applies.
-Only DynamoDB-stream mappings and the properties in ``HONOURED`` are run locally
-(``stream_mappings``); anything else — another event source, another starting position,
-a property no one implemented — is refused when the stack starts, so a template that needs
-more fails loudly instead of behaving differently from Lambda.
+stream it reads (or the Kinesis data stream), the function it invokes, and the properties
+Lambda's poller applies. Only DynamoDB-stream and Kinesis mappings and the properties in
+``HONOURED`` are run locally (``stream_mappings``); anything else — another event source
+(SQS), another starting position, a property no one implemented, filter criteria on a
+Kinesis stream — is refused when the stack starts, so a template that needs more fails
+loudly instead of behaving differently from Lambda.
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ class UnsupportedEventSourceMapping(Exception):
     """An event source mapping the local stack cannot run the way Lambda does."""
 
 
+#: The sources a local poller reads: a table's DynamoDB stream, a Kinesis data stream.
+DYNAMODB_TABLE, KINESIS_STREAM = "AWS::DynamoDB::Table", "AWS::Kinesis::Stream"
+
+
 @dataclass(frozen=True)
 class StreamMapping:
     logical_id: str
-    table: str  # logical id of the AWS::DynamoDB::Table
+    source: str  # logical id of the AWS::DynamoDB::Table (its stream) or the AWS::Kinesis::Stream
     function: str  # logical id of the AWS::Lambda::Function
     batch_size: int = 100
     batching_window_seconds: float = 0.0
@@ -53,6 +58,16 @@ class StreamMapping:
     on_failure: str | None = None  # logical id of the AWS::SQS::Queue
     patterns: tuple[Pattern, ...] = ()
     enabled: bool = True
+    source_type: str = DYNAMODB_TABLE
+
+    @property
+    def table(self) -> str:
+        """The DynamoDB table whose stream a DynamoDB mapping reads."""
+        return self.source
+
+    @property
+    def kinesis(self) -> bool:
+        return self.source_type == KINESIS_STREAM
 
 
 def _target(value: Any, attribute: str, resources: dict[str, Any], kind: str, where: str) -> str:
@@ -92,12 +107,17 @@ def mappings_from_template(template: dict[str, Any]) -> list[StreamMapping]:
             raise UnsupportedEventSourceMapping(f"{logical_id}: FunctionResponseTypes {sorted(responses)}")
         on_failure = properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         filters = properties.get("FilterCriteria", {}).get("Filters", [])
+        source_arn = properties["EventSourceArn"]
+        attribute = (source_arn if isinstance(source_arn, dict) else {}).get("Fn::GetAtt", [None, None])
+        kinesis = attribute[1] == "Arn" and resources.get(attribute[0], {}).get("Type") == KINESIS_STREAM
+        if kinesis and filters:  # Kinesis filters match the decoded data: not run locally
+            raise UnsupportedEventSourceMapping(f"{logical_id}: FilterCriteria on a Kinesis stream")
         found.append(
             StreamMapping(
                 logical_id=logical_id,
-                table=_target(
-                    properties["EventSourceArn"], "StreamArn", resources, "AWS::DynamoDB::Table", logical_id
-                ),
+                source=_target(source_arn, "Arn", resources, KINESIS_STREAM, logical_id)
+                if kinesis
+                else _target(source_arn, "StreamArn", resources, DYNAMODB_TABLE, logical_id),
                 function=function_id,
                 batch_size=int(properties.get("BatchSize", 100)),
                 batching_window_seconds=float(properties.get("MaximumBatchingWindowInSeconds", 0)),
@@ -110,6 +130,7 @@ def mappings_from_template(template: dict[str, Any]) -> list[StreamMapping]:
                 else _target(on_failure, "Arn", resources, "AWS::SQS::Queue", logical_id),
                 patterns=tuple(parse_pattern(f["Pattern"]) for f in filters),
                 enabled=bool(properties.get("Enabled", True)),
+                source_type=KINESIS_STREAM if kinesis else DYNAMODB_TABLE,
             )
         )
     return found

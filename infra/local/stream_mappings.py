@@ -1,4 +1,4 @@
-"""The template's DynamoDB-stream event source mappings, run by the local stack.
+"""The template's DynamoDB-stream and Kinesis event source mappings, run by the local stack.
 
 Given an ``AWS::Lambda::EventSourceMapping``, moto calls the function synchronously inside
 every write to the table, with every change since the last success, no filter criteria,
@@ -14,7 +14,10 @@ retries the batch (halved first with ``BisectBatchOnFunctionError``); with
 ``ReportBatchItemFailures`` a response naming failed records retries from the first of
 them; after ``MaximumRetryAttempts`` the batch's description goes to the ``OnFailure``
 queue, as Lambda sends it. What a mapping declares is read by ``event_source_mappings``,
-which refuses any property it does not know when the stack starts.
+which refuses any property it does not know when the stack starts. A Kinesis data stream's
+mapping is run the same way by ``KinesisPoller`` (moto does not invoke functions from
+Kinesis at all): its shards are read through the Kinesis API, one batch of a shard at a
+time, as Lambda does with a parallelization factor of 1.
 
 Reading moto's stream safely needs two things moto does not give: a cancelled transaction
 replaces the table (and its stream shard) with a copy taken before it, so an iterator
@@ -95,13 +98,10 @@ class StreamPoller:
         function_name: str = "",
     ) -> None:
         import boto3
-        from botocore.config import Config
 
         self.mapping, self.stream_arn, self.queue_url = mapping, stream_arn, queue_url
         self._invoke = invoke
-        # Account-based endpoints are DynamoDB's, not its streams' (under mock_aws, moto does not
-        # recognise them as DynamoDB Streams requests).
-        self._streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
+        self._streams = self._client()
         self._sqs = boto3.client("sqs")
         self._region = stream_arn.split(":")[3]
         self._positions: dict[str, str | None] = {}
@@ -113,6 +113,31 @@ class StreamPoller:
         if mapping.starting_position == "LATEST":  # what is in the stream now is never delivered
             for shard in self._shards():
                 self._read(shard)
+
+    def _client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        # Account-based endpoints are DynamoDB's, not its streams' (under mock_aws, moto does not
+        # recognise them as DynamoDB Streams requests).
+        return boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
+
+    def _shape(self, record: dict[str, Any], shard: str) -> dict[str, Any]:  # noqa: ARG002 - Kinesis's needs it
+        return lambda_record(record, self.stream_arn, self._region)
+
+    @staticmethod
+    def _sequence(record: dict[str, Any]) -> str:
+        """The identifier a partial batch response names a record by."""
+        return str(record["dynamodb"]["SequenceNumber"])
+
+    def _batch_info(self, shard: str, records: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        return "DDBStreamBatchInfo", {
+            "shardId": shard,
+            "startSequenceNumber": self._sequence(records[0]),
+            "endSequenceNumber": self._sequence(records[-1]),
+            "batchSize": len(records),
+            "streamArn": self.stream_arn,
+        }
 
     def _shards(self) -> list[str]:
         shards = self._streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
@@ -147,7 +172,7 @@ class StreamPoller:
                 for record in self._read(shard)
                 if matches_any(
                     list(self.mapping.patterns),
-                    shaped := lambda_record(record, self.stream_arn, self._region),
+                    shaped := self._shape(record, shard),
                 )
             ]
             pending = self._pending.setdefault(shard, [])
@@ -168,10 +193,18 @@ class StreamPoller:
     def _process(self, shard: str, records: list[dict[str, Any]], *, retries: int) -> None:
         try:
             result = self._invoke(self.mapping.function, {"Records": records})
-        except Exception:
-            LOGGER.exception(
-                "%s: %s failed on %d record(s)", self.mapping.logical_id, self.mapping.function, len(records)
+        except Exception as error:
+            # One line in the terminal (a poison record is bisected and retried: a dozen failures);
+            # the function's own log has what it raised.
+            LOGGER.warning(
+                "%s: %s failed on %d record(s): %s: %s",
+                self.mapping.logical_id,
+                self.mapping.function,
+                len(records),
+                type(error).__name__,
+                str(error)[:200],
             )
+            LOGGER.debug("the invocation's error", exc_info=True)
             if self.mapping.bisect_on_error and len(records) > 1:  # a split is not a retry
                 half = len(records) // 2
                 self._process(shard, records[:half], retries=retries)
@@ -193,14 +226,14 @@ class StreamPoller:
         if not self.mapping.report_item_failures or not isinstance(result, dict):
             return None
         failures = result.get("batchItemFailures") or []
-        positions = {r["dynamodb"]["SequenceNumber"]: i for i, r in enumerate(records)}
+        positions: dict[Any, int] = {self._sequence(r): i for i, r in enumerate(records)}
         found = [positions.get(f.get("itemIdentifier")) if isinstance(f, dict) else None for f in failures]
         if any(position is None for position in found):
             return 0  # an identifier that is not in the batch fails the whole batch, as on Lambda
         return min((p for p in found if p is not None), default=None)
 
     def _give_up(self, shard: str, records: list[dict[str, Any]], invocations: int) -> None:
-        first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+        info_key, info = self._batch_info(shard, records)
         message = {
             "requestContext": {
                 "condition": "RetryAttemptsExhausted",
@@ -209,13 +242,7 @@ class StreamPoller:
             },
             "version": "1.0",
             "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
-            "DDBStreamBatchInfo": {
-                "shardId": shard,
-                "startSequenceNumber": first["SequenceNumber"],
-                "endSequenceNumber": last["SequenceNumber"],
-                "batchSize": len(records),
-                "streamArn": self.stream_arn,
-            },
+            info_key: info,
         }
         LOGGER.error(
             "%s: %d record(s) not processed after %d invocation(s)",
@@ -225,6 +252,85 @@ class StreamPoller:
         )
         if self.queue_url is not None:
             self._sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(message))
+
+
+class KinesisPoller(StreamPoller):
+    """A Kinesis data stream's mapping: every shard read through the Kinesis API
+    (``list_shards``, ``get_shard_iterator``, ``get_records``), records shaped as Lambda
+    delivers them (``data`` in base64, times in seconds, ``eventID`` = shard:sequence),
+    partial batch responses naming sequence numbers, and ``KinesisBatchInfo`` in the failure
+    message. moto hands out stateless iterators (nothing to forget) and never trims a shard."""
+
+    def _client(self) -> Any:
+        import boto3
+
+        return boto3.client("kinesis")
+
+    def _shards(self) -> list[str]:
+        shards = self._streams.list_shards(StreamARN=self.stream_arn)["Shards"]
+        return [shard["ShardId"] for shard in shards]
+
+    def _read(self, shard: str) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        after = self._positions.get(shard)
+        start = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+            if after
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        iterator = self._streams.get_shard_iterator(StreamARN=self.stream_arn, ShardId=shard, **start)[
+            "ShardIterator"
+        ]
+        while iterator:
+            page = self._streams.get_records(ShardIterator=iterator, Limit=1000, StreamARN=self.stream_arn)
+            if not page["Records"]:
+                break
+            self._positions[shard] = page["Records"][-1]["SequenceNumber"]
+            records.extend(page["Records"])
+            iterator = page.get("NextShardIterator")
+        return records
+
+    def _shape(self, record: dict[str, Any], shard: str) -> dict[str, Any]:
+        import base64
+
+        arrived = record.get("ApproximateArrivalTimestamp")
+        seconds = (
+            arrived.timestamp() if isinstance(arrived, datetime.datetime) else float(arrived or time.time())
+        )
+        return {
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": record["PartitionKey"],
+                "sequenceNumber": record["SequenceNumber"],
+                "data": base64.b64encode(record["Data"]).decode(),
+                "approximateArrivalTimestamp": round(seconds, 3),
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": f"{shard}:{record['SequenceNumber']}",
+            "eventName": "aws:kinesis:record",
+            "awsRegion": self._region,
+            "eventSourceARN": self.stream_arn,
+        }
+
+    @staticmethod
+    def _sequence(record: dict[str, Any]) -> str:
+        return str(record["kinesis"]["sequenceNumber"])
+
+    def _batch_info(self, shard: str, records: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        def arrival(record: dict[str, Any]) -> str:
+            seconds = float(record["kinesis"]["approximateArrivalTimestamp"])
+            return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="milliseconds")
+
+        return "KinesisBatchInfo", {
+            "shardId": shard,
+            "startSequenceNumber": self._sequence(records[0]),
+            "endSequenceNumber": self._sequence(records[-1]),
+            "approximateArrivalOfFirstRecord": arrival(records[0]),
+            "approximateArrivalOfLastRecord": arrival(records[-1]),
+            "batchSize": len(records),
+            "streamArn": self.stream_arn,
+        }
 
 
 class StreamMappings:
@@ -247,16 +353,27 @@ class StreamMappings:
     def start(self, *, background: bool = True) -> None:
         import boto3
 
-        dynamodb = boto3.client("dynamodb")
+        dynamodb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
         for mapping in self.mappings:
-            table = dynamodb.describe_table(TableName=self._physical[mapping.table])["Table"]
-            if "LatestStreamArn" not in table:
-                raise UnsupportedEventSourceMapping(f"{mapping.logical_id}: {mapping.table} has no stream")
+            poller: type[StreamPoller] = StreamPoller
+            if mapping.kinesis:
+                poller = KinesisPoller
+                name = self._physical[mapping.source]
+                stream_arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
+                    "StreamARN"
+                ]
+            else:
+                table = dynamodb.describe_table(TableName=self._physical[mapping.table])["Table"]
+                if "LatestStreamArn" not in table:
+                    raise UnsupportedEventSourceMapping(
+                        f"{mapping.logical_id}: {mapping.table} has no stream"
+                    )
+                stream_arn = table["LatestStreamArn"]
             queue = None if mapping.on_failure is None else self._physical[mapping.on_failure]
             self.pollers.append(
-                StreamPoller(
+                poller(
                     mapping,
-                    table["LatestStreamArn"],
+                    stream_arn,
                     queue,
                     self._invoke,
                     function_name=self._physical.get(mapping.function, mapping.function),

@@ -66,7 +66,18 @@ def _feature_views(path: Path) -> None:
     path.write_bytes((ROOT / "features" / path.name).read_bytes())
 
 
-INPUT_FILES = {"diabetes.csv": _diabetes_csv, "features/breast_cancer.toml": _feature_views}
+def _rows_jsonl(path: Path) -> None:
+    """Three rows of the sample dataset's features, one JSON list a line (streaming inference)."""
+    path.write_text(
+        "".join(json.dumps([value * scale for value in ROW0]) + "\n" for scale in (1.0, 0.9, 0.8))
+    )
+
+
+INPUT_FILES = {
+    "diabetes.csv": _diabetes_csv,
+    "features/breast_cancer.toml": _feature_views,
+    "rows.jsonl": _rows_jsonl,
+}
 
 
 def readme_commands() -> list[str]:

@@ -250,6 +250,9 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "FailedFeedbackBatchesQueueUrl",
         "FailedRetrainEventsQueueUrl",
         "FeaturesTableName",
+        "StreamInputName",
+        "StreamOutputName",
+        "StreamFailedRecordsQueueUrl",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.artifacts_bucket)

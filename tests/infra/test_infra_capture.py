@@ -24,7 +24,12 @@ def test_the_prediction_log_expires_items_and_streams_changes(synthesized: Synth
 def test_only_capture_lines_of_the_inference_log_group_reach_the_capture_function(
     synthesized: SynthesizedApp,
 ) -> None:
-    (subscription,) = synthesized.resources_of_type("AWS::Logs::SubscriptionFilter").values()
+    # The stream inference function's log group has its own (tests/infra/test_infra_stream_inference.py).
+    (subscription,) = [
+        s
+        for s in synthesized.resources_of_type("AWS::Logs::SubscriptionFilter").values()
+        if s["Properties"]["FilterName"] == "prediction-capture"
+    ]
     properties = subscription["Properties"]
     assert properties["FilterPattern"] == "{ $.mlops_capture = 1 }"
     assert properties["LogGroupName"] == {

@@ -369,6 +369,21 @@ STATE_MACHINE: dict[str, Reader] = {
     "TracingConfiguration": lambda arn, _: {"Enabled": _machine(arn)["tracingConfiguration"]["enabled"]},
 }
 
+
+def _kinesis(name: str) -> dict[str, Any]:
+    return dict(boto3.client("kinesis").describe_stream_summary(StreamName=name)["StreamDescriptionSummary"])
+
+
+KINESIS_STREAM: dict[str, Reader] = {
+    "ShardCount": lambda name, _: _kinesis(name)["OpenShardCount"],
+    "RetentionPeriodHours": lambda name, _: _kinesis(name)["RetentionPeriodHours"],
+    "StreamEncryption": lambda name, _: {
+        "EncryptionType": _kinesis(name).get("EncryptionType", "NONE"),
+        **({"KeyId": _kinesis(name)["KeyId"]} if "KeyId" in _kinesis(name) else {}),
+    },
+    "StreamModeDetails": lambda name, _: {"StreamMode": _kinesis(name)["StreamModeDetails"]["StreamMode"]},
+}
+
 READERS: dict[str, dict[str, Reader]] = {
     "AWS::S3::Bucket": BUCKET,
     "AWS::S3::BucketPolicy": BUCKET_POLICY,
@@ -385,6 +400,7 @@ READERS: dict[str, dict[str, Reader]] = {
     "AWS::SNS::TopicPolicy": TOPIC_POLICY,
     "AWS::KMS::Key": KEY,
     "AWS::CloudWatch::Alarm": ALARM,
+    "AWS::Kinesis::Stream": KINESIS_STREAM,
 }
 
 

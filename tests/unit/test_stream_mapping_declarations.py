@@ -135,3 +135,29 @@ def test_what_the_local_poller_would_not_run_as_lambda_does_is_refused(
 ) -> None:
     with pytest.raises((UnsupportedEventSourceMapping, UnsupportedEventPattern), match=message):
         mappings_from_template(_template(**properties))
+
+
+def test_a_kinesis_mapping_is_read_with_its_stream_and_filters_on_it_are_refused() -> None:
+    template = {
+        "Resources": {
+            "Input": {"Type": "AWS::Kinesis::Stream"},
+            "Fn": {"Type": "AWS::Lambda::Function"},
+            "Dlq": {"Type": "AWS::SQS::Queue"},
+            "Mapping": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "EventSourceArn": {"Fn::GetAtt": ["Input", "Arn"]},
+                    "FunctionName": {"Ref": "Fn"},
+                    "StartingPosition": "LATEST",
+                    "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["Dlq", "Arn"]}}},
+                },
+            },
+        }
+    }
+    (mapping,) = mappings_from_template(template)
+    assert (mapping.kinesis, mapping.source, mapping.starting_position) == (True, "Input", "LATEST")
+    assert (mapping.function, mapping.on_failure) == ("Fn", "Dlq")
+
+    template["Resources"]["Mapping"]["Properties"]["FilterCriteria"] = {"Filters": [{"Pattern": "{}"}]}
+    with pytest.raises(UnsupportedEventSourceMapping, match="FilterCriteria on a Kinesis stream"):
+        mappings_from_template(template)

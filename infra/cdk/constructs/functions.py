@@ -140,14 +140,21 @@ class ServiceFunction(Construct):
         )
 
 
-def failure_queue(scope: Construct, construct_id: str, *, of: str) -> aws_sqs.Queue:
+def failure_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    of: str,
+    encryption: aws_sqs.QueueEncryption = aws_sqs.QueueEncryption.SQS_MANAGED,
+) -> aws_sqs.Queue:
     """A queue where a function's failed deliveries wait to be redriven by hand (encrypted,
     TLS-only, 14 days). ``of`` says whose failures it holds, in cdk-nag's acknowledgment:
-    being the failure destination itself, it has no dead-letter queue of its own."""
+    being the failure destination itself, it has no dead-letter queue of its own.
+    ``encryption``: SSE-SQS unless the queue's owner asks for KMS."""
     queue = aws_sqs.Queue(
         scope,
         construct_id,
-        encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
+        encryption=encryption,
         enforce_ssl=True,
         retention_period=Duration.days(14),
     )

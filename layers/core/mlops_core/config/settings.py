@@ -171,3 +171,9 @@ class TrainingComputeSettings(EnvironmentSettings):
         default=None, ge=1, validation_alias="SAGEMAKER_THRESHOLD_BYTES"
     )
     sagemaker_unavailable: str | None = Field(default=None, validation_alias="MLOPS_SAGEMAKER_UNAVAILABLE")
+
+
+class StreamInferenceSettings(InferenceSettings):
+    """The stream inference function: the prediction path's knobs, and the stream results go to."""
+
+    output_stream: str = Field(min_length=1, validation_alias="OUTPUT_STREAM")
