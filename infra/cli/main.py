@@ -299,6 +299,8 @@ def up(
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
     console.log(f"local stack up in {time.monotonic() - started:.1f} s: API {description.api_url}")
+    api = description.api_url
+    console.log(f"Swagger UI: {api}/_local/docs/ · model console: {api}/_local/console/")
     console.log(f"function logs and metrics: {function_log}")
     if stack.state is not None:
         console.log(f"state kept in {state} (saved every {stack.state.interval:.0f} s and on Ctrl-C)")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import (
+    ArnFormat,
     Duration,
     Stack,
     aws_apigateway,
@@ -159,6 +160,9 @@ class ConsoleConstruct(Construct):
         alarm = aws_cloudwatch.Alarm(
             self,
             name,
+            # Named, so the dashboard's alarm widget can name its ARN without Fn::GetAtt (which
+            # moto's CloudFormation, the local stack, cannot resolve for alarms).
+            alarm_name=f"{Stack.of(self).stack_name}-{name}",
             metric=metric,
             threshold=threshold,
             evaluation_periods=evaluation_periods,
@@ -364,7 +368,22 @@ class ConsoleConstruct(Construct):
                 width=12,
             ),
             aws_cloudwatch.AlarmStatusWidget(
-                title="Alarms", alarms=list(self.alarms.values()), width=12, height=6
+                title="Alarms (the drift alarms: see the alarms list)",
+                alarms=[
+                    aws_cloudwatch.Alarm.from_alarm_arn(
+                        self,
+                        f"{name}Ref",
+                        Stack.of(self).format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name=f"{Stack.of(self).stack_name}-{name}",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        ),
+                    )
+                    for name in self.alarms
+                ],
+                width=12,
+                height=6,
             ),
         )
         return dashboard

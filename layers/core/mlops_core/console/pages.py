@@ -231,6 +231,17 @@ class Console:
             ]
         )
         body += "<h2>Versions</h2>"
+        if metric_names:
+            # The metric most versions report (ties: by name), version by version.
+            charted = max(
+                metric_names, key=lambda m: (sum(m in v.metrics for v in versions), -metric_names.index(m))
+            )
+            chronological = sorted(versions, key=lambda v: v.version)
+            body += charts.line_chart(
+                [(f"v{v.version}", _finite(v.metrics.get(charted))) for v in chronological],
+                label=f"{charted} of each version",
+            )
+            body += f'<p class="note">{escape(charted)} of each version, oldest first.</p>'
         if rows:
             numeric = set(range(3, 3 + len(metric_names)))
             body += _table(
