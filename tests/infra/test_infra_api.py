@@ -232,6 +232,9 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "AlarmTopicArn",
         "FailedFeedbackBatchesQueueUrl",
         "FailedRetrainEventsQueueUrl",
+        "ConsoleFunctionName",
+        "OperationsDashboardName",
+        "ModelsDashboardName",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.artifacts_bucket)
