@@ -69,6 +69,7 @@ STYLE = """
 .console svg text{font-size:10px;fill:#56616d}.console svg text.on-bar{fill:#fff;font-weight:600}
 .console .wide{overflow-x:auto}.console dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}
 .console dt{color:#56616d}.console dd{margin:0}
+.console a.cwdb-link{color:#0073bb;cursor:pointer;text-decoration:underline}
 """
 
 
