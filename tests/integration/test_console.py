@@ -261,3 +261,16 @@ def _unescape(text: str) -> str:
     import html
 
     return html.unescape(text)
+
+
+def test_a_models_runs_are_read_with_only_the_fields_the_runs_page_shows(world: dict[str, Any]) -> None:
+    from mlops_core.console.pages import RUN_SUMMARY_FIELDS
+    from mlops_core.storage.dynamo import MetadataTable
+    from mlops_core.training.tracking import RunTracker
+    from tests.support import TABLE
+
+    runs = RunTracker(MetadataTable(TABLE)).list_for_model("breast-cancer", attributes=RUN_SUMMARY_FIELDS)
+
+    assert {r["run_id"] for r in runs} == {DEMO_RUN, "breast-cancer-rejected"}
+    assert all(set(r) <= set(RUN_SUMMARY_FIELDS) for r in runs)
+    assert all("request" not in r and "evaluation" in r for r in runs)

@@ -50,6 +50,18 @@ PageName = Literal["models", "model", "runs", "run", "routing", "drift", "batch"
 #: How many training runs and drift runs a page lists (newest first).
 RUNS_LISTED = 50
 DRIFT_RUNS_LISTED = 50
+#: What the runs page reads of each run (not its request, dataset or package versions).
+RUN_SUMMARY_FIELDS = (
+    "run_id",
+    "status",
+    "started_at",
+    "duration_seconds",
+    "target_metric",
+    "best_candidate",
+    "evaluation",
+    "registered_version",
+    "triggered_by",
+)
 _SORT = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 
 STYLE = """
@@ -326,7 +338,7 @@ class Console:
     def _page_runs(self, request: ConsoleRequest, links: Links) -> Page:
         name = request.needs_model()
         self.registry.get_model(name)
-        runs = self.runs.list_for_model(name, limit=RUNS_LISTED)
+        runs = self.runs.list_for_model(name, limit=RUNS_LISTED, attributes=RUN_SUMMARY_FIELDS)
         columns = {
             "started": lambda r: str(r.get("started_at", "")),
             "status": lambda r: str(r.get("status", "")),
