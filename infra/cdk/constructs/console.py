@@ -368,7 +368,7 @@ class ConsoleConstruct(Construct):
                 width=12,
             ),
             aws_cloudwatch.AlarmStatusWidget(
-                title="Alarms (the drift alarms: see the alarms list)",
+                title="Operational alarms (the drift alarms are in the alarms list)",
                 alarms=[
                     aws_cloudwatch.Alarm.from_alarm_arn(
                         self,
