@@ -8,7 +8,7 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit benchmark-drift benchmark-console drift-power clean
+.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit benchmark-drift benchmark-console benchmark-features drift-power clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,8 +75,14 @@ benchmark-drift: install ## Drift: ours vs Evidently's DataDriftPreset, a scipy 
 benchmark-console: install ## Model console page times on the local stack (50 runs, 20 versions) vs the JSON routes
 	$(VENV)/bin/python benchmarks/console.py
 
+# Feast cannot share the project's lock (docs/decision_log.md): it gets its own virtualenv.
+benchmark-features: install ## Feature store: materialization and lookups vs Feast 0.67 on moto (builds .venv-feast; ~10 min)
+	$(UV) venv .venv-feast --python 3.11 --allow-existing --quiet
+	$(UV) pip sync --python .venv-feast/bin/python benchmarks/feast/requirements.txt
+	$(VENV)/bin/python benchmarks/features.py
+
 drift-power: install ## Detection power by shift and window size, and false alarms; rewrites the table in docs/drift.md
 	$(VENV)/bin/python benchmarks/drift_power.py
 
 clean: ## Remove build outputs and caches (keeps .venv)
-	rm -rf cdk.out .cache .pytest_cache .ruff_cache .mypy_cache
+	rm -rf cdk.out .cache .pytest_cache .ruff_cache .mypy_cache .venv-feast

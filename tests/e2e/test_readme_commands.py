@@ -60,7 +60,13 @@ def _diabetes_csv(path: Path) -> None:
         )
 
 
-INPUT_FILES = {"diabetes.csv": _diabetes_csv}
+def _feature_views(path: Path) -> None:
+    """The repository's feature view definitions, as a reader's checkout has them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes((ROOT / "features" / path.name).read_bytes())
+
+
+INPUT_FILES = {"diabetes.csv": _diabetes_csv, "features/breast_cancer.toml": _feature_views}
 
 
 def readme_commands() -> list[str]:
