@@ -231,6 +231,7 @@ class ServerlessMlopsStack(Stack):
                 functions=[c for c in self.node.find_all() if isinstance(c, ServiceFunction)],
             ),
         )
+        self.console.adopt_alarm(self.features.freshness_alarm)
 
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the prod stage")
         CfnOutput(self, "ArtifactsBucketName", value=self.storage.artifacts_bucket.bucket_name)

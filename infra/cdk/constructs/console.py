@@ -177,6 +177,12 @@ class ConsoleConstruct(Construct):
         self.alarms[name] = alarm
         return alarm
 
+    def adopt_alarm(self, alarm: aws_cloudwatch.Alarm) -> None:
+        """Notify the operations topic of another construct's alarm (firing and clearing)."""
+        action = aws_cloudwatch_actions.SnsAction(self.alarm_topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+
     def _alarms(self, watched: Watched, functions: Sequence[ServiceFunction], limits: AlarmLimits) -> None:
         api = watched.rest_api
         self.add_alarm(
