@@ -8,7 +8,7 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit benchmark-drift benchmark-features drift-power clean
+.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit benchmark-drift benchmark-console benchmark-features drift-power clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ benchmark-bandit: install ## Bandit regret and decision latency vs MABWiser (add
 benchmark-drift: install ## Drift: ours vs Evidently's DataDriftPreset, a scipy loop and river's ADWIN (adds the bench extra)
 	$(UV) sync --locked --all-extras
 	$(VENV)/bin/python benchmarks/drift.py
+
+benchmark-console: install ## Model console page times on the local stack (50 runs, 20 versions) vs the JSON routes
+	$(VENV)/bin/python benchmarks/console.py
 
 # Feast cannot share the project's lock (docs/decision_log.md): it gets its own virtualenv.
 benchmark-features: install ## Feature store: materialization and lookups vs Feast 0.67 on moto (builds .venv-feast; ~10 min)

@@ -18,10 +18,12 @@ from constructs import Construct
 
 from infra.cdk.constructs.api import ApiConstruct, ApiLimits, SnapStartOption
 from infra.cdk.constructs.capture import CaptureConstruct
+from infra.cdk.constructs.console import ConsoleConstruct, Watched
 from infra.cdk.constructs.events import EventsConstruct
 from infra.cdk.constructs.features import FeaturesConstruct
 from infra.cdk.constructs.feedback import FeedbackConstruct
 from infra.cdk.constructs.feedback_capture import FeedbackCaptureConstruct
+from infra.cdk.constructs.functions import ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.monitoring import DRIFT_ROUTES, MonitoringConstruct
 from infra.cdk.constructs.retraining import RetrainingConstruct
@@ -215,6 +217,22 @@ class ServerlessMlopsStack(Stack):
             ],
         )
         self.api.add_iam_routes(self.monitoring.api.function, DRIFT_ROUTES)
+        # Seeing it: the console function, the dashboards and the operations alarms (one topic).
+        self.console = ConsoleConstruct(
+            self,
+            "Console",
+            storage=self.storage,
+            layers=self.layers,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+            alarm_topic=self.monitoring.alarm_topic,
+            watched=Watched(
+                rest_api=self.api.rest_api,
+                training=self.training.state_machine,
+                functions=[c for c in self.node.find_all() if isinstance(c, ServiceFunction)],
+            ),
+        )
+        self.console.adopt_alarm(self.features.freshness_alarm)
 
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the prod stage")
         CfnOutput(self, "ArtifactsBucketName", value=self.storage.artifacts_bucket.bucket_name)
@@ -239,11 +257,24 @@ class ServerlessMlopsStack(Stack):
             description="Feedback stream batches the rewards function could not count after its retries",
         )
         CfnOutput(self, "DriftFunctionName", value=self.monitoring.drift.function.function_name)
+        CfnOutput(self, "ConsoleFunctionName", value=self.console.console.function.function_name)
+        CfnOutput(
+            self,
+            "OperationsDashboardName",
+            value=self.console.operations.dashboard_name,
+            description="CloudWatch dashboard: requests, latency, errors, training, drift, alarms",
+        )
+        CfnOutput(
+            self,
+            "ModelsDashboardName",
+            value=self.console.models.dashboard_name,
+            description="CloudWatch dashboard: the model console (custom widgets); pick the model at the top",
+        )
         CfnOutput(
             self,
             "AlarmTopicArn",
             value=self.monitoring.alarm_topic.topic_arn,
-            description="Drift alarms (dataset drift, failed drift runs): subscribe e-mail or chat here",
+            description="Operations alarms (API, functions, integrity, training, drift): subscribe here",
         )
         CfnOutput(
             self,

@@ -16,6 +16,7 @@
     mlops features apply [features/] | list | show V | materialize V | freshness | get V ID
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
     mlops stream put M --file F.jsonl | read [--expect N] | failed   streaming inference (Kinesis)
+    mlops console [PAGE] --model M       the model console: a page's address (--out F saves it)
 
 Commands talk to the local stack unless ``--stack NAME`` names a deployed one. ``--json``
 (before or after the command) prints machine-readable output on stdout. A user's mistake
@@ -25,7 +26,9 @@ its ``detail`` and exits 1.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import signal
 import sys
 import threading
@@ -39,6 +42,7 @@ from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import requests
 import typer
@@ -314,6 +318,8 @@ def up(
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
     console.log(f"local stack up in {time.monotonic() - started:.1f} s: API {description.api_url}")
+    api = description.api_url
+    console.log(f"Swagger UI: {api}/_local/docs/ · model console: {api}/_local/console/")
     console.log(f"function logs and metrics: {function_log}")
     if stack.state is not None:
         console.log(f"state kept in {state} (saved every {stack.state.interval:.0f} s and on Ctrl-C)")
@@ -1261,6 +1267,56 @@ def _print_feedback(sent: Any, line_numbers: list[int], json_flag: bool) -> None
             note,
         )
     _emit(sent.summary(), table, json_flag)
+
+
+# ---- the model console ----------------------------------------------------------------------
+class ConsolePage(StrEnum):
+    models = "models"
+    model = "model"
+    runs = "runs"
+    run = "run"
+    routing = "routing"
+    drift = "drift"
+    batch = "batch"
+
+
+@app.command("console")
+def console_page(
+    page: Annotated[ConsolePage, typer.Argument(help="The page")] = ConsolePage.models,
+    model: Annotated[str | None, typer.Option(help="The model (every page but models and run)")] = None,
+    run: Annotated[str | None, typer.Option(help="The training run (the run page)")] = None,
+    sort: Annotated[str | None, typer.Option(help="Sort column (runs, run pages)")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", dir_okay=False, help="Write the page's HTML to this file")
+    ] = None,
+) -> None:
+    """The model console: print a page's address (local stack) or the models dashboard's
+    (--stack); with --out, save the local page's HTML."""
+    if state.stack:
+        import boto3
+
+        region = boto3.session.Session().region_name or "us-east-1"
+        _say(
+            f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+            f"#dashboards/dashboard/{state.stack}-models"
+        )
+        return
+    with _calls():
+        target = _target()
+    params = {k: v for k, v in {"page": page.value, "model": model, "run": run, "sort": sort}.items() if v}
+    url = f"{target.api_url}/_local/console/?{urlencode(params)}"
+    if out_file is None:
+        _say(url)
+        return
+    with _calls():
+        answer = requests.get(url, timeout=30)
+    if answer.status_code != 200:
+        message = re.sub(r"<[^>]+>", " ", answer.text)
+        found = re.search(r'class="error">([^<]+)<', answer.text)
+        _error(html.unescape(found.group(1)) if found else message[:300])
+        raise typer.Exit(1)
+    out_file.write_text(answer.text)
+    _say(f"wrote {out_file} ({len(answer.content):,} bytes): {url}")
 
 
 @app.command()

@@ -2,7 +2,9 @@
 
 Everything under ``/_local/`` belongs to the local stack, not to the deployed API:
 ``/_local/openapi.json`` (docs/openapi.json, pointed at this server) and
-``/_local/docs/`` (Swagger UI from the pinned npm package ``swagger-ui-dist``).
+``/_local/docs/`` (Swagger UI from the pinned npm package ``swagger-ui-dist``) and
+``/_local/console/`` (the model console: the template's console function, invoked in-process
+with the query string as its page's parameters).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_FILE = REPO_ROOT / "docs" / "openapi.json"
 SWAGGER_UI_DIR = REPO_ROOT / "node_modules" / "swagger-ui-dist"
 LOCAL_PREFIX = "/_local/"
+CONSOLE_PREFIX = "/_local/console/"
+#: Renders a console page: its parameters -> the function's answer (statusCode, headers, body).
+ConsolePages = Callable[[dict[str, str]], dict[str, Any]]
 
 _SWAGGER_PAGE = """<!doctype html>
 <html lang="en">
@@ -62,9 +67,30 @@ def _local_page(path: str, api_url: str) -> Response:
     return Response(json.dumps(body), status=404, mimetype="application/json")
 
 
-def gateway_app(gateway: LocalGateway, api_url: str) -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
+def _console_page(request: Request, console: ConsolePages | None) -> Response:
+    if console is None:
+        return Response("the template has no console function", status=404, mimetype="text/plain")
+    if request.method not in {"GET", "HEAD"}:
+        return Response("the console only reads: GET", status=405, headers={"Allow": "GET, HEAD"})
+    answer = console({name: request.args.get(name, "") for name in request.args})
+    response = Response(str(answer.get("body", "")), status=int(answer.get("statusCode", 500)))
+    response.headers["Content-Type"] = str(
+        (answer.get("headers") or {}).get("Content-Type", "text/html; charset=utf-8")
+    )
+    # No script, no frames, nothing fetched: the pages are self-contained HTML and inline SVG.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+    )
+    return response
+
+
+def gateway_app(
+    gateway: LocalGateway, api_url: str, console: ConsolePages | None = None
+) -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        if request.path in {CONSOLE_PREFIX, CONSOLE_PREFIX.rstrip("/")}:
+            return _console_page(request, console)(environ, start_response)
         if request.path.startswith(LOCAL_PREFIX) or request.path == LOCAL_PREFIX.rstrip("/"):
             return _local_page(request.path, api_url)(environ, start_response)
         query: dict[str, list[str]] = {k: request.args.getlist(k) for k in request.args}

@@ -48,6 +48,8 @@ LOCAL_FUNCTION_ENVIRONMENT = {ROLLOUT_MAX_WAIT_ENV: str(LOCAL_ROLLOUT_MAX_WAIT_S
 # No SageMaker locally: a run asking for a training job is a 422 (mlops_core.training.compute).
 SAGEMAKER_UNAVAILABLE_ENV = "MLOPS_SAGEMAKER_UNAVAILABLE"
 LOCAL_FUNCTION_ENVIRONMENT[SAGEMAKER_UNAVAILABLE_ENV] = "on the local stack (moto runs no training jobs)"
+#: The console function's folder: /_local/console/ invokes the template's function from it.
+CONSOLE_SOURCE = "functions/console"
 
 # CDK metadata has no runtime effect; it is removed before deploying. (Stages, usage
 # plans and API keys are skipped by moto itself; the local gateway serves the routes and
@@ -497,12 +499,34 @@ class EmbeddedStack:
 
         assert self.description is not None
         gateway = LocalGateway.from_template(self.template, self.invoke, {self.description.api_key})
-        self._http = make_server(self.host, self.api_port, gateway_app(gateway, self.api_url), threaded=True)
+        app = gateway_app(gateway, self.api_url, self._console_pages())
+        self._http = make_server(self.host, self.api_port, app, threaded=True)
         self._http_thread = threading.Thread(
             target=self._http.serve_forever, name="local-gateway", daemon=True
         )
         self._http_thread.start()
         LOGGER.info("API on %s (%d routes)", self.api_url, len(gateway.routes))
+
+    def _console_pages(self) -> Any:
+        """The template's console function (tagged with its source, ``functions/console``) as
+        ``/_local/console/`` calls it, or None when the template has none."""
+        from infra.local.lambda_runtime import SOURCE_TAG
+
+        console = next(
+            (
+                logical_id
+                for logical_id, resource in self.template.get("Resources", {}).items()
+                if resource.get("Type") == "AWS::Lambda::Function"
+                and {"Key": SOURCE_TAG, "Value": CONSOLE_SOURCE}
+                in resource.get("Properties", {}).get("Tags", [])
+            ),
+            None,
+        )
+        if console is None:
+            return None
+        return lambda params: self.invoke(
+            console, {"local_console": {"base": "/_local/console/", "params": params}}
+        )
 
     def stop(self) -> None:
         if self._http is not None:

@@ -308,9 +308,19 @@ ALARM: dict[str, Reader] = {
         "Namespace",
         "Period",
         "Statistic",
+        "ExtendedStatistic",
         "Threshold",
         "TreatMissingData",
     )
+}
+
+DASHBOARD: dict[str, Reader] = {
+    "DashboardName": lambda name, _: boto3.client("cloudwatch").get_dashboard(DashboardName=name)[
+        "DashboardName"
+    ],
+    "DashboardBody": lambda name, _: boto3.client("cloudwatch").get_dashboard(DashboardName=name)[
+        "DashboardBody"
+    ],
 }
 
 LOG_GROUP: dict[str, Reader] = {
@@ -401,6 +411,7 @@ READERS: dict[str, dict[str, Reader]] = {
     "AWS::KMS::Key": KEY,
     "AWS::CloudWatch::Alarm": ALARM,
     "AWS::Kinesis::Stream": KINESIS_STREAM,
+    "AWS::CloudWatch::Dashboard": DASHBOARD,
 }
 
 
@@ -443,7 +454,10 @@ def compare(template: dict[str, Any], deployed: DeployedResources) -> dict[str, 
                 found["problems"].append(f"{where}: no reader for {kind} property {name}")
                 continue
             declared, reported = value, readers[name](physical, properties)
-            if kind == "AWS::StepFunctions::StateMachine" and name == "DefinitionString":
+            if (kind, name) in {
+                ("AWS::StepFunctions::StateMachine", "DefinitionString"),
+                ("AWS::CloudWatch::Dashboard", "DashboardBody"),
+            }:
                 declared, reported = json.loads(value), json.loads(reported)
             gap = _gap(kind, name)
             if holds(declared, reported):

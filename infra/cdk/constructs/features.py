@@ -227,7 +227,8 @@ class FeaturesConstruct(Construct):
             self,
             "StaleFeatureViews",
             alarm_description="A feature view's newest row is older than its freshness target "
-            "(`mlops features freshness` names it), or the materializer's schedule stopped reporting",
+            "(`mlops features freshness` names it), or the materializer's schedule stopped reporting. "
+            "Runbook: docs/operations.md#stalefeatureviews.",
             metric=aws_cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
                 metric_name=STALE_VIEWS_METRIC,

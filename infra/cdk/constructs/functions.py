@@ -80,6 +80,7 @@ class ServiceFunction(Construct):
         snap_start: aws_lambda.SnapStartConf | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.service_name = service_name
 
         self.log_group = aws_logs.LogGroup(self, "LogGroup", retention=log_retention)
 

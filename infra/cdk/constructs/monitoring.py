@@ -165,7 +165,7 @@ class MonitoringConstruct(Construct):
         self.alarm_key = aws_kms.Key(
             self,
             "AlarmTopicKey",
-            description="Encrypts the drift alarms topic (CloudWatch may use it to publish)",
+            description="Encrypts the operations alarms topic (CloudWatch may use it to publish)",
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -179,7 +179,7 @@ class MonitoringConstruct(Construct):
         self.alarm_topic = aws_sns.Topic(
             self,
             "Alarms",
-            display_name="Serverless MLOps drift alarms",
+            display_name="Serverless MLOps operations alarms",
             master_key=self.alarm_key,
             enforce_ssl=True,
         )

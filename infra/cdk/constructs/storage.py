@@ -148,6 +148,10 @@ class StorageConstruct(Construct):
         actions = OBJECT_READ_ACTIONS if versions else ("s3:GetObject",)
         self._grant_objects(role, actions, f"{prefix}*")
 
+    def grant_prefix_get(self, role: aws_iam.IRole, prefix: str) -> None:
+        """Read current objects (``s3:GetObject`` only, no older versions) under `prefix`."""
+        self._grant_objects(role, ("s3:GetObject",), f"{prefix}*")
+
     def grant_prefix_list(self, role: aws_iam.IRole, prefix: str) -> None:
         """List keys under `prefix`. Without it S3 answers a read of a missing key with 403,
         not 404, and a caller's typo would look like a permissions failure (a 503)."""

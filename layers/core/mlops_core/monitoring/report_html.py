@@ -43,14 +43,26 @@ th:first-child,td:first-child{text-align:left}tr.drifted td{background:#fff5f5}
 """
 
 
+#: The report's stylesheet, for a page that embeds ``render_sections`` (the model console).
+REPORT_STYLE = _STYLE
+
+
 def render_html(report: DriftReport) -> str:
     run = report.run
-    parts = [
+    head = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Drift report: {escape(run.model_name)} {escape(run.run_id)}</title>",
         f"<style>{_STYLE}</style></head><body>",
+    ]
+    return "\n".join([*head, *render_sections(report), "</body></html>"])
+
+
+def render_sections(report: DriftReport) -> list[str]:
+    """The report's body (heading, cards, feature table, plots), without the page around it."""
+    run = report.run
+    parts = [
         f"<h1>Drift report: {escape(run.model_name)} "
         f'<span class="badge {escape(run.status)}">{escape(run.status.replace("_", " "))}</span></h1>',
         f'<p class="meta">run {escape(run.run_id)} ({escape(run.trigger.replace("_", "-"))}) · '
@@ -103,8 +115,7 @@ def render_html(report: DriftReport) -> str:
         )
         parts.append("</table>")
     parts.append(f'<p class="note">Report format {report.format}; finished {_text(run.finished_at)}.</p>')
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts
 
 
 def _cards(report: DriftReport) -> str:

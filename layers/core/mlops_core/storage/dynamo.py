@@ -174,8 +174,10 @@ class MetadataTable:
         index: str | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        attributes: Sequence[str] | None = None,
     ) -> Iterator[Item]:
-        """Items of one partition in sort-key order, following pagination lazily."""
+        """Items of one partition in sort-key order, following pagination lazily; with
+        ``attributes``, only those attributes of each item (a ProjectionExpression)."""
         pk_name, sk_name = (
             (keys.LIST_INDEX_PARTITION_KEY, keys.LIST_INDEX_SORT_KEY)
             if index
@@ -197,6 +199,10 @@ class MetadataTable:
         }
         if index:
             request["IndexName"] = index
+        if attributes:
+            projected = {f"#a{i}": name for i, name in enumerate(attributes)}
+            names.update(projected)
+            request["ProjectionExpression"] = ", ".join(projected)
         returned = 0
         while True:
             if limit is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any, Literal
@@ -151,9 +152,16 @@ class RunTracker:
         ]
         return run
 
-    def list_for_model(self, model_name: str, *, limit: int = 50) -> list[Item]:
+    def list_for_model(
+        self, model_name: str, *, limit: int = 50, attributes: Sequence[str] | None = None
+    ) -> list[Item]:
+        """A model's runs, newest first; with ``attributes``, only those fields of each."""
         items = self.table.query(
-            keys.model_runs(model_name), index=keys.LIST_INDEX, newest_first=True, limit=limit
+            keys.model_runs(model_name),
+            index=keys.LIST_INDEX,
+            newest_first=True,
+            limit=limit,
+            attributes=attributes,
         )
         return [_public(i) for i in items]
 
