@@ -217,6 +217,16 @@ class ServerlessMlopsStack(Stack):
             ],
         )
         self.api.add_iam_routes(self.monitoring.api.function, DRIFT_ROUTES)
+        # Streaming inference (constructs/stream_inference.py).
+        self.stream_inference = StreamInferenceConstruct(
+            self,
+            "StreamInference",
+            storage=self.storage,
+            layers=self.layers,
+            capture=self.capture,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+        )
         # Seeing it: the console function, the dashboards and the operations alarms (one topic).
         self.console = ConsoleConstruct(
             self,
@@ -295,16 +305,6 @@ class ServerlessMlopsStack(Stack):
             description="Model lifecycle, training-failure and drift events, for notifiers",
         )
 
-        # Streaming inference (constructs/stream_inference.py).
-        self.stream_inference = StreamInferenceConstruct(
-            self,
-            "StreamInference",
-            storage=self.storage,
-            layers=self.layers,
-            capture=self.capture,
-            functions_dir=repo_root / "functions",
-            log_retention=settings.log_retention_period(),
-        )
         CfnOutput(
             self,
             "StreamInputName",
