@@ -17,6 +17,8 @@ from aws_cdk import CfnOutput, Stack, aws_logs
 from constructs import Construct
 
 from infra.cdk.constructs.api import ApiConstruct, ApiLimits, SnapStartOption
+from infra.cdk.constructs.batch import ROUTES as BATCH_ROUTES
+from infra.cdk.constructs.batch import BatchConstruct
 from infra.cdk.constructs.capture import CaptureConstruct
 from infra.cdk.constructs.events import EventsConstruct
 from infra.cdk.constructs.feedback import FeedbackConstruct
@@ -203,6 +205,15 @@ class ServerlessMlopsStack(Stack):
             ],
         )
         self.api.add_iam_routes(self.monitoring.api.function, DRIFT_ROUTES)
+        self.batch = BatchConstruct(
+            self,
+            "Batch",
+            storage=self.storage,
+            layers=self.layers,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+        )
+        self.api.add_iam_routes(self.batch.api.function, BATCH_ROUTES)
 
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the prod stage")
         CfnOutput(self, "ArtifactsBucketName", value=self.storage.artifacts_bucket.bucket_name)
@@ -250,6 +261,7 @@ class ServerlessMlopsStack(Stack):
             value=self.events.notifications.queue_url,
             description="Model lifecycle, training-failure and drift events, for notifiers",
         )
+        CfnOutput(self, "BatchStateMachineArn", value=self.batch.state_machine.state_machine_arn)
 
 
 def code_version(repo_root: Path) -> str:

@@ -138,3 +138,15 @@ def core_settings() -> CoreSettings:
 @lru_cache(maxsize=1)
 def inference_settings() -> InferenceSettings:
     return InferenceSettings.from_environment()
+
+
+class BatchApiSettings(CoreSettings):
+    """The batch scoring API: the workflow it starts."""
+
+    state_machine_arn: str = Field(min_length=20, validation_alias="BATCH_STATE_MACHINE_ARN")
+
+
+class BatchScoreSettings(CoreSettings):
+    """The batch scoring function: versions are pinned, so loaded sessions are kept per container."""
+
+    model_cache_size: int = Field(default=2, ge=1, validation_alias="MODEL_CACHE_SIZE")

@@ -218,3 +218,34 @@ def candidate_artifact(run_id: str, candidate_id: str, filename: str) -> str:
 def sibling(key: str, filename: str) -> str:
     """``filename`` in the same folder as ``key`` (schema.json beside data.csv, and so on)."""
     return f"{key.rsplit('/', 1)[0]}/{filename}" if "/" in key else filename
+
+
+# ---- batch scoring ------------------------------------------------------------------------
+#: A batch job's record (its own partition); the list index holds every job, newest first.
+BATCH_JOB_SK = "BATCH_JOB"
+ALL_BATCH_JOBS = "BATCH_JOBS"  # LIST_INDEX partition of every batch job
+#: Where users put the objects a batch job scores (the scoring function reads nothing else).
+BATCH_INPUT_PREFIX = "batch-input/"
+#: A job's outputs: predictions and refused rows per input object.
+BATCH_PREFIX = "batch/"
+#: The Distributed Map's ResultWriter prefix: Step Functions writes
+#: ``{prefix}/{map run id}/manifest.json`` and the SUCCEEDED/FAILED result files beside it.
+BATCH_MAP_RUNS_PREFIX = "batch/map-runs"
+
+
+def batch_job_pk(job_id: str) -> str:
+    return f"BATCH#{job_id}"
+
+
+def batch_output_prefix(job_id: str) -> str:
+    return f"{BATCH_PREFIX}{job_id}/"
+
+
+def batch_predictions(job_id: str, relative_key: str) -> str:
+    """An input object's predictions: its key below the input prefix, under the job's output."""
+    return f"{batch_output_prefix(job_id)}predictions/{relative_key}.csv"
+
+
+def batch_errors(job_id: str, relative_key: str) -> str:
+    """An input object's refused rows (line and reason), written only when there are some."""
+    return f"{batch_output_prefix(job_id)}errors/{relative_key}.jsonl"
