@@ -242,10 +242,16 @@ def batch_output_prefix(job_id: str) -> str:
 
 
 def batch_predictions(job_id: str, relative_key: str) -> str:
-    """An input object's predictions: its key below the input prefix, under the job's output."""
-    return f"{batch_output_prefix(job_id)}predictions/{relative_key}.csv"
+    """An input object's predictions (CSV): its key below the input prefix, under the job's
+    output (``part-01.csv`` -> ``predictions/part-01.csv``, ``a.jsonl`` -> ``predictions/a.jsonl.csv``)."""
+    return f"{batch_output_prefix(job_id)}predictions/{_with_suffix(relative_key, '.csv')}"
 
 
 def batch_errors(job_id: str, relative_key: str) -> str:
-    """An input object's refused rows (line and reason), written only when there are some."""
-    return f"{batch_output_prefix(job_id)}errors/{relative_key}.jsonl"
+    """An input object's refused rows (JSON Lines of line and reason), written only when there
+    are some (``part-01.csv`` -> ``errors/part-01.csv.jsonl``)."""
+    return f"{batch_output_prefix(job_id)}errors/{_with_suffix(relative_key, '.jsonl')}"
+
+
+def _with_suffix(key: str, suffix: str) -> str:
+    return key if key.endswith(suffix) else f"{key}{suffix}"
