@@ -259,7 +259,7 @@ def _enforce_tolerance(original: Any) -> Any:
                     env=env,
                     error_name=StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold),
                     event_type=HistoryEventType.MapRunFailed,
-                    event_details=EventDetails(
+                    event_details=EventDetails(  # type: ignore[typeddict-item]  # moto builds it so too
                         mapRunFailedEventDetails=MapRunFailedEventDetails(error=error, cause=cause)
                     ),
                 )

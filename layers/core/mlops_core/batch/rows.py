@@ -105,7 +105,7 @@ def _csv_header(first: bytes, signature: ModelSignature) -> tuple[list[int] | No
 
 def _allowed(buffer: np.ndarray) -> np.ndarray:
     """Bytes a CSV number may contain (digits, sign, point, exponent, blanks) or separators."""
-    allowed = np.subtract(buffer, 48, dtype=np.uint8) < 10
+    allowed: np.ndarray = np.subtract(buffer, 48, dtype=np.uint8) < 10
     for byte in b"+-.eE \t,\n":
         allowed |= buffer == byte
     return allowed
