@@ -33,7 +33,7 @@ def csv_object(key: str, n_rows: int, *, seed: int, malformed_share: float = 0.0
     of them malformed at random lines."""
     rng = np.random.default_rng(seed + 1)
     values = rows(n_rows, seed)
-    bad = set((rng.choice(n_rows, int(round(n_rows * malformed_share)), replace=False) + 2).tolist())
+    bad = set((rng.choice(n_rows, round(n_rows * malformed_share), replace=False) + 2).tolist())
     lines = [",".join(FEATURES)]
     result = CsvObject(key=key, data=b"")
     for i, row in enumerate(values):

@@ -18,9 +18,9 @@ import pytest
 from synthesized_app import SynthesizedApp
 from test_training_workflow import _with_test_names
 
-from mlops_core.batch.entities import BatchJob, BatchJobRequest
 from infra.local import lambda_runtime
 from infra.local.stack import deploy_template
+from mlops_core.batch.entities import BatchJob, BatchJobRequest
 from mlops_core.batch.service import BatchJobs
 from mlops_core.registry.entities import RegisterVersionRequest
 from mlops_core.registry.lookup import RegistryLookup
