@@ -15,6 +15,7 @@ after the retries) is a failed item; the Map fails when more than
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import cast
 
@@ -229,7 +230,39 @@ class BatchConstruct(Construct):
 
     def _acknowledge(self, machine: sfn.StateMachine) -> None:
         stack = Stack.of(self)
+        Validations.of(machine).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SF1",
+                reason="Logs ERROR, not ALL: a Distributed Map runs one child execution per input "
+                "object, and ALL would log every state of every child (thousands of events a job); "
+                "the job record keeps the counts and failures, and no row data is logged.",
+            )
+        )
+        bucket_id = stack.get_logical_id(cast(CfnResource, self.storage.artifacts_bucket.node.default_child))
+        machine_id = stack.get_logical_id(cast(CfnResource, machine.node.default_child))
+        machine_name = json.dumps(
+            {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": machine_id}]}]}, separators=(",", ":")
+        )
         acknowledge = Validations.of(machine.role).acknowledge
+        acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::<{bucket_id}>/*]",
+                reason="The Map's ItemReader lists the job's input prefix (known at run time) and its "
+                "ResultWriter writes and reads back the map-run results (multipart uploads); CDK's "
+                "DistributedMap grants these on the artifacts bucket. No delete, no other bucket.",
+            )
+        )
+        # CDK puts the Map's own execution grants in a policy of their own beside the role's.
+        map_policy = machine.node.find_child("DistributedMapPolicy")
+        for suffix in (":*", "/*:*"):
+            Validations.of(map_policy).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+                    f"<AWS::AccountId>:execution:{machine_name}{suffix}]",
+                    reason="The Distributed Map describes, stops and redrives its own child executions, "
+                    "named at run time; the grant covers this state machine's executions only.",
+                )
+            )
         acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
