@@ -11,6 +11,7 @@
     mlops feedback send --prediction-id ID (--reward 0|1 | --label L) | --file F.jsonl
     mlops drift configure M | run M [--wait] | show M [RUN] | report M RUN --html F
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
+    mlops batch upload F --prefix P | start M --input s3://B/batch-input/P/ | show ID | list
 
 Commands talk to the local stack unless ``--stack NAME`` names a deployed one. ``--json``
 (before or after the command) prints machine-readable output on stdout. A user's mistake
@@ -42,7 +43,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from infra.cli import drift
+from infra.cli import batch, drift
 from infra.cli import rollout as rollouts
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
 from infra.cli.routing import (
@@ -111,6 +112,7 @@ rollout_app = typer.Typer(
 )
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(drift.drift_app, name="drift")
+app.add_typer(batch.batch_app, name="batch")
 
 # Both follow sys.stdout / sys.stderr as they are when they print (`mlops up` points
 # sys.stdout at the functions' log; tests capture both).
@@ -1034,6 +1036,7 @@ def invoke(
 
 
 drift.bind(sys.modules[__name__])
+batch.bind(sys.modules[__name__])
 
 
 def run() -> None:
