@@ -8,7 +8,7 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit benchmark-drift drift-power clean
+.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit benchmark-drift benchmark-batch drift-power clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,10 @@ benchmark-bandit: install ## Bandit regret and decision latency vs MABWiser (add
 benchmark-drift: install ## Drift: ours vs Evidently's DataDriftPreset, a scipy loop and river's ADWIN (adds the bench extra)
 	$(UV) sync --locked --all-extras
 	$(VENV)/bin/python benchmarks/drift.py
+
+benchmark-batch: install ## Batch scoring rows/s per core vs pandas + joblib + scikit-learn predict_proba (adds the bench extra)
+	$(UV) sync --locked --all-extras
+	$(VENV)/bin/python benchmarks/batch.py
 
 drift-power: install ## Detection power by shift and window size, and false alarms; rewrites the table in docs/drift.md
 	$(VENV)/bin/python benchmarks/drift_power.py

@@ -29,6 +29,7 @@ HANDLERS = (
     "functions.feedback.handler",
     "functions.rollout.api",
     "functions.drift.api",
+    "functions.batch.api",
 )
 
 SECURITY_SCHEMES = {
@@ -55,6 +56,7 @@ _PLACEHOLDER_ENVIRONMENT = {
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "ROLLOUT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "DRIFT_FUNCTION_NAME": "documentation-drift",
+    "BATCH_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }

@@ -60,7 +60,17 @@ def _diabetes_csv(path: Path) -> None:
         )
 
 
-INPUT_FILES = {"diabetes.csv": _diabetes_csv}
+def _to_score_csv(path: Path) -> None:
+    """The sample's first 100 rows with its header (the target column too: it is ignored), and
+    one malformed row (a field missing) that the job reports by line."""
+    from infra.local.sample_data import breast_cancer
+
+    lines = breast_cancer().csv.decode().splitlines()[:101]
+    lines.append(",".join(lines[1].split(",")[:-2]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+INPUT_FILES = {"diabetes.csv": _diabetes_csv, "to_score.csv": _to_score_csv}
 
 
 def readme_commands() -> list[str]:
