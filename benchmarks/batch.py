@@ -280,7 +280,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results | {"machine": info}, indent=2))
     if write:
-        write_docs(results, info, "make benchmark-batch")
+        write_docs(results, info, " ".join(["python benchmarks/batch.py", *sys.argv[1:]]))
     return 0
 
 

@@ -3,7 +3,7 @@ HTTP): 20 objects scored end to end by the template's Distributed Map, 1 % of th
 malformed and reported by exactly their lines, and a sample of 1,000 output rows equal to
 what POST /models/{name}/predict answers for the same rows.
 
-The issue's 200,000 rows (20 objects x 10,000): the job takes about 10 s on the local stack
+The issue's 200,000 rows (20 objects x 10,000): the job itself takes 1-2 s on the local stack
 (2 shared cores; docs/batch.md), well inside CI's budget. ``MLOPS_BATCH_E2E_ROWS_PER_OBJECT``
 changes the size.
 """

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from dataclasses import dataclass, field
 
@@ -103,7 +104,7 @@ def _format(lines: np.ndarray, labels: np.ndarray, scores: np.ndarray | None, ve
         width = scores.shape[1]
         columns.extend(scores[:, j].tolist() for j in range(width))
     row_format = "%d," + label_format + ",%.9g" * width + f",{version}\n"
-    flat = tuple(value for row in zip(*columns, strict=True) for value in row)
+    flat = tuple(itertools.chain.from_iterable(zip(*columns, strict=True)))
     return (row_format * n) % flat
 
 
