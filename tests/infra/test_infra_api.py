@@ -47,6 +47,9 @@ EXPECTED_ROUTES = {
     ("GET", "/models/{name}/drift-runs/{run_id}"): ("drift-api", "AWS_IAM", False),
     ("GET", "/models/{name}/drift-runs/{run_id}/report"): ("drift-api", "AWS_IAM", False),
     ("GET", "/models/{name}/drift"): ("drift-api", "AWS_IAM", False),
+    ("POST", "/batch-predictions"): ("batch-api", "AWS_IAM", False),
+    ("GET", "/batch-predictions"): ("batch-api", "AWS_IAM", False),
+    ("GET", "/batch-predictions/{job_id}"): ("batch-api", "AWS_IAM", False),
 }
 
 
@@ -78,6 +81,7 @@ def _function_names_by_arn(synthesized: SynthesizedApp) -> dict[str, str]:
         ("feedback", stack.feedback.function),
         ("rollout-api", stack.rollout.api),
         ("drift-api", stack.monitoring.api),
+        ("batch-api", stack.batch.api),
     )
     return {
         json.dumps({"Fn::GetAtt": [synthesized.logical_id(service.function), "Arn"]}): name
@@ -232,6 +236,7 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "AlarmTopicArn",
         "FailedFeedbackBatchesQueueUrl",
         "FailedRetrainEventsQueueUrl",
+        "BatchStateMachineArn",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.artifacts_bucket)
