@@ -8,7 +8,7 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit benchmark-drift benchmark-batch drift-power clean
+.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit benchmark-drift benchmark-features benchmark-batch drift-power clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -72,6 +72,12 @@ benchmark-drift: install ## Drift: ours vs Evidently's DataDriftPreset, a scipy 
 	$(UV) sync --locked --all-extras
 	$(VENV)/bin/python benchmarks/drift.py
 
+# Feast cannot share the project's lock (docs/decision_log.md): it gets its own virtualenv.
+benchmark-features: install ## Feature store: materialization and lookups vs Feast 0.67 on moto (builds .venv-feast; ~10 min)
+	$(UV) venv .venv-feast --python 3.11 --allow-existing --quiet
+	$(UV) pip sync --python .venv-feast/bin/python benchmarks/feast/requirements.txt
+	$(VENV)/bin/python benchmarks/features.py
+
 benchmark-batch: install ## Batch scoring rows/s per core vs pandas + joblib + scikit-learn predict_proba (adds the bench extra)
 	$(UV) sync --locked --all-extras
 	$(VENV)/bin/python benchmarks/batch.py
@@ -80,4 +86,4 @@ drift-power: install ## Detection power by shift and window size, and false alar
 	$(VENV)/bin/python benchmarks/drift_power.py
 
 clean: ## Remove build outputs and caches (keeps .venv)
-	rm -rf cdk.out .cache .pytest_cache .ruff_cache .mypy_cache
+	rm -rf cdk.out .cache .pytest_cache .ruff_cache .mypy_cache .venv-feast

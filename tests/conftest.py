@@ -10,6 +10,7 @@ import pytest
 
 from tests.support import (
     BUCKET,
+    FEATURES_TABLE,
     PREDICTIONS_TABLE,
     REGION,
     STATE_MACHINE_ARN,
@@ -29,6 +30,7 @@ os.environ.update(
         "ARTIFACTS_BUCKET": BUCKET,
         "METADATA_TABLE": TABLE,
         "PREDICTIONS_TABLE": PREDICTIONS_TABLE,
+        "FEATURES_TABLE": FEATURES_TABLE,
         "STATE_MACHINE_ARN": STATE_MACHINE_ARN,
         "POWERTOOLS_SERVICE_NAME": "tests",
         "POWERTOOLS_TRACE_DISABLED": "true",

@@ -19,6 +19,7 @@ EVENTS = ROOT / "events"
 BUCKET = "mlops-artifacts-test"
 TABLE = "mlops-metadata-test"
 PREDICTIONS_TABLE = "mlops-predictions-test"
+FEATURES_TABLE = "mlops-features-test"
 REGION = "us-east-1"
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:training"
 # The sample dataset's features (scikit-learn's breast-cancer "mean" columns), as in events/.
@@ -73,7 +74,8 @@ class FakeLambdaContext:
 
 
 def create_resources() -> None:
-    """The artifacts bucket, the metadata table and the prediction log, shaped as infra/ declares them."""
+    """The artifacts bucket, the metadata table, the prediction log and the features table, shaped
+    as infra/ declares them."""
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -102,6 +104,13 @@ def create_resources() -> None:
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    # The online feature store: keyed `{view}#{entity}` alone (infra/cdk/constructs/features.py).
+    dynamodb.create_table(
+        TableName=FEATURES_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
     )
 
 

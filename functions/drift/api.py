@@ -8,6 +8,8 @@ drift runs and their reports.
     GET  /models/{name}/drift-runs/{run_id}            one run: its summary and per-feature numbers
     GET  /models/{name}/drift-runs/{run_id}/report     the HTML report (or its JSON, format=json)
     GET  /models/{name}/drift                          the latest finished run and the recent history
+    GET  /models/{name}/retraining                     the retraining loop's decisions, newest first
+    GET  /models/{name}/retraining/{decision_id}       one decision, its training run and the version
 
 ``POST .../drift-runs`` records the run as ``running`` and invokes the drift function
 asynchronously (``InvocationType=Event``): the answer comes at once and the run finishes in
@@ -35,6 +37,8 @@ from mlops_core.monitoring.records import RUN_ID_PATTERN, DriftRunSummary
 from mlops_core.monitoring.report import DriftReport, WindowFacts, report_key
 from mlops_core.monitoring.service import DriftOverview, MonitoringService, MonitoringView
 from mlops_core.registry.entities import MODEL_NAME_PATTERN
+from mlops_core.retraining.entities import DECISION_ID_PATTERN, RetrainDecision
+from mlops_core.retraining.views import RetrainDecisionView, RetrainingViews
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.lambda_invoke import AsyncInvoker
 from mlops_core.storage.s3 import ArtifactStore
@@ -46,11 +50,13 @@ app = rest_app(logger)
 
 settings = DriftApiSettings.from_environment()
 service = MonitoringService(MetadataTable(settings.metadata_table))
+retraining = RetrainingViews(MetadataTable(settings.metadata_table))
 reports = ArtifactStore(settings.artifacts_bucket)  # read-only here: drift-reports/
 drift_function = AsyncInvoker(settings.drift_function_name)
 
 ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN)]
 RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN)]
+DecisionId = Annotated[str, Path(pattern=DECISION_ID_PATTERN)]
 
 
 class RunStarted(BaseModel):
@@ -167,6 +173,22 @@ def get_report(
 def drift(name: ModelName, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> DriftOverview:
     """The latest finished drift run and the history (newest first), with the configuration."""
     return service.overview(name, limit=limit)
+
+
+@app.get("/models/<name>/retraining", responses=responses(READ_ERRORS))
+def list_retraining(
+    name: ModelName, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> dict[str, list[RetrainDecision]]:
+    """What the model's DriftDetected events led to (retraining switched on), newest first:
+    a training run started (its id, dataset and counts) or skipped (the reason)."""
+    return {"decisions": retraining.decisions(name, limit=limit)}
+
+
+@app.get("/models/<name>/retraining/<decision_id>", responses=responses(READ_ERRORS))
+def get_retraining(name: ModelName, decision_id: DecisionId) -> RetrainDecisionView:
+    """One retraining decision with the training run it started (status, dataset, the gate's
+    evaluation) and the version that run registered, as they are now."""
+    return retraining.decision(name, decision_id)
 
 
 def _report(run: DriftRunSummary) -> DriftReport | None:

@@ -142,6 +142,8 @@ def predict(
         )
     started = time.perf_counter()
     choice = predictor.choose(name, alias=alias, version=version, key=request.request_key)
+    # This call loaded the version it serves (the first call of a container to it).
+    model_load_ms = round(choice.model.load_ms, 3) if choice.model.loaded_at >= started else None
     try:
         result = predictor.score(choice, request.instances)
     except Exception as error:
@@ -158,6 +160,7 @@ def predict(
                     at_ms=int(time.time() * 1000),
                     latency_ms=(time.perf_counter() - started) * 1000,
                     request_id=app.lambda_context.aws_request_id,
+                    model_load_ms=model_load_ms,
                 )
             ]
         )
@@ -188,6 +191,7 @@ def predict(
             request_key=request.request_key,
             shadow_version=result.shadow_version,
             latency_ms=round(elapsed_ms, 3),
+            model_load_ms=model_load_ms,
         )
     )
     return PredictResponse(

@@ -29,6 +29,8 @@ HANDLERS = (
     "functions.feedback.handler",
     "functions.rollout.api",
     "functions.drift.api",
+    "functions.features.handler",
+    "functions.materialize.handler",
     "functions.batch.api",
 )
 
@@ -53,6 +55,7 @@ _PLACEHOLDER_ENVIRONMENT = {
     "ARTIFACTS_BUCKET": "documentation-bucket",
     "METADATA_TABLE": "documentation-table",
     "PREDICTIONS_TABLE": "documentation-predictions",
+    "FEATURES_TABLE": "documentation-features",
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "ROLLOUT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "DRIFT_FUNCTION_NAME": "documentation-drift",

@@ -21,6 +21,7 @@ from infra.cdk.constructs.batch import ROUTES as BATCH_ROUTES
 from infra.cdk.constructs.batch import BatchConstruct
 from infra.cdk.constructs.capture import CaptureConstruct
 from infra.cdk.constructs.events import EventsConstruct
+from infra.cdk.constructs.features import FeaturesConstruct
 from infra.cdk.constructs.feedback import FeedbackConstruct
 from infra.cdk.constructs.feedback_capture import FeedbackCaptureConstruct
 from infra.cdk.constructs.layers import LayersConstruct
@@ -173,6 +174,16 @@ class ServerlessMlopsStack(Stack):
             functions_dir=repo_root / "functions",
             log_retention=settings.log_retention_period(),
         )
+        self.features = FeaturesConstruct(
+            self,
+            "Features",
+            storage=self.storage,
+            layers=self.layers,
+            api=self.api,
+            event_bus=self.events.bus,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+        )
         self.api.add_iam_routes(
             self.training.api.function,
             [("/training", "POST"), ("/runs/{run_id}", "GET"), ("/models/{name}/runs", "GET")],
@@ -230,6 +241,7 @@ class ServerlessMlopsStack(Stack):
         CfnOutput(self, "RolloutStateMachineArn", value=self.rollout.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.events.bus.event_bus_name)
         CfnOutput(self, "PredictionsTableName", value=self.capture.predictions_table.table_name)
+        CfnOutput(self, "FeaturesTableName", value=self.features.table.table_name)
         CfnOutput(
             self,
             "RewardsFailedRecordsQueueUrl",

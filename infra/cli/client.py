@@ -86,6 +86,8 @@ class Target:
         description = StackDescription.read()
         try:
             requests.get(f"{description.api_url}/health", timeout=2)
+        except requests.ReadTimeout:
+            pass  # it accepted the connection: running, only busy (the command's own call waits longer)
         except requests.RequestException:
             raise StackNotFound(
                 f"the local stack recorded in {ENDPOINT_FILE} is not answering; start it with `mlops up`"
@@ -264,6 +266,12 @@ class ApiClient:
 
     def drift(self, name: str, limit: int = 20) -> Any:
         return self.call("GET", f"/models/{name}/drift", query={"limit": str(limit)})
+
+    def retraining_decisions(self, name: str, limit: int = 50) -> Any:
+        return self.call("GET", f"/models/{name}/retraining", query={"limit": str(limit)})["decisions"]
+
+    def retraining_decision(self, name: str, decision_id: str) -> Any:
+        return self.call("GET", f"/models/{name}/retraining/{decision_id}")
 
     def drift_report(self, name: str, run_id: str) -> str:
         """The run's HTML report, as text."""

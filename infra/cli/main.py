@@ -10,6 +10,8 @@
     mlops predict M --instances JSON     a prediction call (production, --alias or --version)
     mlops feedback send --prediction-id ID (--reward 0|1 | --label L) | --file F.jsonl
     mlops drift configure M | run M [--wait] | show M [RUN] | report M RUN --html F
+    mlops retrain list M | show M DECISION   what the retraining loop decided on drift findings
+    mlops features apply [features/] | list | show V | materialize V | freshness | get V ID
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
     mlops batch upload F --prefix P | start M --input s3://B/batch-input/P/ | show ID | list
 
@@ -46,6 +48,8 @@ from typer.core import TyperGroup
 from infra.cli import batch, drift
 from infra.cli import rollout as rollouts
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
+from infra.cli.features import features_app
+from infra.cli.retrain import retrain_app
 from infra.cli.routing import (
     PolicyOptionError,
     describe_policy,
@@ -102,6 +106,7 @@ datasets_app = typer.Typer(help="Training datasets in the stack's bucket.", no_a
 feedback_app = typer.Typer(help="Feedback on predictions (rewards and labels).", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(features_app, name="features")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 routing_app = typer.Typer(help="Traffic routing between a model's versions.", no_args_is_help=True)
@@ -112,6 +117,7 @@ rollout_app = typer.Typer(
 )
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(drift.drift_app, name="drift")
+app.add_typer(retrain_app, name="retrain")
 app.add_typer(batch.batch_app, name="batch")
 
 # Both follow sys.stdout / sys.stderr as they are when they print (`mlops up` points

@@ -18,7 +18,13 @@ from rich.console import Console
 from infra.cli.client import ApiClient
 from infra.cli.datasets import upload_files
 from infra.cli.runs import wait_for_run
-from infra.local.sample_data import DATASET_PREFIX, SAMPLE_MODEL, breast_cancer
+from infra.local.sample_data import (
+    DATASET_PREFIX,
+    FEATURE_SOURCE_KEY,
+    SAMPLE_MODEL,
+    breast_cancer,
+    breast_cancer_features,
+)
 from infra.local.stack import StackDescription
 
 DEMO_CANDIDATES = [
@@ -47,10 +53,22 @@ def upload_sample_dataset(bucket: str) -> str:
     return f"{DATASET_PREFIX}/data.csv"
 
 
+def upload_sample_feature_source(bucket: str) -> str:
+    """The source of features/breast_cancer.toml's view (rows dated the last ten hours)."""
+    upload_files(
+        boto3.client("s3"), bucket, {FEATURE_SOURCE_KEY: breast_cancer_features(int(time.time() * 1000))}
+    )
+    return FEATURE_SOURCE_KEY
+
+
 def run_demo(description: StackDescription, client: ApiClient, console: Console) -> DemoResult:
     started = time.monotonic()
     dataset_key = upload_sample_dataset(description.artifacts_bucket)
     console.log(f"uploaded the sample dataset to s3://{description.artifacts_bucket}/{DATASET_PREFIX}/")
+    upload_sample_feature_source(description.artifacts_bucket)
+    console.log(
+        f"uploaded the sample feature source to s3://{description.artifacts_bucket}/{FEATURE_SOURCE_KEY}"
+    )
     response = client.start_training(
         {
             "model_name": SAMPLE_MODEL,

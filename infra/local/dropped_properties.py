@@ -52,6 +52,9 @@ NOT_EMULATED: dict[str, str] = {
         "created, never enforced: moto authorises every call (tests/infra checks each grant)",
     ),
     "AWS::Lambda::LayerVersion": "created without content; see Layers of AWS::Lambda::Function",
+    "AWS::CloudWatch::Alarm": "never evaluated locally: the functions' EMF metrics go to "
+    ".local-stack/functions.log, not to CloudWatch (`mlops features freshness` reports what the feature "
+    "store's alarm watches); tests/infra checks the alarm's declaration",
     "AWS::Logs::SubscriptionFilter": "delivered by the local stack itself (infra/local/log_subscriptions.py: "
     "the matching lines a function prints reach the destination within a second); moto never delivers",
     "AWS::Lambda::EventSourceMapping": "run by the local stack itself (infra/local/stream_mappings.py: "

@@ -239,8 +239,9 @@ def patch_moto() -> None:
             return
         ours = [t for t in self.targets if _installed and _installed[0].handles(t["Arn"])]
         if ours and self.event_pattern.matches_event(original_event):
+            delivered = as_delivered(original_event)
             for target in ours:
-                _installed[0].deliver(target["Arn"], _payload(target, original_event, EventTemplateParser))
+                _installed[0].deliver(target["Arn"], _payload(target, delivered, EventTemplateParser))
         theirs = [t for t in self.targets if t not in ours]
         saved, self.targets = self.targets, theirs
         try:
@@ -250,6 +251,16 @@ def patch_moto() -> None:
 
     models.Rule._mlops_original_send = original  # type: ignore[attr-defined]
     models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+
+def as_delivered(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as EventBridge delivers it: moto keeps ``time`` as Unix seconds (a float) and
+    converts it only for its own targets; EventBridge sends ISO 8601 to the second, in UTC
+    (``2026-12-01T14:08:53Z``), which the retrain function stamps its run ids with."""
+    moment = event.get("time")
+    if isinstance(moment, int | float):
+        return {**event, "time": datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return dict(event)
 
 
 def _payload(target: dict[str, Any], event: dict[str, Any], parser: Any) -> dict[str, Any]:

@@ -60,3 +60,33 @@ def breast_cancer() -> SampleDataset:
         ],
     }
     return SampleDataset(csv=out.getvalue().encode(), schema=schema, expectations=expectations)
+
+
+#: The sample feature view's source (features/breast_cancer.toml reads this prefix).
+FEATURE_VIEW = "tumour_measurements"
+FEATURE_SOURCE_KEY = "feature-sources/breast-cancer/tumours.csv"
+
+
+def breast_cancer_features(now_ms: int) -> bytes:
+    """The sample's ten measurements as a feature source: one row per tumour, keyed by a
+    ``patient_id`` (1 to 569, in the dataset's order), with an ``event_time`` in the last ten
+    hours before ``now_ms`` (one row a minute, the last one a minute ago) and a ``created_at``."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    names = [n.replace(" ", "_") for n in data.feature_names[:N_FEATURES]]
+    rows = data.data[:, :N_FEATURES]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["patient_id", "event_time", "created_at", *names])
+    for index, row in enumerate(rows):
+        at_ms = now_ms - (len(rows) - index) * 60_000
+        stamp = _iso_ms(at_ms)
+        writer.writerow([index + 1, stamp, stamp, *(repr(float(v)) for v in row)])
+    return out.getvalue().encode()
+
+
+def _iso_ms(at_ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -60,6 +60,12 @@ def _diabetes_csv(path: Path) -> None:
         )
 
 
+def _feature_views(path: Path) -> None:
+    """The repository's feature view definitions, as a reader's checkout has them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes((ROOT / "features" / path.name).read_bytes())
+
+
 def _to_score_csv(path: Path) -> None:
     """The sample's first 100 rows with its header (the target column too: it is ignored), and
     one malformed row (a field missing) that the job reports by line."""
@@ -70,7 +76,11 @@ def _to_score_csv(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-INPUT_FILES = {"diabetes.csv": _diabetes_csv, "to_score.csv": _to_score_csv}
+INPUT_FILES = {
+    "diabetes.csv": _diabetes_csv,
+    "features/breast_cancer.toml": _feature_views,
+    "to_score.csv": _to_score_csv,
+}
 
 
 def readme_commands() -> list[str]:

@@ -47,6 +47,15 @@ EXPECTED_ROUTES = {
     ("GET", "/models/{name}/drift-runs/{run_id}"): ("drift-api", "AWS_IAM", False),
     ("GET", "/models/{name}/drift-runs/{run_id}/report"): ("drift-api", "AWS_IAM", False),
     ("GET", "/models/{name}/drift"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/features/{view}/{entity_id}"): ("features", "NONE", True),
+    ("POST", "/features/{view}"): ("features", "NONE", True),
+    ("GET", "/feature-views"): ("materialize", "AWS_IAM", False),
+    ("PUT", "/feature-views/{view}"): ("materialize", "AWS_IAM", False),
+    ("GET", "/feature-views/{view}"): ("materialize", "AWS_IAM", False),
+    ("POST", "/feature-views/{view}/materializations"): ("materialize", "AWS_IAM", False),
+    ("GET", "/feature-views/{view}/materializations"): ("materialize", "AWS_IAM", False),
+    ("GET", "/feature-views/{view}/materializations/{run_id}"): ("materialize", "AWS_IAM", False),
+    ("GET", "/feature-views/{view}/freshness"): ("materialize", "AWS_IAM", False),
     ("POST", "/batch-predictions"): ("batch-api", "AWS_IAM", False),
     ("GET", "/batch-predictions"): ("batch-api", "AWS_IAM", False),
     ("GET", "/batch-predictions/{job_id}"): ("batch-api", "AWS_IAM", False),
@@ -81,6 +90,8 @@ def _function_names_by_arn(synthesized: SynthesizedApp) -> dict[str, str]:
         ("feedback", stack.feedback.function),
         ("rollout-api", stack.rollout.api),
         ("drift-api", stack.monitoring.api),
+        ("features", stack.features.lookup),
+        ("materialize", stack.features.materialize),
         ("batch-api", stack.batch.api),
     )
     return {
@@ -212,7 +223,9 @@ def test_lambda_permissions_are_scoped_to_one_route_each(synthesized: Synthesize
     for permission in permissions.values():
         source_arn = json.dumps(permission["Properties"]["SourceArn"])
         assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
-        assert "/*/*" not in source_arn and '"/test-invoke-stage/' not in source_arn, source_arn
+        # The method and path after the stage: never a wildcard method (a path parameter is a `*`).
+        tail = permission["Properties"]["SourceArn"]["Fn::Join"][1][-1]
+        assert not tail.startswith("/*/") and '"/test-invoke-stage/' not in source_arn, source_arn
 
 
 def test_stack_outputs_name_what_clients_and_operators_need(synthesized: SynthesizedApp) -> None:
@@ -236,6 +249,7 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "AlarmTopicArn",
         "FailedFeedbackBatchesQueueUrl",
         "FailedRetrainEventsQueueUrl",
+        "FeaturesTableName",
         "BatchStateMachineArn",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {

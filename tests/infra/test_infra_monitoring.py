@@ -83,10 +83,10 @@ def test_the_drift_role_reads_and_writes_only_what_runs_use(synthesized: Synthes
 
     for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"):
         assert granted.pop(action) == [(table_arn, models_only)]
-    query = granted.pop("dynamodb:Query")
-    assert (table_arn, models_only) in query and len(query) == 2
-    (index,) = [grant for grant in query if grant[0] != table_arn]
-    assert index[1] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["MONITORED"]}}
+    # Query on the index's MONITORED partition only (the dispatcher): a run reads items by key.
+    ((index, condition),) = granted.pop("dynamodb:Query")
+    assert index != table_arn and "index" in index
+    assert condition == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["MONITORED"]}}
     assert sorted(r for r, _ in granted.pop("s3:GetObject")) == sorted(
         [
             _bucket_objects(synthesized, "capture/*"),
@@ -94,7 +94,8 @@ def test_the_drift_role_reads_and_writes_only_what_runs_use(synthesized: Synthes
             _bucket_objects(synthesized, "runs/*/reference_profile.json*"),
         ]
     )
-    granted.pop("s3:GetObjectVersion")
+    # It never reads an object by version id: no s3:GetObjectVersion.
+    assert "s3:GetObjectVersion" not in granted
     assert [r for r, _ in granted.pop("s3:PutObject")] == [_bucket_objects(synthesized, "drift-reports/*")]
     listed = sorted(json.dumps(c, sort_keys=True) for _, c in granted.pop("s3:ListBucket"))
     prefixes = ("capture/*", "feedback/*", "runs/*")
@@ -111,17 +112,26 @@ def test_the_drift_api_may_invoke_the_drift_function_and_nothing_else(synthesize
     granted = _grants(synthesized, monitoring.api.role)
     drift = synthesized.logical_id(monitoring.drift.function)
 
+    table_arn = json.dumps(
+        {"Fn::GetAtt": [synthesized.logical_id(synthesized.stack.storage.metadata_table), "Arn"]},
+        sort_keys=True,
+    )
+    models_only = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["MODEL#*"]}}
+    runs_only = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RUN#*"]}}
+
     assert granted.pop("lambda:InvokeFunction") == [(json.dumps({"Fn::GetAtt": [drift, "Arn"]}), None)]
+    # Reports: read as they are (no version id) and listed (a missing one is a 404), never written.
     assert [r for r, _ in granted.pop("s3:GetObject")] == [_bucket_objects(synthesized, "drift-reports/*")]
-    assert "s3:PutObject" not in granted and "dynamodb:DeleteItem" not in granted
-    assert set(granted) == {
-        "dynamodb:GetItem",
-        "dynamodb:Query",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "s3:GetObjectVersion",
-        "s3:ListBucket",
-    }
+    assert [c for _, c in granted.pop("s3:ListBucket")] == [
+        {"StringLike": {"s3:prefix": ["drift-reports/*"]}}
+    ]
+    # Models' items: configuration, runs, decisions; a retraining decision's training run by key only.
+    assert sorted(granted.pop("dynamodb:GetItem"), key=str) == sorted(
+        [(table_arn, models_only), (table_arn, runs_only)], key=str
+    )
+    for action in ("dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"):
+        assert granted.pop(action) == [(table_arn, models_only)], action
+    assert granted == {}, "nothing else: no object versions, no writes to S3, no deletes"
 
 
 def test_the_drift_routes_are_iam_routes_of_the_drift_api(synthesized: SynthesizedApp) -> None:

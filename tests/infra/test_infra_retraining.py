@@ -150,6 +150,10 @@ def test_the_retrain_role_reads_what_it_joins_writes_datasets_and_its_items_and_
     assert sorted(resource for resource, _ in granted["dynamodb:Query"]) == sorted([_arn(metadata), index])
     reads = {resource for resource, _ in granted["s3:GetObject"]}
     assert reads == {_objects(synthesized, p) for p in ("capture/*", "feedback/*", "datasets/*")}
+    # By version id only the base training data (its run pinned one), never the live capture.
+    assert {resource for resource, _ in granted["s3:GetObjectVersion"]} == {
+        _objects(synthesized, "datasets/*")
+    }
     assert granted["s3:PutObject"] == [(_objects(synthesized, "datasets/*"), None)]
     listed = sorted(
         p for _, condition in granted["s3:ListBucket"] for p in condition["StringLike"]["s3:prefix"]

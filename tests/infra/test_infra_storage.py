@@ -116,7 +116,7 @@ def test_metadata_table_has_string_keys_and_the_gsi1_index(template: Template) -
 
 
 def test_metadata_table_is_on_demand_recoverable_encrypted_and_protected(template: Template) -> None:
-    template.resource_count_is("AWS::DynamoDB::Table", 2)  # metadata, prediction log
+    template.resource_count_is("AWS::DynamoDB::Table", 3)  # metadata, prediction log, features
     template.has_resource_properties(
         "AWS::DynamoDB::Table",
         {

@@ -228,8 +228,11 @@ ARCHIVE: dict[str, Reader] = {
 
 
 def _rule(name: str, properties: dict[str, Any]) -> dict[str, Any]:
-    bus = properties.get("EventBusName", "default")  # schedules are on the default bus
-    return dict(boto3.client("events").describe_rule(Name=name, EventBusName=bus))
+    return dict(
+        boto3.client("events").describe_rule(
+            Name=name, EventBusName=properties.get("EventBusName", "default")
+        )
+    )
 
 
 RULE: dict[str, Reader] = {
@@ -239,7 +242,7 @@ RULE: dict[str, Reader] = {
     "ScheduleExpression": lambda name, p: _rule(name, p).get("ScheduleExpression", ABSENT),
     "State": lambda name, p: _rule(name, p)["State"],
     "Targets": lambda name, p: [
-        {"Arn": t["Arn"], "Id": t["Id"]} | ({"RetryPolicy": t["RetryPolicy"]} if "RetryPolicy" in t else {})
+        {k: t[k] for k in ("Arn", "Id", "RetryPolicy") if k in t}
         for t in boto3.client("events").list_targets_by_rule(
             Rule=name, EventBusName=p.get("EventBusName", "default")
         )["Targets"]

@@ -170,3 +170,23 @@ def test_the_latency_guardrail_compares_p99_with_production(world: World) -> Non
     check = world.service.get(MODEL, rollout_id).progress[0].checks[0]
     assert (check.candidate.p99_ms, check.production.p99_ms) == (200, 20)
     assert check.tripped[0].guardrail == "p99_ratio" and check.tripped[0].limit == 40
+
+
+def test_at_100_percent_production_is_judged_since_the_rollout_began_not_by_its_cache_lag(
+    world: World,
+) -> None:
+    """At 100 % production answers only while warm containers hold the previous split (the
+    step's first seconds, another load): those calls are not the step's baseline."""
+    rollout_id = world.start(
+        steps=[50, 100], guardrails=Guardrails(min_calls=10, max_p99_ratio=2.0).model_dump()
+    )
+    world.steps.start_step(MODEL, rollout_id, 0)
+    world.traffic(PRODUCTION, 100, latency_ms=15)
+    world.traffic(CANDIDATE, 100, latency_ms=15)
+    assert world.steps.check(MODEL, rollout_id, 0)["verdict"] == "next"
+    world.steps.start_step(MODEL, rollout_id, 1)
+    world.traffic(PRODUCTION, 50, latency_ms=1.5)  # the cache's lag, on an idle moment
+    world.traffic(CANDIDATE, 100, latency_ms=15)
+    assert world.steps.check(MODEL, rollout_id, 1)["verdict"] == "promote"
+    check = world.service.get(MODEL, rollout_id).progress[1].checks[0]
+    assert check.production.calls == 150 and check.production.p99_ms == 20

@@ -268,3 +268,43 @@ def test_failed_calls_and_latency_are_counted_against_the_chosen_version(
     (totals,) = [t for t in RoutingRepository(registry.repository.table).variants(MODEL) if t.version == 3]
     assert (totals.calls, totals.errors, totals.requests) == (3, 1, 4)  # predict.json has 2 rows
     assert sum(totals.latency_ms.values()) == 3
+
+
+def test_a_call_that_loads_its_version_counts_the_load_apart_from_its_latency(
+    inference: ModuleType,
+    registry_api: ModuleType,
+    registry: ModelRegistry,
+    versions: list[int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A container's first call to a version fetches and opens it: that part of its latency
+    is reported as ``model_load_ms`` and left out of the histogram a rollout's p99 reads."""
+    from functions.capture import handler as capture
+
+    assert set_routing(registry_api, split((3, 1.0)))["statusCode"] == 200
+    inference.predictor.clear()  # as a new container
+    capsys.readouterr()
+    for i in range(2):
+        event = load_event("inference/predict.json")
+        assert (
+            inference.lambda_handler(event, FakeLambdaContext(aws_request_id=f"c-{i}"))["statusCode"] == 200
+        )
+    captured = [x for x in capsys.readouterr().out.splitlines() if f'"{CAPTURE_MARKER}"' in x]
+    event = subscription_event(captured)
+    lines = [json.loads(x) for x in captured]
+    loads = [line["model_load_ms"] for line in lines]
+    assert loads[0] is not None and loads[0] > 0 and loads[0] <= lines[0]["latency_ms"]
+    assert loads[1] is None
+    assert capture.lambda_handler(event, FakeLambdaContext())["counted"] is True
+    (totals,) = [t for t in RoutingRepository(registry.repository.table).variants(MODEL) if t.version == 3]
+    assert (totals.calls, totals.model_loads, sum(totals.latency_ms.values())) == (2, 1, 2)
+
+
+def test_the_latency_histogram_holds_serving_time_without_the_load() -> None:
+    from mlops_core.feedback.traffic import serving_ms
+    from mlops_core.routing.state import latency_bucket
+
+    assert serving_ms(812.0, 805.5) == pytest.approx(6.5)
+    assert latency_bucket(serving_ms(812.0, 805.5)) == latency_bucket(6.5) != latency_bucket(812.0)
+    assert serving_ms(40.0, None) == 40.0
+    assert serving_ms(3.0, 3.2) == 0.0  # two clocks' rounding never makes it negative

@@ -4,6 +4,7 @@ Functions) and schedules moto never fires."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 
@@ -135,6 +136,8 @@ def test_put_events_reaches_lambda_and_state_machine_targets_and_moto_keeps_the_
         rules.stop()
     ((logical_id, event),) = recorder.invoked
     assert logical_id == "DriftFunction" and event["detail"] == {"model_name": "m"}
+    # As EventBridge sends it: ISO 8601 to the second (moto's own is Unix seconds, a float).
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"]), event["time"]
     assert recorder.started == [(MACHINE_ARN, {"model_name": "m"})]
     messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", [])
     assert len(messages) == 1 and json.loads(messages[0]["Body"])["detail-type"] == "DriftDetected"

@@ -45,6 +45,8 @@ DRIFT_ROUTES = [
     ("/models/{name}/drift-runs/{run_id}", "GET"),
     ("/models/{name}/drift-runs/{run_id}/report", "GET"),
     ("/models/{name}/drift", "GET"),
+    ("/models/{name}/retraining", "GET"),
+    ("/models/{name}/retraining/{decision_id}", "GET"),
 ]
 DRIFT_SERVICE = "drift"
 #: How long a run may take: one model's window of up to 2 million rows, or a dispatch of many.
@@ -85,8 +87,9 @@ class MonitoringConstruct(Construct):
             log_retention=log_retention,
         )
         role = self.drift.role
-        # Registry reads (model, alias, version), its monitoring and run items (written).
-        _grant_model_items(storage, role, write=True)
+        # Registry reads (model, alias, version), its monitoring and run items (written), each
+        # by key: a run never queries a model's partition (the dispatcher queries the index).
+        _grant_model_items(storage, role, write=True, query=False)
         # The dispatcher lists the monitored models (the MONITORED partition of the index).
         role.add_to_principal_policy(
             aws_iam.PolicyStatement(
@@ -95,12 +98,14 @@ class MonitoringConstruct(Construct):
                 conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [keys.MONITORED_MODELS]}},
             )
         )
-        storage.grant_prefix_read(role, keys.CAPTURE_PREFIX)
+        # Every object the drift function reads is read as it is now (no version id: the
+        # capture, the feedback copy, the profile): s3:GetObject only, no GetObjectVersion.
+        storage.grant_prefix_read(role, keys.CAPTURE_PREFIX, versions=False)
         storage.grant_prefix_list(role, keys.CAPTURE_PREFIX)
         # Concept drift: the counted feedback, by model and hour.
-        storage.grant_prefix_read(role, keys.FEEDBACK_CAPTURE_PREFIX)
+        storage.grant_prefix_read(role, keys.FEEDBACK_CAPTURE_PREFIX, versions=False)
         storage.grant_prefix_list(role, keys.FEEDBACK_CAPTURE_PREFIX)
-        storage.grant_prefix_read(role, keys.reference_profile("*"))
+        storage.grant_prefix_read(role, keys.reference_profile("*"), versions=False)
         # A missing profile must read as missing (404), not forbidden: listing runs/ (names only).
         storage.grant_prefix_list(role, keys.RUNS_PREFIX)
         storage.grant_prefix_write(role, keys.DRIFT_REPORTS_PREFIX)
@@ -140,7 +145,15 @@ class MonitoringConstruct(Construct):
             log_retention=log_retention,
         )
         _grant_model_items(storage, self.api.role, write=True)
-        storage.grant_prefix_read(self.api.role, keys.DRIFT_REPORTS_PREFIX)
+        # A retraining decision's training run: its record, by key (RUN#{id} / RUN) only.
+        self.api.role.add_to_principal_policy(
+            aws_iam.PolicyStatement(
+                actions=["dynamodb:GetItem"],
+                resources=[storage.metadata_table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [keys.run_pk("*")]}},
+            )
+        )
+        storage.grant_prefix_read(self.api.role, keys.DRIFT_REPORTS_PREFIX, versions=False)
         storage.grant_prefix_list(self.api.role, keys.DRIFT_REPORTS_PREFIX)
         # Exactly the drift function (unqualified): no versions, no other function.
         self.api.role.add_to_principal_policy(
@@ -241,9 +254,13 @@ class MonitoringConstruct(Construct):
         return alarm
 
 
-def _grant_model_items(storage: StorageConstruct, role: aws_iam.IRole, *, write: bool) -> None:
-    """Read (and write) items in models' partitions only: the registry's, monitoring's, runs'."""
-    actions = [*ITEM_READ_ACTIONS, *(["dynamodb:PutItem", "dynamodb:UpdateItem"] if write else [])]
+def _grant_model_items(
+    storage: StorageConstruct, role: aws_iam.IRole, *, write: bool, query: bool = True
+) -> None:
+    """Read (and write) items in models' partitions only: the registry's, monitoring's, runs';
+    with ``query=False`` by key only (GetItem, no Query)."""
+    reads = list(ITEM_READ_ACTIONS) if query else ["dynamodb:GetItem"]
+    actions = [*reads, *(["dynamodb:PutItem", "dynamodb:UpdateItem"] if write else [])]
     role.add_to_principal_policy(
         aws_iam.PolicyStatement(
             actions=actions,

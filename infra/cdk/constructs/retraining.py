@@ -86,9 +86,13 @@ class RetrainingConstruct(Construct):
                 conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [keys.model_pk("*")]}},
             )
         )
-        for prefix in (keys.CAPTURE_PREFIX, keys.FEEDBACK_CAPTURE_PREFIX, keys.DATASETS_PREFIX):
-            storage.grant_prefix_read(role, prefix)
+        # Captured predictions and feedback are read as they are now; the base training data
+        # by the version its run pinned.
+        for prefix in (keys.CAPTURE_PREFIX, keys.FEEDBACK_CAPTURE_PREFIX):
+            storage.grant_prefix_read(role, prefix, versions=False)
             storage.grant_prefix_list(role, prefix)
+        storage.grant_prefix_read(role, keys.DATASETS_PREFIX)
+        storage.grant_prefix_list(role, keys.DATASETS_PREFIX)
         storage.grant_prefix_write(role, keys.DATASETS_PREFIX)
         state_machine.grant_start_execution(role)
 

@@ -141,9 +141,12 @@ class StorageConstruct(Construct):
                 aws_iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self.metadata_index_arn])
             )
 
-    def grant_prefix_read(self, role: aws_iam.IRole, prefix: str) -> None:
-        """Read objects (any version) whose keys start with `prefix` ("" for the whole bucket)."""
-        self._grant_objects(role, OBJECT_READ_ACTIONS, f"{prefix}*")
+    def grant_prefix_read(self, role: aws_iam.IRole, prefix: str, *, versions: bool = True) -> None:
+        """Read objects (any version) whose keys start with `prefix` ("" for the whole bucket);
+        with ``versions=False`` the current version only (s3:GetObject: a reader that never
+        asks for a version id)."""
+        actions = OBJECT_READ_ACTIONS if versions else ("s3:GetObject",)
+        self._grant_objects(role, actions, f"{prefix}*")
 
     def grant_prefix_list(self, role: aws_iam.IRole, prefix: str) -> None:
         """List keys under `prefix`. Without it S3 answers a read of a missing key with 403,

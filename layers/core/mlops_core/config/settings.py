@@ -130,6 +130,26 @@ class RetrainSettings(TrainingApiSettings):
     prediction capture and feedback it builds datasets from (both in the artifacts bucket)."""
 
 
+class FeatureLookupSettings(EnvironmentSettings):
+    """The feature lookup function: the online store it reads and the views' definitions."""
+
+    metadata_table: str = Field(min_length=3, validation_alias="METADATA_TABLE")
+    features_table: str = Field(min_length=3, validation_alias="FEATURES_TABLE")
+    # How long a view's definition is trusted before it is read again (like the aliases').
+    view_cache_ttl_seconds: float = Field(default=10.0, ge=0, validation_alias="VIEW_CACHE_TTL_SECONDS")
+
+
+class MaterializeSettings(EventSettings):
+    """The materialize function: sources in the artifacts bucket, the online store it writes,
+    the views and runs in the metadata table."""
+
+    features_table: str = Field(min_length=3, validation_alias="FEATURES_TABLE")
+    # Concurrent BatchGetItem / BatchWriteItem calls of one run.
+    write_workers: int = Field(default=8, ge=1, le=64, validation_alias="MATERIALIZE_WORKERS")
+    # One conditional PutItem per row instead of BatchWriteItem (for writers that may race).
+    conditional_writes: bool = Field(default=False, validation_alias="MATERIALIZE_CONDITIONAL_WRITES")
+
+
 @lru_cache(maxsize=1)
 def core_settings() -> CoreSettings:
     return CoreSettings.from_environment()

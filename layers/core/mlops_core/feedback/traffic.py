@@ -30,6 +30,14 @@ MARKER_TTL_SECONDS = 2 * 86_400
 MAX_ATTEMPTS = 6
 
 
+def serving_ms(latency_ms: float, model_load_ms: float | None) -> float:
+    """A call's latency without the loading of its version: the first call of each container
+    to a version fetches and opens it (tens to hundreds of ms), and with a few hundred calls
+    a step those few calls would be its p99 — the guardrail would judge a candidate by its
+    loads, not by how it serves. Loads are counted apart (``model_loads``)."""
+    return max(latency_ms - (model_load_ms or 0.0), 0.0)
+
+
 class TrafficCounter:
     def __init__(
         self,
@@ -53,21 +61,26 @@ class TrafficCounter:
         """Add the delivery's counts (rows served, calls, failed calls, latency per call);
         False when this delivery was counted before."""
         counts: Counter[tuple[str, int, str]] = Counter()
-        calls: dict[tuple[str, int, str, int], float | None] = {}
+        calls: dict[tuple[str, int, str, int], tuple[float | None, float | None]] = {}
         for row in rows:
             counts[(row.model_name, row.model_version, "requests")] += 1
             if row.shadow_version is not None:
                 counts[(row.model_name, row.shadow_version, "shadow_requests")] += 1
             # One call per request id and time (its rows, and the lines a large call is split into).
             call = (row.model_name, row.model_version, row.request_id or row.prediction_id, row.at_ms)
-            calls.setdefault(call, row.latency_ms)
-        for (model, version, _, _), latency in calls.items():
+            calls.setdefault(call, (row.latency_ms, row.model_load_ms))
+        for (model, version, _, _), (latency, load) in calls.items():
             counts[(model, version, "calls")] += 1
+            if load is not None:
+                counts[(model, version, "model_loads")] += 1
             if latency is not None:
-                counts[(model, version, LATENCY_PREFIX + latency_bucket(latency))] += 1
+                counts[(model, version, LATENCY_PREFIX + latency_bucket(serving_ms(latency, load)))] += 1
         for failed in errors:
-            for counter in ("calls", "errors", LATENCY_PREFIX + latency_bucket(failed.latency_ms)):
+            latency = serving_ms(failed.latency_ms, failed.model_load_ms)
+            for counter in ("calls", "errors", LATENCY_PREFIX + latency_bucket(latency)):
                 counts[(failed.model_name, failed.model_version, counter)] += 1
+            if failed.model_load_ms is not None:
+                counts[(failed.model_name, failed.model_version, "model_loads")] += 1
         by_variant: dict[tuple[str, int], dict[str, float]] = {}
         for (model, version, counter), n in counts.items():
             by_variant.setdefault((model, version), {})[counter] = n

@@ -81,6 +81,19 @@ class PredictionDrift(BaseModel):
     message: str | None = None
 
 
+class RetrainingLink(BaseModel):
+    """What a drift run's ``DriftDetected`` led to in the retraining loop (written on the run's
+    item by the retrain function once it decided; ``GET /models/{name}/retraining/{decision_id}``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    decision_id: str
+    outcome: str = Field(description="started, skipped (the reason says why)")
+    reason: str
+    run_id: str | None = Field(None, description="The training run started, if one was")
+    at: str
+
+
 class DriftRunSummary(BaseModel):
     """``MODEL#{name} / DRIFT#{started_at}#{run_id}``: one run, as the history lists it."""
 
@@ -112,6 +125,9 @@ class DriftRunSummary(BaseModel):
     concept: dict[str, Any] | None = None
     seconds: float | None = Field(None, description="How long the run took")
     error: str | None = None
+    retraining: RetrainingLink | None = Field(
+        None, description="The retraining decision its DriftDetected led to (retraining on for the model)"
+    )
 
 
 class ConceptOutcome(BaseModel):

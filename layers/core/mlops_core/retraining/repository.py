@@ -6,7 +6,11 @@
 - ``MODEL#{name} / RETRAINING`` — the claim: one event at a time may be starting the
   model's retraining run, and not within the cooldown of the last one started. Every
   change is a conditional update, so two events that arrive together cannot both start.
-- ``MODEL#{name} / RETRAIN#{at}#{event}`` — each decision, in time order.
+- ``MODEL#{name} / RETRAIN#{at}#{event}`` — each decision, in time order; its id
+  (``entities.decision_id``) carries ``at``, so reading one is a Query of that millisecond.
+- ``MODEL#{name} / DRIFT#{started_at}#{run}`` — the drift run an event came from: its
+  ``retraining`` attribute is set to the decision (``records.RetrainingLink``), once the run
+  has ended (it is never rewritten after that), so the run names what it led to.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from pydantic import ValidationError
 
 from mlops_core.errors import Conflict
 from mlops_core.monitoring.config import MonitoringConfig
-from mlops_core.retraining.entities import RetrainClaim, RetrainDecision
+from mlops_core.monitoring.records import RetrainingLink, run_started_at
+from mlops_core.retraining.entities import RetrainClaim, RetrainDecision, decided_at
 from mlops_core.storage import keys
 from mlops_core.storage.dynamo import MetadataTable
 
@@ -156,6 +161,50 @@ class RetrainingRepository:
             keys.model_pk(model_name), sk_prefix=keys.RETRAIN_DECISION_PREFIX, newest_first=True, limit=limit
         )
         return [RetrainDecision.model_validate(_fields(item)) for item in items]
+
+    def decision(self, model_name: str, decision_id: str) -> RetrainDecision | None:
+        """One decision by its id (None if there is none, or the id is not a decision's)."""
+        at = decided_at(decision_id)
+        if at is None:
+            return None
+        for item in self.table.query(
+            keys.model_pk(model_name), sk_prefix=keys.retrain_decision_sk(at, ""), limit=100
+        ):
+            found = RetrainDecision.model_validate(_fields(item))
+            if found.decision_id == decision_id:
+                return found
+        return None
+
+    def link_drift_run(self, decision: RetrainDecision) -> bool:
+        """Name the decision on the drift run it came from (False: no such run, e.g. an event
+        sent by hand, or the run has not recorded its end)."""
+        started_at = run_started_at(decision.drift_run_id)
+        if started_at is None or not decision.decision_id:
+            return False
+        link = RetrainingLink(
+            decision_id=decision.decision_id,
+            outcome=decision.outcome,
+            reason=decision.reason,
+            run_id=decision.run_id,
+            at=decision.at,
+        )
+        try:
+            self.table.update(
+                keys.model_pk(decision.model_name),
+                keys.drift_run_sk(started_at, decision.drift_run_id),
+                update="SET retraining = :link",
+                condition="attribute_exists(pk) AND #status <> :running",
+                names={"#status": "status"},
+                values={":link": link.model_dump(mode="json", exclude_none=True), ":running": "running"},
+            )
+        except Conflict:
+            LOGGER.info(
+                "drift run %s of %r not linked: not recorded as ended",
+                decision.drift_run_id,
+                decision.model_name,
+            )
+            return False
+        return True
 
 
 def _fields(item: dict[str, Any]) -> dict[str, Any]:

@@ -79,6 +79,8 @@ LOGGER = logging.getLogger(__name__)
 STALE_CLAIM_SECONDS = 15 * 60
 #: How many of a model's runs are looked through for its last successful one.
 RUNS_SEARCHED = 200
+#: How many of a model's newest decisions a redelivered event looks through for its own.
+DUPLICATE_SEARCH = 20
 #: Fields of the last successful run's request that are this run's own, not its configuration.
 _NOT_CARRIED = {"run_id", "dataset_key", "schema_key", "triggered_by"}
 
@@ -118,7 +120,7 @@ class RetrainingService:
             return self._record(drift, event_id, "skipped", reason)
         held = self.repository.claim(drift.model_name)
         if held is not None and held.claim_event_id == event_id and held.claim_state == "started":
-            return _decision(drift, event_id, "duplicate", "this event's run was started already", held)
+            return self._duplicate(drift, event_id, held)
         return self._claim_and_retrain(drift, event_id, str(event.get("time") or ""), kinds, config)
 
     def _claim_and_retrain(
@@ -294,7 +296,7 @@ class RetrainingService:
     ) -> RetrainDecision:
         held = self.repository.claim(drift.model_name)
         if held is not None and held.claim_event_id == event_id and held.claim_state == "started":
-            return _decision(drift, event_id, "duplicate", "this event's run was started already", held)
+            return self._duplicate(drift, event_id, held)
         if held is not None and held.claim_state == "claimed" and held.claim_event_id != event_id:
             reason = (
                 f"another DriftDetected (drift run {held.claim_drift_run_id}) is starting a retraining run"
@@ -325,8 +327,25 @@ class RetrainingService:
             }
         )
         self.repository.record_decision(decision)
+        self.repository.link_drift_run(decision)
         LOGGER.info("retraining %s: %s", outcome, reason, extra={"model_name": drift.model_name})
         return decision
+
+    def _duplicate(self, drift: DriftDetected, event_id: str, held: RetrainClaim) -> RetrainDecision:
+        """A redelivery of an event whose run started: nothing new is recorded, but the drift
+        run is linked to the decision again (an earlier delivery may have failed just after
+        recording it)."""
+        recorded = next(
+            (
+                d
+                for d in self.repository.decisions(drift.model_name, limit=DUPLICATE_SEARCH)
+                if d.event_id == event_id and d.outcome == "started"
+            ),
+            None,
+        )
+        if recorded is not None:
+            self.repository.link_drift_run(recorded)
+        return _decision(drift, event_id, "duplicate", "this event's run was started already", held)
 
 
 def _drift_detected(event: Mapping[str, Any]) -> DriftDetected | str:

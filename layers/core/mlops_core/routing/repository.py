@@ -18,7 +18,7 @@ Operation = dict[str, Any]
 #: attributes ``latency_le_5`` and so on.
 LATENCY_PREFIX = "latency_"
 VARIANT_COUNTERS = frozenset(
-    {"calls", "errors", "requests", "shadow_requests", "feedback", "rewarded", "reward_sum"}
+    {"calls", "errors", "model_loads", "requests", "shadow_requests", "feedback", "rewarded", "reward_sum"}
     | {LATENCY_PREFIX + name for name in LATENCY_BUCKET_NAMES}
 )
 

@@ -68,7 +68,11 @@ class VariantTotals(BaseModel):
     errors: int = Field(default=0, description="Calls that failed once this version was chosen")
     latency_ms: dict[str, int] = Field(
         default_factory=dict,
-        description="Calls per latency bucket (le_1 … le_5000, le_inf: at most that many ms)",
+        description="Calls per latency bucket (le_1 … le_5000, le_inf: at most that many ms), "
+        "without the time a call spent loading the version",
+    )
+    model_loads: int = Field(
+        default=0, description="Calls that loaded the version first (a container's first call to it)"
     )
     requests: int = Field(default=0, description="Predictions served by this version (rows)")
     shadow_requests: int = Field(default=0, description="Predictions scored by it as a shadow")
@@ -97,6 +101,7 @@ def minus(after: VariantTotals, before: VariantTotals) -> VariantTotals:
         version=after.version,
         calls=after.calls - before.calls,
         errors=after.errors - before.errors,
+        model_loads=after.model_loads - before.model_loads,
         latency_ms={k: after.latency_ms.get(k, 0) - before.latency_ms.get(k, 0) for k in after.latency_ms},
         requests=after.requests - before.requests,
         shadow_requests=after.shadow_requests - before.shadow_requests,

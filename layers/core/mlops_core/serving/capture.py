@@ -76,8 +76,10 @@ class CapturedPrediction(BaseModel):
     routed_by: str = "alias"
     policy_revision: int | None = None
     request_key: str | None = None
-    #: The whole call's time in the predictor (every row of a call shares it).
+    #: The whole call's time in the predictor (every row of a call shares it), and the part
+    #: of it spent loading the version (fetch, checksum, ONNX session) when this call did.
     latency_ms: float | None = None
+    model_load_ms: float | None = None
     #: The shadow version and what it answered (filled in by the capture function, which
     #: scores the shadow off the request's path); ``shadow_error`` when it could not.
     shadow_version: int | None = None
@@ -132,6 +134,7 @@ class CaptureLine(BaseModel):
     request_key: str | None = None
     shadow_version: int | None = None
     latency_ms: float | None = None
+    model_load_ms: float | None = None
 
     def rows(self) -> Iterator[CapturedPrediction]:
         inputs = self.inputs.unpack().tolist()
@@ -153,6 +156,7 @@ class CaptureLine(BaseModel):
                 request_key=self.request_key,
                 shadow_version=self.shadow_version,
                 latency_ms=self.latency_ms,
+                model_load_ms=self.model_load_ms,
             )
 
 
@@ -173,6 +177,7 @@ class ErrorLine(BaseModel):
     at_ms: int
     latency_ms: float
     request_id: str | None
+    model_load_ms: float | None = None
 
 
 def error_line(
@@ -185,6 +190,7 @@ def error_line(
     at_ms: int,
     latency_ms: float,
     request_id: str | None,
+    model_load_ms: float | None = None,
 ) -> str:
     return ErrorLine(
         model_name=model_name,
@@ -195,6 +201,7 @@ def error_line(
         at_ms=at_ms,
         latency_ms=latency_ms,
         request_id=request_id,
+        model_load_ms=model_load_ms,
     ).model_dump_json()
 
 
@@ -215,6 +222,7 @@ def capture_lines(
     request_key: str | None = None,
     shadow_version: int | None = None,
     latency_ms: float | None = None,
+    model_load_ms: float | None = None,
 ) -> list[str]:
     """The JSON lines of one request: one line, or several when its rows would not fit one."""
     head = {
@@ -230,6 +238,7 @@ def capture_lines(
         "request_key": request_key,
         "shadow_version": shadow_version,
         "latency_ms": latency_ms,
+        "model_load_ms": model_load_ms,
     }
 
     scores = np.asarray(probabilities, dtype=np.float64) if probabilities is not None else None

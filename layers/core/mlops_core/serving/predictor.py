@@ -168,6 +168,7 @@ class Predictor:
                 f"integrity check failed for model '{name}' v{version.version}; the artifact is refused",
                 retry_after_seconds=30,
             )
+        load_started = time.perf_counter()
         try:
             try:
                 stored = self.store.get(version.artifact.key, version.artifact.s3_version_id)
@@ -182,6 +183,8 @@ class Predictor:
         except IntegrityError:
             self._refused[key] = self.clock()
             raise
+        loaded.loaded_at = time.perf_counter()
+        loaded.load_ms = (loaded.loaded_at - load_started) * 1000
         self._refused.pop(key, None)
         self._models[key] = loaded
         if len(self._models) > self.cache_size:

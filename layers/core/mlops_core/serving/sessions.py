@@ -71,6 +71,11 @@ class LoadedModel:
     version: ModelVersion
     session: ort.InferenceSession
     output_names: list[str] = field(default_factory=list)
+    #: When the predictor finished loading it (``time.perf_counter()``) and how long the
+    #: fetch, checksum and session took: a call that loaded its model reports that part of
+    #: its latency apart (a rollout's p99 guardrail judges serving, not first loads).
+    loaded_at: float = 0.0
+    load_ms: float = 0.0
 
     @classmethod
     def from_bytes(cls, version: ModelVersion, data: bytes) -> LoadedModel:

@@ -91,7 +91,8 @@ def _attempt_within_deadline(**_: Any) -> None:
 
 
 def reader(service: Literal["dynamodb", "s3"]) -> Any:
-    """The client for single-item reads: ``get_item`` (DynamoDB), ``get_object`` (S3).
+    """The client for reads by key: ``get_item`` and ``batch_get_item`` (DynamoDB; also the
+    materializer's ``batch_write_item``), ``get_object`` (S3).
 
     A signed reader from ``mlops_core.storage.signed_reads`` when the environment is one it fully
     understands (credentials in the environment, as Lambda provides them; a region of a

@@ -7,6 +7,7 @@ stored as DynamoDB numbers via ``Decimal`` so they round-trip exactly.
 from __future__ import annotations
 
 import numbers
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import (
@@ -21,10 +22,10 @@ from decimal import (
     Subnormal,
     Underflow,
 )
-from typing import Any
+from typing import Any, TypeVar
 
-from mlops_core.errors import Invalid, Unavailable
-from mlops_core.storage import keys
+from mlops_core.errors import Conflict, Invalid, Unavailable
+from mlops_core.storage import deadline, keys
 from mlops_core.storage.clients import client, reader, translate_errors
 
 Item = dict[str, Any]
@@ -35,7 +36,14 @@ _BATCH_WRITE_LIMIT = 25
 # DynamoDB attribute values, written here rather than taken from boto3.dynamodb.types:
 # importing that module imports boto3 and botocore (~200 ms), which the inference
 # function's cold path never loads. tests/unit/test_dynamo_values.py checks both agree.
-def _serialize_value(value: Any) -> dict[str, Any]:  # noqa: PLR0911 (a branch per type, in order)
+def _serialize_value(value: Any) -> dict[str, Any]:  # noqa: PLR0911, PLR0912 (a branch per type, in order)
+    # Fast paths for the exact built-in types (no ABC checks): materialization serializes
+    # hundreds of thousands of attributes. Same results as the general branches below.
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
+        return {"N": str(value)}
     if value is None:
         return {"NULL": True}
     if isinstance(value, bool):
@@ -61,6 +69,9 @@ def _serialize_value(value: Any) -> dict[str, Any]:  # noqa: PLR0911 (a branch p
             return {"BS": [bytes(v) for v in value]}
     raise Invalid(f"a {type(value).__name__} value cannot be stored: {value!r:.80}")
 
+
+#: Integers below this magnitude have at most 38 digits: DynamoDB stores them exactly.
+_INT_LIMIT = 10**38
 
 # DynamoDB numbers: up to 38 significant digits, magnitudes from 1E-130 to
 # 9.9999999999999999999999999999999999999E+125 (what DynamoDB accepts; boto3's own
@@ -305,3 +316,145 @@ def _add_condition(
         request["ExpressionAttributeNames"] = dict(names)
     if values:
         request["ExpressionAttributeValues"] = serialize(values)
+
+
+# BatchGetItem reads at most 100 keys.
+_BATCH_GET_LIMIT = 100
+
+
+class KeyedTable:
+    """A table keyed by ``pk`` alone (the features table): batch reads and writes of many
+    items, with DynamoDB's unprocessed keys and items retried, and conditional puts.
+
+    Reads go through ``reader`` (the signed reader where the environment allows: no boto3 on
+    a cold path); writes through boto3. ``read_requests`` and ``write_requests`` count the
+    calls sent (benchmarks and materialization records report them).
+    """
+
+    def __init__(self, table_name: str, *, what: str = "features table") -> None:
+        self.table_name = table_name
+        self.what = what
+        self.read_requests = 0
+        self.write_requests = 0
+        self._counts = threading.Lock()
+
+    def batch_get(
+        self,
+        keys: Sequence[str],
+        *,
+        attributes: Sequence[str] | None = None,
+        workers: int = 1,
+        max_rounds: int = 8,
+    ) -> dict[str, Item]:
+        """The items at ``keys`` (absent keys are left out), by key: 100 keys a call, ``workers``
+        calls at a time, unprocessed keys sent again with back-off; ``Unavailable`` if some
+        remain after ``max_rounds``."""
+        unique = list(dict.fromkeys(keys))  # BatchGetItem refuses a key twice
+        chunks = [unique[i : i + _BATCH_GET_LIMIT] for i in range(0, len(unique), _BATCH_GET_LIMIT)]
+        request: dict[str, Any] = {}
+        if attributes:
+            names = {f"#a{i}": name for i, name in enumerate(dict.fromkeys([keys_attribute(), *attributes]))}
+            request = {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+        found: dict[str, Item] = {}
+        for part in _in_parallel(lambda chunk: self._get_chunk(chunk, request, max_rounds), chunks, workers):
+            found.update(part)
+        return found
+
+    def _get_chunk(self, chunk: list[str], request: dict[str, Any], max_rounds: int) -> dict[str, Item]:
+        found: dict[str, Item] = {}
+        pending: list[dict[str, Any]] = [{keys_attribute(): {"S": k}} for k in chunk]
+        for round_ in range(max_rounds):
+            with translate_errors(self.what):
+                response = reader("dynamodb").batch_get_item(
+                    RequestItems={self.table_name: {"Keys": pending, **request}}
+                )
+            self._count(read=1)
+            for raw in response.get("Responses", {}).get(self.table_name, []):
+                item = deserialize(raw)
+                found[str(item[keys_attribute()])] = item
+            pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            if not pending:
+                return found
+            # Within a request, the back-off fits its deadline (mlops_core.storage.deadline).
+            pause = min(2.0, 0.05 * 2**round_)
+            deadline.check(self.what, needed=pause)
+            time.sleep(pause)
+        raise Unavailable(f"{self.what} left {len(pending)} key(s) unread", retry_after_seconds=2)
+
+    def batch_put(self, items: Sequence[Mapping[str, Any]], *, workers: int = 1, max_rounds: int = 8) -> None:
+        """Put ``items`` (no conditions) 25 a call, ``workers`` calls at a time, retrying what
+        DynamoDB leaves unprocessed with back-off; ``Unavailable`` if some remain after
+        ``max_rounds`` (the items written before stay written)."""
+        chunks = [
+            [{"PutRequest": {"Item": serialize(i)}} for i in items[start : start + _BATCH_WRITE_LIMIT]]
+            for start in range(0, len(items), _BATCH_WRITE_LIMIT)
+        ]
+        list(_in_parallel(lambda chunk: self._put_chunk(chunk, max_rounds), chunks, workers))
+
+    def _put_chunk(self, pending: list[dict[str, Any]], max_rounds: int) -> None:
+        for round_ in range(max_rounds):
+            with translate_errors(self.what):
+                # The signed client where the environment allows (no botocore request building,
+                # ~1-3 ms of CPU a call), else boto3's: the same arguments and answer.
+                response = reader("dynamodb").batch_write_item(RequestItems={self.table_name: pending})
+            self._count(write=1)
+            pending = response.get("UnprocessedItems", {}).get(self.table_name, [])
+            if not pending:
+                return
+            time.sleep(min(2.0, 0.05 * 2**round_))
+        raise Unavailable(f"{self.what} left {len(pending)} item(s) unprocessed", retry_after_seconds=2)
+
+    def put_if(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Put ``item`` if ``condition`` holds for the stored one; False if it did not."""
+        request: dict[str, Any] = {"TableName": self.table_name, "Item": serialize(item)}
+        _add_condition(request, condition, names, values)
+        try:
+            with translate_errors(self.what):
+                client("dynamodb").put_item(**request)
+        except Conflict:
+            return False
+        finally:
+            self._count(write=1)
+        return True
+
+    def get(self, key_value: str, *, consistent: bool = False) -> Item | None:
+        with translate_errors(self.what):
+            response = reader("dynamodb").get_item(
+                TableName=self.table_name, Key={keys_attribute(): {"S": key_value}}, ConsistentRead=consistent
+            )
+        self._count(read=1)
+        raw = response.get("Item")
+        return deserialize(raw) if raw else None
+
+    def _count(self, *, read: int = 0, write: int = 0) -> None:
+        with self._counts:
+            self.read_requests += read
+            self.write_requests += write
+
+
+def keys_attribute() -> str:
+    return keys.FEATURE_KEY
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _in_parallel(work: Callable[[T], R], chunks: Sequence[T], workers: int) -> Iterator[R]:
+    """``work`` on each chunk, ``workers`` at a time (in order of completion); the first
+    failure is raised once the chunks already started have finished."""
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield work(chunk)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+        yield from pool.map(work, chunks)

@@ -132,6 +132,51 @@ def capture_batch_pk(batch_id: str) -> str:
     return f"CAPTURE_BATCH#{batch_id}"
 
 
+# ---- feature views (the metadata table) and the online store (the features table) --------
+#: A feature view's partition in the metadata table holds its definition (``VIEW``), every
+#: applied version (``VERSION#000003``), the materializer's state (``STATE``: watermark and
+#: freshness), its writer lease (``LEASE``), the source objects already read (``SOURCE#{key}``)
+#: and its materialization runs (``MATERIALIZATION#{run}``, run ids are time-ordered).
+FEATURE_VIEW_SK = "VIEW"
+FEATURE_STATE_SK = "STATE"
+FEATURE_LEASE_SK = "LEASE"
+FEATURE_SOURCE_PREFIX = "SOURCE#"
+MATERIALIZATION_PREFIX = "MATERIALIZATION#"
+FEATURE_VIEWS = "FEATURE_VIEWS"  # LIST_INDEX partition of every VIEW item (list, dispatcher)
+
+
+def feature_view_pk(view: str) -> str:
+    return f"FEATURE_VIEW#{view}"
+
+
+def feature_source_sk(object_key: str) -> str:
+    return f"{FEATURE_SOURCE_PREFIX}{object_key}"
+
+
+def materialization_sk(run_id: str) -> str:
+    return f"{MATERIALIZATION_PREFIX}{run_id}"
+
+
+#: The features table (its own table, TTL ``expires_at``): one item per view and entity,
+#: keyed ``{view}#{entity}`` alone (no sort key), so one BatchGetItem reads up to 100
+#: entities of any views in one round trip (docs/features.md, "The online read API").
+FEATURE_KEY = "pk"
+#: Attributes of an online item: the event time (Unix ms), the created time (Unix ms or
+#: absent), the view version that wrote it, the feature values (one JSON object) and the
+#: time it was written (Unix ms). ``EXPIRES_AT`` (Unix s: event time + the view's TTL).
+FEATURE_EVENT_TIME = "t"
+FEATURE_CREATED_TIME = "c"
+FEATURE_VIEW_VERSION = "ver"
+FEATURE_VALUES = "v"
+FEATURE_WRITTEN_AT = "w"
+
+
+def feature_item_key(view: str, entity_id: str) -> str:
+    """The online item of one entity of one view: ``{view}#{entity}``. View names cannot
+    contain ``#``; the entity id is its canonical text (an int64 key as ``str(int)``)."""
+    return f"{view}#{entity_id}"
+
+
 # ---- the artifacts bucket ----------------------------------------------------------------
 MODELS_PREFIX = "models/"
 RUNS_PREFIX = "runs/"
@@ -205,6 +250,11 @@ def feedback_hours(model_name: str, start_ms: int, end_ms: int) -> list[str]:
         prefix.replace(CAPTURE_PREFIX, FEEDBACK_CAPTURE_PREFIX, 1)
         for prefix in capture_hours(model_name, start_ms, end_ms)
     ]
+
+
+#: Where feature views' sources live (CSV or JSON Lines objects): the materializer may read
+#: and list only under this prefix.
+FEATURE_SOURCES_PREFIX = "feature-sources/"
 
 
 def reference_profile(run_id: str) -> str:

@@ -67,3 +67,25 @@ class ArtifactStore:
             if not response.get("IsTruncated") or not token:
                 return
             request = {"Bucket": self.bucket, "Prefix": prefix, "ContinuationToken": token}
+
+    def objects(self, prefix: str) -> Iterator[ListedObject]:
+        """Objects under ``prefix`` in key order with their ETag and size (pagination followed)."""
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        while True:
+            with translate_errors(self.what):
+                response = self._client.list_objects_v2(**request)
+            for item in response.get("Contents", []):
+                yield ListedObject(
+                    key=str(item["Key"]), etag=str(item.get("ETag", "")).strip('"'), size=int(item["Size"])
+                )
+            token = response.get("NextContinuationToken")
+            if not response.get("IsTruncated") or not token:
+                return
+            request = {"Bucket": self.bucket, "Prefix": prefix, "ContinuationToken": token}
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    key: str
+    etag: str
+    size: int

@@ -98,10 +98,12 @@ class RolloutSteps(RolloutRecords):
         # Production over the step's own window when it served enough of it: both sides then
         # share the same conditions (load, traffic mix), which a baseline since the rollout
         # began does not (seen: a load spike during one step tripped the latency ratio of a
-        # candidate identical to production). At 100 % production serves nothing new: then
-        # its calls since the rollout began are the baseline.
+        # candidate identical to production). At 100 % production serves only while warm
+        # containers still hold the previous split (the routing cache's TTL, the step's first
+        # seconds: not the same window at all): then its calls since the rollout began are
+        # the baseline.
         baseline = minus(now[production], rollout.production_before)
-        if step.production_before is not None:
+        if step.production_before is not None and step.percent < 100:
             same_window = minus(now[production], step.production_before)
             if same_window.calls >= max(rules.min_calls, 1):
                 baseline = same_window
