@@ -14,7 +14,7 @@ gc.disable()
 
 import os
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -26,15 +26,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops_core.config.observability import count_errors, make_tracer
 from mlops_core.config.settings import inference_settings
 from mlops_core.errors import IntegrityError, Invalid, MlopsError, detail
+from mlops_core.features.online import MAX_KEYS_PER_READ, OnlineStore
 from mlops_core.http import resolve, responses, rest_app
 from mlops_core.registry.entities import ALIAS_PATTERN, MODEL_NAME_PATTERN, PRODUCTION, ModelVersion
 from mlops_core.registry.lookup import RegistryLookup
 from mlops_core.routing.repository import RoutingRepository
 from mlops_core.serving.capture import capture_lines, emit, error_line, prediction_ids
+from mlops_core.serving.entity_features import Assembled, EntityFeatures
 from mlops_core.serving.predictor import Predictor, RoutedBy
 from mlops_core.serving.routing_cache import RoutingCache
 from mlops_core.storage import clients
-from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.dynamo import KeyedTable, MetadataTable
 from mlops_core.storage.s3 import ArtifactStore
 
 logger = Logger()
@@ -48,13 +50,18 @@ settings = inference_settings()
 Value = float | int | bool | str | None
 
 
+EntityId = Annotated[str | int, Field(union_mode="left_to_right")]
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    instances: list[list[Value]] | list[dict[str, Value]] = Field(
+    instances: list[list[Value]] | list[dict[str, Value]] | None = Field(
+        default=None,
         description=(
             "Rows to score: lists of values in the signature's feature order, or objects keyed by "
-            f"feature name. At most {settings.max_batch_size} per call."
+            f"feature name. At most {settings.max_batch_size} per call. With entity_ids: one object per "
+            "row holding only the request-time inputs (those no feature view feeds)."
         ),
         examples=[
             [[17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]],
@@ -71,6 +78,29 @@ class PredictRequest(BaseModel):
         ),
         examples=["user-4711"],
     )
+    entity_ids: list[dict[Annotated[str, Field(max_length=128)], EntityId]] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Predict by entity id: per row, {feature view name or its entity key: id}. The features the "
+            "signature's feature_views name are read from the online store (one BatchGetItem for the "
+            f"request: at most {MAX_KEYS_PER_READ} distinct (view, entity) keys), in signature order; "
+            "missing or stale ones follow the model's feature policy."
+        ),
+        examples=[[{"tumour_measurements": 1}, {"patient_id": 2}]],
+    )
+
+
+class EntityServedModel(BaseModel):
+    view: str
+    entity_id: str = Field(description="As the store keys it (an int64 id in canonical form)")
+    served: Literal["online", "stale", "defaulted"] = Field(
+        description="online: fresh values; stale: values past the view's TTL served (policy serve); "
+        "defaulted: the policy's defaults served"
+    )
+    reason: Literal["missing", "stale"] | None = None
+    age_seconds: float | None = Field(default=None, description="Age of the online row (null: no row)")
+    defaulted: list[str] = Field(default_factory=list, description="The inputs given their default")
 
 
 class PredictResponse(BaseModel):
@@ -91,6 +121,10 @@ class PredictResponse(BaseModel):
     predictions: list[Any]
     probabilities: list[list[float]] | None
     classes: list[Any] | None
+    entities: list[list[EntityServedModel]] | None = Field(
+        default=None,
+        description="With entity_ids: per row, per feature view, the entity read and how it was served",
+    )
 
 
 def _record_integrity_failure(version: ModelVersion, error: IntegrityError) -> None:
@@ -110,6 +144,11 @@ predictor = Predictor(
     max_batch_size=settings.max_batch_size,
     on_integrity_failure=_record_integrity_failure,
     routing=RoutingCache(RoutingRepository(metadata), ttl=settings.alias_cache_ttl_seconds),
+)
+entity_features = (
+    EntityFeatures(OnlineStore(KeyedTable(settings.features_table, what="online feature store")))
+    if settings.features_table
+    else None
 )
 
 
@@ -140,12 +179,31 @@ def predict(
             "give alias or version, not both",
             details=[detail(["query", "version"], "alias and version are mutually exclusive", "exclusive")],
         )
+    if request.instances is None and request.entity_ids is None:
+        raise Invalid(
+            "send instances, entity_ids, or both",
+            details=[detail(["body", "instances"], "instances or entity_ids is required", "missing")],
+        )
     started = time.perf_counter()
     choice = predictor.choose(name, alias=alias, version=version, key=request.request_key)
     # This call loaded the version it serves (the first call of a container to it).
     model_load_ms = round(choice.model.load_ms, 3) if choice.model.loaded_at >= started else None
+    assembled: Assembled | None = None
     try:
-        result = predictor.score(choice, request.instances)
+        if request.entity_ids is not None:
+            if entity_features is None:
+                raise Invalid("this deployment has no online feature store: send instances")
+            assembled = entity_features.assemble(
+                choice.model.version.signature,
+                request.entity_ids,
+                request.instances,
+                predictor.feature_policy(name),
+                model=f"model '{name}' v{choice.model.version.version}",
+                max_rows=settings.max_batch_size,
+            )
+            result = predictor.score(choice, assembled.rows)
+        else:
+            result = predictor.score(choice, request.instances or [])
     except Exception as error:
         # Counted against the chosen version: a candidate that cannot score what callers
         # send trips its rollout's error-rate guardrail.
@@ -192,6 +250,8 @@ def predict(
             shadow_version=result.shadow_version,
             latency_ms=round(elapsed_ms, 3),
             model_load_ms=model_load_ms,
+            entity_ids=assembled.entity_ids if assembled else None,
+            served=[{e.view: e.served for e in row} for row in assembled.served] if assembled else None,
         )
     )
     return PredictResponse(
@@ -204,6 +264,9 @@ def predict(
         predictions=result.predictions,
         probabilities=result.probabilities,
         classes=result.classes,
+        entities=[[EntityServedModel(**vars(e)) for e in row] for row in assembled.served]
+        if assembled
+        else None,
     )
 
 

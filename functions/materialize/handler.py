@@ -41,6 +41,7 @@ from mlops_core.features.online import OnlineStore
 from mlops_core.features.repository import FeatureViewRepository
 from mlops_core.features.service import RUN_ID_PATTERN, DispatchReport, FeatureStoreService, record_summary
 from mlops_core.http import READ_ERRORS, WRITE_ERRORS, resolve, responses, rest_app
+from mlops_core.registry.repository import RegistryRepository
 from mlops_core.storage.dynamo import KeyedTable, MetadataTable
 from mlops_core.storage.eventbridge import EventPublisher
 from mlops_core.storage.s3 import ArtifactStore
@@ -59,6 +60,8 @@ service = FeatureStoreService(
     publisher=EventPublisher(settings.event_bus_name),
     workers=settings.write_workers,
     conditional_writes=settings.conditional_writes,
+    # apply refuses a definition that breaks a registered version's signature
+    registry=RegistryRepository(MetadataTable(settings.metadata_table)),
 )
 
 ViewName = Annotated[str, Path(pattern=VIEW_NAME_PATTERN, max_length=63)]

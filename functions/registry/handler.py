@@ -16,12 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_core.config.observability import count_errors, make_tracer
 from mlops_core.config.settings import EventSettings
+from mlops_core.features.repository import FeatureViewRepository
+from mlops_core.features.usage import FeatureViewResolver
 from mlops_core.http import READ_ERRORS, WRITE_ERRORS, resolve, responses, rest_app
 from mlops_core.registry.entities import (
     ALIAS_PATTERN,
     MODEL_NAME_PATTERN,
     Alias,
     AuditRecord,
+    FeaturePolicy,
     ModelVersion,
     PromotionPolicy,
     RegisteredModel,
@@ -48,7 +51,13 @@ settings = EventSettings.from_environment()
 table = MetadataTable(settings.metadata_table)
 store = ArtifactStore(settings.artifacts_bucket)
 publisher = EventPublisher(settings.event_bus_name)
-registry = ModelRegistry(table, store, publisher, runs=RunTracker(table).get_with_candidates)
+registry = ModelRegistry(
+    table,
+    store,
+    publisher,
+    runs=RunTracker(table).get_with_candidates,
+    feature_views=FeatureViewResolver(FeatureViewRepository(table)),
+)
 routing = RoutingService(table, registry=registry, publisher=publisher)
 
 T = TypeVar("T", bound=BaseModel)
@@ -219,6 +228,19 @@ def audit_trail(
     name: ModelName, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, list[AuditRecord]]:
     return {"audit": registry.list_audit(name, limit=limit)}
+
+
+@app.get("/models/<name>/feature-policy", responses=responses(READ_ERRORS))
+def get_feature_policy(name: ModelName) -> FeaturePolicy:
+    """What predictions by entity id do with missing or stale online features (default: refuse)."""
+    return registry.get_model(name).feature_policy
+
+
+@app.put("/models/<name>/feature-policy", responses=responses(WRITE_ERRORS))
+def set_feature_policy(name: ModelName, policy: FeaturePolicy) -> FeaturePolicy:
+    """Replace the model's feature policy (audited; warm inference containers read it within the
+    alias cache's TTL): missing refuse|default, stale refuse|serve|default, defaults by input."""
+    return registry.set_feature_policy(name, policy, actor=_actor()).feature_policy
 
 
 @app.put("/models/<name>/policy", responses=responses(WRITE_ERRORS))

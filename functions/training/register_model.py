@@ -6,6 +6,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_core.config.settings import EventSettings
+from mlops_core.features.repository import FeatureViewRepository
+from mlops_core.features.usage import FeatureViewResolver
 from mlops_core.registry.service import ModelRegistry
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.eventbridge import EventPublisher
@@ -23,6 +25,7 @@ registry = ModelRegistry(
     ArtifactStore(settings.artifacts_bucket),
     EventPublisher(settings.event_bus_name),
     runs=tracker.get_with_candidates,
+    feature_views=FeatureViewResolver(FeatureViewRepository(table)),
 )
 
 

@@ -165,9 +165,16 @@ class ApiClient:
 
     # -- the routes ----------------------------------------------------------------------
     def predict(
-        self, model: str, instances: list[Any], *, alias: str | None = None, version: int | None = None
+        self,
+        model: str,
+        instances: list[Any] | None,
+        *,
+        alias: str | None = None,
+        version: int | None = None,
+        entity_ids: list[dict[str, Any]] | None = None,
     ) -> Any:
-        """Predict with the ``production`` alias, another ``alias``, or a pinned ``version``."""
+        """Predict with the ``production`` alias, another ``alias``, or a pinned ``version``; rows
+        given as ``instances``, as ``entity_ids`` (read from the online features), or both."""
         if alias is not None and version is not None:
             raise ValueError("pass alias or version, not both")
         query = (
@@ -177,7 +184,10 @@ class ApiClient:
             if version is not None
             else None
         )
-        return self.call("POST", f"/models/{model}/predict", {"instances": instances}, iam=False, query=query)
+        body: dict[str, Any] = {} if instances is None else {"instances": instances}
+        if entity_ids is not None:
+            body["entity_ids"] = entity_ids
+        return self.call("POST", f"/models/{model}/predict", body, iam=False, query=query)
 
     def feedback(self, entry: dict[str, Any]) -> Any:
         """``POST /feedback`` with one feedback: its outcome (``ApiError`` when it is refused)."""
@@ -204,6 +214,18 @@ class ApiClient:
 
     def versions(self, name: str) -> Any:
         return self.call("GET", f"/models/{name}/versions")["versions"]
+
+    def version(self, name: str, version: int) -> Any:
+        return self.call("GET", f"/models/{name}/versions/{version}")
+
+    def register_version(self, name: str, request: dict[str, Any]) -> Any:
+        return self.call("POST", f"/models/{name}/versions", request)
+
+    def feature_policy(self, name: str) -> Any:
+        return self.call("GET", f"/models/{name}/feature-policy")
+
+    def set_feature_policy(self, name: str, policy: dict[str, Any]) -> Any:
+        return self.call("PUT", f"/models/{name}/feature-policy", policy)
 
     def set_alias(self, name: str, alias: str, version: int, expected_revision: int | None = None) -> Any:
         body: dict[str, Any] = {"version": version}

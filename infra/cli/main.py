@@ -8,6 +8,8 @@
     mlops routing show M | set M ...     a model's routing policy and what each variant served
     mlops rollout start M --candidate V  a guarded rollout (--wait follows it) | show M [ID] | abort M ID
     mlops predict M --instances JSON     a prediction call (production, --alias or --version)
+    mlops predict M --entity VIEW=ID     ... by entity id (features from the online store)
+    mlops models register M --feature-view V | feature-policy show M | set M
     mlops feedback send --prediction-id ID (--reward 0|1 | --label L) | --file F.jsonl
     mlops drift configure M | run M [--wait] | show M [RUN] | report M RUN --html F
     mlops retrain list M | show M DECISION   what the retraining loop decided on drift findings
@@ -46,6 +48,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from infra.cli import batch, drift
+from infra.cli import entity as entity_cli
 from infra.cli import rollout as rollouts
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
 from infra.cli.features import features_app
@@ -109,6 +112,10 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(features_app, name="features")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+feature_policy_app = typer.Typer(
+    help="What predictions by entity id do with missing or stale features.", no_args_is_help=True
+)
+models_app.add_typer(feature_policy_app, name="feature-policy")
 routing_app = typer.Typer(help="Traffic routing between a model's versions.", no_args_is_help=True)
 app.add_typer(routing_app, name="routing")
 rollout_app = typer.Typer(
@@ -637,6 +644,105 @@ def models_show(name: str, json_output: JsonFlag = False) -> None:
     _emit({**detail, "versions": versions}, table, json_output)
 
 
+@models_app.command("register")
+def models_register(
+    name: str,
+    feature_view: Annotated[
+        list[str],
+        typer.Option(help="A feature view whose features (by name) the new version reads; repeatable"),
+    ],
+    from_alias: Annotated[
+        str, typer.Option(help="Register the artifact of this alias's version again")
+    ] = "production",
+    from_version: Annotated[
+        int | None, typer.Option(help="... or of this version (instead of --from-alias)", min=1)
+    ] = None,
+    description: Annotated[str, typer.Option(help="The new version's description")] = "",
+    alias: Annotated[
+        str | None,
+        typer.Option(help="Then point this alias at it (production: under the model's promotion policy)"),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Register an existing version's artifact as a new version whose signature reads the named
+    feature views (predictions by entity id); promote it like any version (or --alias)."""
+    with _calls():
+        client = _client()
+        number = from_version or client.call("GET", f"/models/{name}/aliases/{from_alias}")["version"]
+        source = client.version(name, number)
+        signature: dict[str, Any] = dict(source["signature"])
+        fed: dict[str, list[str]] = {}
+        for view_name in feature_view:
+            view = client.call("GET", f"/feature-views/{view_name}")["view"]["definition"]
+            try:
+                signature, fed[view_name] = entity_cli.signature_with_view(signature, view)
+            except entity_cli.EntityUsageError as error:
+                raise _usage(str(error), "--feature-view") from None
+        registered = client.register_version(
+            name,
+            {
+                "artifact_key": source["artifact"]["key"],
+                "sha256": source["artifact"]["sha256"],
+                "signature": signature,
+                "metrics": source["metrics"],
+                "description": description or f"v{number} reading {', '.join(feature_view)} by entity id",
+            },
+        )
+        moved = (
+            client.promote(
+                name, registered["version"], alias, reason=f"reads {', '.join(feature_view)} by entity id"
+            )
+            if alias
+            else None
+        )
+    if _as_json(json_output):
+        _print_json(registered)
+        return
+    reads = "; ".join(f"{view}: {len(inputs)} inputs" for view, inputs in fed.items())
+    _say(f"registered {name} v{registered['version']} (artifact of v{number}; reads {reads})")
+    if moved is not None:
+        _print_alias(moved, False)
+
+
+@feature_policy_app.command("show")
+def feature_policy_show(name: str, json_output: JsonFlag = False) -> None:
+    """What predictions by entity id do with missing or stale online features."""
+    with _calls():
+        policy = _client().feature_policy(name)
+    if _as_json(json_output):
+        _print_json(policy)
+        return
+    for line in entity_cli.describe_policy(policy):
+        _say(line)
+
+
+@feature_policy_app.command("set")
+def feature_policy_set(
+    name: str,
+    missing: Annotated[str, typer.Option(help="refuse (422) or default")] = "refuse",
+    stale: Annotated[str, typer.Option(help="refuse (422), serve (flagged) or default")] = "refuse",
+    default: Annotated[
+        list[str] | None,
+        typer.Option(help="INPUT=VALUE served in place of a missing or stale one; repeatable"),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Replace the model's feature policy (audited; live within the inference cache TTL)."""
+    try:
+        defaults = entity_cli.parse_defaults(default or [])
+    except entity_cli.EntityUsageError as error:
+        raise _usage(str(error), "--default") from None
+    with _calls():
+        policy = _client().set_feature_policy(
+            name, {"missing": missing, "stale": stale, "defaults": defaults}
+        )
+    if _as_json(json_output):
+        _print_json(policy)
+        return
+    for line in entity_cli.describe_policy(policy):
+        _say(line)
+
+
 def _print_alias(alias: dict[str, Any], json_flag: bool) -> None:
     if _as_json(json_flag):
         _print_json(alias)
@@ -906,8 +1012,19 @@ def rollout_abort(
 def predict(
     model: str,
     instances: Annotated[
-        str, typer.Option(help="JSON list of rows (lists or feature objects), or @file.json")
-    ],
+        str | None,
+        typer.Option(
+            help="JSON list of rows (lists or feature objects), or @file.json; with --entity: objects of "
+            "the request-time inputs, one per row"
+        ),
+    ] = None,
+    entity: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Predict by entity id: one row, VIEW=ID or ENTITY_KEY=ID (comma-separated for several "
+            "views); repeat for more rows. Features come from the online store"
+        ),
+    ] = None,
     alias: Annotated[
         str | None, typer.Option(help="Predict with this alias's version (default: production)")
     ] = None,
@@ -919,11 +1036,17 @@ def predict(
     """Call POST /models/{model}/predict; prints the response (JSON)."""
     if alias is not None and version is not None:
         raise _usage("mutually exclusive: pass one of them", "--alias", "--version")
-    rows = _json_option(instances, "--instances")
-    if not isinstance(rows, list) or not rows:
+    if instances is None and not entity:
+        raise _usage("pass --instances, --entity, or both", "--instances", "--entity")
+    rows = None if instances is None else _json_option(instances, "--instances")
+    if rows is not None and (not isinstance(rows, list) or not rows):
         raise _usage("expected a non-empty JSON list of rows, e.g. '[[1.0, 2.5]]'", "--instances")
+    try:
+        entity_ids = entity_cli.entity_rows(entity) if entity else None
+    except entity_cli.EntityUsageError as error:
+        raise _usage(str(error), "--entity") from None
     with _calls():
-        _print_json(_client().predict(model, rows, alias=alias, version=version))
+        _print_json(_client().predict(model, rows, alias=alias, version=version, entity_ids=entity_ids))
 
 
 FEEDBACK_EXIT_CODES = (

@@ -115,7 +115,8 @@ def _get(stack: dict[str, Any], path: str) -> Any:
 
 
 def _label_all(stack: dict[str, Any], labels: dict[str, int]) -> None:
-    """POST /feedback in batches until every label is recorded (409 until its prediction is captured)."""
+    """POST /feedback in batches until every label is recorded (409 until its prediction is
+    captured, 503 when a dependency failed: both retried, as the API asks)."""
     pending = dict(labels)
     until = time.monotonic() + 120
     while pending:
@@ -126,7 +127,8 @@ def _label_all(stack: dict[str, Any], labels: dict[str, int]) -> None:
         )
         assert answer.status_code == 200, answer.text
         for prediction_id, result in zip(ids, answer.json()["results"], strict=True):
-            assert result["status"] in (200, 409), result
+            # 409: not captured yet; 503: a dependency failed (the API says: retry).
+            assert result["status"] in (200, 409, 503), result
             if result["status"] == 200:
                 del pending[prediction_id]
         if pending:

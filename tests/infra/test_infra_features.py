@@ -96,10 +96,23 @@ def test_the_materialize_role_never_deletes_and_reads_only_feature_sources(
     ]
     assert s3 and all("feature-sources/" in json.dumps(s) for s in s3)
     metadata = {"Fn::GetAtt": [synthesized.logical_id(stack.storage.metadata_table), "Arn"]}
-    (on_metadata,) = [s for s in statements if s["Resource"] == metadata]
-    assert on_metadata["Condition"] == {
-        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["FEATURE_VIEW#*"]}
-    }
+    on_views, on_models = [s for s in statements if s["Resource"] == metadata]
+    assert on_views["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["FEATURE_VIEW#*"]}}
+    # apply reads (never writes) the models using a view: their aliases, routing and versions
+    assert on_models["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["MODEL#*"]}}
+    assert set(on_models["Action"]) == {"dynamodb:GetItem", "dynamodb:Query"}
+
+
+def test_the_inference_role_only_batch_reads_the_features_table(synthesized: SynthesizedApp) -> None:
+    """Predictions by entity id: one BatchGetItem per request, nothing else of the store."""
+    stack = synthesized.stack
+    statements = _statements(synthesized, stack.api.inference.role)
+    features = {"Fn::GetAtt": [synthesized.logical_id(stack.features.table), "Arn"]}
+    assert _actions_on(statements, features) == {"dynamodb:BatchGetItem"}
+    environment = synthesized.resources[synthesized.logical_id(stack.api.inference.function)]["Properties"][
+        "Environment"
+    ]["Variables"]
+    assert environment["FEATURES_TABLE"] == {"Ref": synthesized.logical_id(stack.features.table)}
 
 
 def test_one_schedule_and_the_on_demand_rule_invoke_the_materializer(synthesized: SynthesizedApp) -> None:

@@ -113,6 +113,8 @@ def test_function_environment_names_its_resources_and_service(synthesized: Synth
     ]
 
     publishes_events = {"EVENT_BUS_NAME": {"Ref": synthesized.logical_id(synthesized.stack.events.bus)}}
+    # predictions by entity id read the online feature store
+    reads_features = {"FEATURES_TABLE": {"Ref": synthesized.logical_id(synthesized.stack.features.table)}}
     assert properties["Environment"]["Variables"] == {
         "ARTIFACTS_BUCKET": {"Ref": synthesized.logical_id(storage.artifacts_bucket)},
         "METADATA_TABLE": {"Ref": synthesized.logical_id(storage.metadata_table)},
@@ -121,7 +123,7 @@ def test_function_environment_names_its_resources_and_service(synthesized: Synth
         "LOG_LEVEL": "INFO",
         "PYDANTIC_DISABLE_PLUGINS": "__all__",
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
-    } | (publishes_events if name == "registry" else {})
+    } | (publishes_events if name == "registry" else {}) | (reads_features if name == "inference" else {})
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -168,12 +170,14 @@ def test_inference_role_can_only_read_metadata_and_model_artifacts(synthesized: 
     inference = synthesized.stack.api.inference
     table_id = synthesized.logical_id(synthesized.stack.storage.metadata_table)
     bucket_id = synthesized.logical_id(synthesized.stack.storage.artifacts_bucket)
+    features_id = synthesized.logical_id(synthesized.stack.features.table)
 
     grants = _grants(synthesized.role_policy_statements(inference.role))
 
     assert grants == _baseline_grants(synthesized, inference) | {
         (("dynamodb:GetItem", "dynamodb:Query"), _arn(table_id)),
         (("s3:GetObject", "s3:GetObjectVersion"), _arn_with_suffix(bucket_id, "/models/*")),
+        (("dynamodb:BatchGetItem",), _arn(features_id)),  # predictions by entity id
     }
     granted_actions = {action for actions, _ in grants for action in actions}
     assert (

@@ -130,6 +130,10 @@ def test_non_finite_numbers_are_422(inference: ModuleType, production_model: int
 def test_missing_instances_field_is_422(inference: ModuleType, production_model: int) -> None:
     response = call(inference, load_event("inference/predict.json", body={"rows": [[1, 2, 3, 4]]}))
     assert response["statusCode"] == 422
+    assert ["body", "rows"] in [d["loc"] for d in body(response)["detail"]]
+    # instances or entity_ids (predictions by entity id): one of them is required
+    response = call(inference, load_event("inference/predict.json", body={}))
+    assert response["statusCode"] == 422
     assert ["body", "instances"] in [d["loc"] for d in body(response)["detail"]]
 
 

@@ -135,7 +135,9 @@ def test_instances_from_a_file_are_sent(cli: Any, tmp_path: Path) -> None:
     client = FakeClient(predict={"predictions": [1]})
     result = cli(client, "predict", "m", "--instances", f"@{rows}")
     assert result.exit_code == 0, result.output
-    assert client.calls == [("predict", ("m", [[1.0, 2.0]]), {"alias": None, "version": None})]
+    assert client.calls == [
+        ("predict", ("m", [[1.0, 2.0]]), {"alias": None, "version": None, "entity_ids": None})
+    ]
 
 
 def test_instances_that_are_not_a_list_of_rows_are_refused(cli: Any) -> None:
@@ -167,8 +169,11 @@ def test_candidates_file_that_is_missing_is_a_usage_error(cli: Any) -> None:
 
 
 def test_typer_own_usage_errors_are_one_line_too(cli: Any) -> None:
+    line = _one_line_error(cli(FakeClient(), "predict"))
+    assert "Missing argument 'model'" in line and "mlops predict --help" in line
+    # predict needs rows: --instances, --entity (by entity id), or both
     line = _one_line_error(cli(FakeClient(), "predict", "m"))
-    assert "Missing option '--instances'" in line and "mlops predict --help" in line
+    assert "pass --instances, --entity, or both" in line
 
 
 def test_a_bad_number_is_a_usage_error(cli: Any) -> None:
@@ -457,7 +462,10 @@ def test_version_prints_the_package_version(cli: Any) -> None:
 # ---- predict against an alias or a version ------------------------------------------------------
 @pytest.mark.parametrize(
     ("args", "expected"),
-    [((), {"alias": None, "version": None}), (("--alias", "staging"), {"alias": "staging", "version": None})],
+    [
+        ((), {"alias": None, "version": None, "entity_ids": None}),
+        (("--alias", "staging"), {"alias": "staging", "version": None, "entity_ids": None}),
+    ],
 )
 def test_predict_passes_the_alias_or_version_to_the_client(
     cli: Any, args: tuple[str, ...], expected: dict[str, Any]
@@ -468,10 +476,28 @@ def test_predict_passes_the_alias_or_version_to_the_client(
     assert client.calls == [("predict", ("m", [[1]]), expected)]
 
 
+def test_predict_by_entity_sends_one_row_per_option(cli: Any) -> None:
+    client = FakeClient(predict={"model_version": 3})
+    result = cli(client, "predict", "m", "--entity", "tumour_measurements=1", "--entity", "patient_id=2,v=x")
+    assert result.exit_code == 0, result.output
+    assert client.calls == [
+        (
+            "predict",
+            ("m", None),
+            {
+                "alias": None,
+                "version": None,
+                "entity_ids": [{"tumour_measurements": 1}, {"patient_id": 2, "v": "x"}],
+            },
+        )
+    ]
+    assert "expected VIEW=ID" in _one_line_error(cli(FakeClient(), "predict", "m", "--entity", "patient_id"))
+
+
 def test_predict_version_is_passed_as_a_number(cli: Any) -> None:
     client = FakeClient(predict={"model_version": 3})
     cli(client, "predict", "m", "--instances", "[[1]]", "--version", "3")
-    assert client.calls == [("predict", ("m", [[1]]), {"alias": None, "version": 3})]
+    assert client.calls == [("predict", ("m", [[1]]), {"alias": None, "version": 3, "entity_ids": None})]
 
 
 def test_predict_alias_and_version_are_mutually_exclusive(cli: Any) -> None:
@@ -515,3 +541,29 @@ def test_the_client_refuses_alias_and_version_together() -> None:
     client = ApiClient(Target(api_url="https://api.example", api_key=None, region="us-east-1"))
     with pytest.raises(ValueError, match="alias or version"):
         client.predict("m", [[1.0]], alias="staging", version=3)
+
+
+# ---- the feature policy (predictions by entity id) -----------------------------------------------
+def test_feature_policy_set_sends_the_policy_and_prints_it(cli: Any) -> None:
+    policy = {"missing": "default", "stale": "serve", "defaults": {"mean_radius": 14.1, "flag": True}}
+    client = FakeClient(set_feature_policy=policy)
+    result = cli(
+        client,
+        "models",
+        "feature-policy",
+        "set",
+        "m",
+        "--missing",
+        "default",
+        "--stale",
+        "serve",
+        "--default",
+        "mean_radius=14.1",
+        "--default",
+        "flag=true",
+    )
+    assert result.exit_code == 0, result.output
+    assert client.calls == [("set_feature_policy", ("m", policy), {})]
+    assert "missing: default" in result.output and "flag=True, mean_radius=14.1" in result.output
+    bad = cli(FakeClient(), "models", "feature-policy", "set", "m", "--default", "mean_radius=big")
+    assert bad.exit_code == 2 and "expected INPUT=NUMBER" in bad.output

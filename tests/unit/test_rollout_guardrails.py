@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -62,7 +63,20 @@ def test_p99_latency_trips_above_the_ratio_but_never_at_or_below_the_floor() -> 
     assert judge(totals(2, 100, latency_ms=8), fast_production, Guardrails()).decision == "proceed"
     slow = judge(totals(2, 100, latency_ms=15), totals(1, 1000, latency_ms=4), Guardrails())
     assert [t.guardrail for t in slow.tripped] == ["p99_ratio"]
-    assert slow.tripped[0].message == "p99 latency <= 20 ms vs production's <= 5 ms: more than 2x"
+    assert slow.tripped[0].message == "p99 latency <= 15 ms vs production's <= 4 ms: more than 2x"
+
+
+def test_one_bucket_of_difference_never_trips_the_ratio_of_2() -> None:
+    """Neighbouring buckets are at most 1.5x apart above 2 ms: a p99 one bucket above
+    production's is noise for a ratio guardrail of 2, at any latency."""
+    from mlops_core.routing.state import LATENCY_BUCKETS_MS
+
+    finite = [b for b in LATENCY_BUCKETS_MS if b != float("inf")]
+    for low, high in itertools.pairwise(finite):
+        if low >= 2:
+            assert high / low <= 1.5, (low, high)
+    production, candidate = totals(1, 1000, latency_ms=18), totals(2, 100, latency_ms=22)  # le_20, le_25
+    assert judge(candidate, production, Guardrails()).decision == "proceed"
 
 
 def test_the_p99_of_a_handful_of_calls_is_not_judged() -> None:
@@ -75,11 +89,11 @@ def test_the_p99_of_a_handful_of_calls_is_not_judged() -> None:
 
 def test_an_absolute_p99_limit_trips_on_the_unbounded_bucket_too() -> None:
     verdict = judge(
-        totals(2, 100, latency_ms=9000), totals(1, 100, latency_ms=9000), Guardrails(max_p99_ms=1000)
+        totals(2, 100, latency_ms=12_000), totals(1, 100, latency_ms=12_000), Guardrails(max_p99_ms=1000)
     )
     assert [t.guardrail for t in verdict.tripped] == ["p99_ms"]  # same bucket as production: no ratio trip
     assert verdict.candidate.p99_ms is None and verdict.candidate.p99_bucket == "le_inf"
-    assert verdict.tripped[0].message == "p99 latency > 5000 ms above the limit 1000 ms"
+    assert verdict.tripped[0].message == "p99 latency > 10000 ms above the limit 1000 ms"
 
 
 def test_the_reward_guardrail_waits_for_enough_rewards_then_compares_rates() -> None:
@@ -140,7 +154,7 @@ def test_a_request_bounds_its_bake_and_guardrails_and_has_sane_defaults() -> Non
 
 
 def test_measurements_are_plain_json_even_for_the_unbounded_latency_bucket() -> None:
-    measured = Measurement.of(totals(2, 10, latency_ms=10_000))
+    measured = Measurement.of(totals(2, 10, latency_ms=12_000))
     text = measured.model_dump_json()
     assert "Infinity" not in text and json.loads(text)["p99_bucket"] == "le_inf"
     assert Measurement.model_validate_json(text).p99_upper_ms == float("inf")

@@ -283,6 +283,7 @@ class ApiConstruct(Construct):
         audit = model.add_resource("audit")
         policy = model.add_resource("policy")
         routing = model.add_resource("routing")
+        feature_policy = model.add_resource("feature-policy")
 
         self.health_method = self._method(health, "GET", inference, _NONE)
         self.predict_method = self._method(predict, "POST", inference, _NONE, api_key_required=True)
@@ -304,6 +305,8 @@ class ApiConstruct(Construct):
             (policy, "PUT"),
             (routing, "GET"),
             (routing, "PUT"),
+            (feature_policy, "GET"),
+            (feature_policy, "PUT"),
         ):
             self._method(resource, http_method, registry, _IAM)
 

@@ -175,9 +175,26 @@ class FeaturesConstruct(Construct):
         role.add_to_principal_policy(
             aws_iam.PolicyStatement(actions=["dynamodb:Query"], resources=[storage.metadata_index_arn])
         )
+        # apply refuses a definition that breaks a deployed model: it reads the USED_BY# items
+        # (above), and of those models their aliases, routing policy and versions (read only).
+        role.add_to_principal_policy(
+            aws_iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:Query"],
+                resources=[storage.metadata_table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [keys.model_pk("*")]}},
+            )
+        )
         storage.grant_prefix_read(role, keys.FEATURE_SOURCES_PREFIX)
         storage.grant_prefix_list(role, keys.FEATURE_SOURCES_PREFIX)
         event_bus.grant_put_events_to(role)
+
+        # Predictions by entity id: the inference function reads online rows with one
+        # BatchGetItem per request, its only call on the store (no GetItem: read_many is used
+        # even for one row); the views are named in the signatures (no definitions read).
+        api.inference.function.add_environment("FEATURES_TABLE", self.table.table_name)
+        api.inference.role.add_to_principal_policy(
+            aws_iam.PolicyStatement(actions=["dynamodb:BatchGetItem"], resources=[self.table.table_arn])
+        )
 
         target = aws_events_targets.LambdaFunction(
             self.materialize.function, retry_attempts=2, max_event_age=Duration.hours(1)

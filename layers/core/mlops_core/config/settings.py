@@ -84,6 +84,8 @@ class InferenceSettings(CoreSettings):
     max_batch_size: int = Field(default=1000, ge=1, le=10000, validation_alias="MAX_BATCH_SIZE")
     # Loaded ONNX sessions kept per container (least recently used evicted).
     model_cache_size: int = Field(default=8, ge=1, validation_alias="MODEL_CACHE_SIZE")
+    # The online feature store, for predictions by entity id (unset: entity_ids are refused).
+    features_table: str | None = Field(default=None, min_length=3, validation_alias="FEATURES_TABLE")
 
 
 class CaptureSettings(CoreSettings):

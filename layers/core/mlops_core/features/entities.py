@@ -22,7 +22,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from mlops_core.clock import iso
+from mlops_core.features.ids import EntityKeyType, canonical_entity_id
 from mlops_core.storage import keys
+
+__all__ = ["EntityKeyType", "canonical_entity_id"]  # re-exported: they live in features.ids
 
 #: View names: lower-case letters, digits and underscores (they are part of every online key).
 VIEW_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
@@ -72,33 +75,6 @@ class FeatureType(StrEnum):
     float64 = "float64"
     string = "string"
     bool = "bool"
-
-
-class EntityKeyType(StrEnum):
-    int64 = "int64"
-    string = "string"
-
-
-def canonical_entity_id(value: Any, key_type: EntityKeyType) -> str | None:
-    """The entity id as the online store keys it (an int64 id as ``str(int)``), or None if unusable."""
-    if value is None or isinstance(value, bool):
-        return None
-    if key_type is EntityKeyType.int64:
-        if isinstance(value, int):
-            return str(value) if -(2**63) <= value < 2**63 else None
-        text = str(value).strip()
-        if not text or not (text.lstrip("+-").isdigit() and text.count("-") + text.count("+") <= 1):
-            return None
-        number = int(text)
-        return str(number) if -(2**63) <= number < 2**63 else None
-    text = (
-        value
-        if isinstance(value, str)
-        else json.dumps(value)
-        if not isinstance(value, int | float)
-        else str(value)
-    )
-    return text if text and len(text) <= 1024 else None
 
 
 class SourceFormat(StrEnum):

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_core.errors import Invalid
-from mlops_core.features.materialization import newer_condition
 from mlops_core.storage import keys
 from mlops_core.storage.dynamo import KeyedTable
 
@@ -119,6 +118,9 @@ class OnlineStore:
         """Conditional puts (the fallback where writers may race): (written, refused because a
         newer row was stored meanwhile)."""
         from concurrent.futures import ThreadPoolExecutor
+
+        # The materializer's side: kept off the read path's imports (inference's cold start).
+        from mlops_core.features.materialization import newer_condition
 
         def put(item: Mapping[str, Any]) -> bool:
             condition, names, values = newer_condition(item)

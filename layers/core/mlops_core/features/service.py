@@ -55,6 +55,8 @@ from mlops_core.features.materialization import (
 from mlops_core.features.online import OnlineStore
 from mlops_core.features.repository import FeatureViewRepository, SourceMark
 from mlops_core.features.sources import ParsedObject, parse_object
+from mlops_core.features.usage import breaking_users, broken_features
+from mlops_core.registry.repository import RegistryRepository
 from mlops_core.storage import keys
 from mlops_core.storage.s3 import ArtifactStore, ListedObject
 
@@ -101,8 +103,11 @@ class FeatureStoreService:
         conditional_writes: bool = False,
         lease_wait_seconds: float = 30,
         sleep: Callable[[float], None] = time.sleep,
+        registry: RegistryRepository | None = None,
     ) -> None:
         self.views = views
+        #: Where the versions reading each view are recorded (``apply`` refuses to break them).
+        self.registry = registry
         self.online = online
         self.sources = sources
         self.publisher = publisher
@@ -139,6 +144,8 @@ class FeatureStoreService:
                 view=current, changed=False, previous_version=current.version, changes=[], dry_run=dry_run
             )
         changes = diff(current.definition if current else None, definition)
+        if current is not None and self.registry is not None:
+            self._refuse_breaking(self.registry, current.definition, definition)
         stored = StoredFeatureView(
             definition=definition,
             version=(current.version + 1) if current else 1,
@@ -170,6 +177,33 @@ class FeatureStoreService:
         )
 
     # ---- materialization --------------------------------------------------------------------
+    def _refuse_breaking(
+        self, registry: RegistryRepository, before: FeatureViewDefinition, after: FeatureViewDefinition
+    ) -> None:
+        users = breaking_users(registry, before, after)
+        if not users:
+            return
+        changes = broken_features(before, after)
+        what = ", ".join(f"{name} ({change})" for name, change in changes.items()) or (
+            f"entity {before.entity.name} ({before.entity.type.value} -> {after.entity.type.value})"
+        )
+        raise Conflict(
+            f"feature view {before.name}: this definition changes {what}, which "
+            f"{len(users)} model version(s) read: {'; '.join(u.describe() for u in users[:20])}. "
+            "Keep the features, or move those aliases and routing policies off the versions first",
+            details=[
+                {
+                    "loc": ["body", "features"],
+                    "msg": f"read by {u.model_name} v{u.version} ({u.deployed_by})",
+                    "type": "used_by_model",
+                    "model_name": u.model_name,
+                    "version": u.version,
+                    "features": u.features,
+                }
+                for u in users
+            ],
+        )
+
     def request_materialization(
         self, name: str, *, start_ms: int | None, end_ms: int | None, full: bool = False
     ) -> MaterializationRecord:

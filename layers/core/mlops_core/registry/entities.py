@@ -95,6 +95,32 @@ class PolicyViolation(BaseModel):
     message: str
 
 
+FeatureValue = Annotated[float | int | bool, Field(union_mode="left_to_right")]
+
+
+class FeaturePolicy(BaseModel):
+    """What serving does when an online feature a request's entity needs is missing or stale
+    (docs/features.md, "Predicting by entity id")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    missing: Literal["refuse", "default"] = Field(
+        default="refuse",
+        description="No online row for the entity, or a row without a feature the model reads: refuse "
+        "(422 naming them) or serve the declared defaults",
+    )
+    stale: Literal["refuse", "serve", "default"] = Field(
+        default="refuse",
+        description="A row past its view's TTL: refuse (422), serve the stale values (flagged), or serve "
+        "the declared defaults",
+    )
+    defaults: dict[Annotated[str, StringConstraints(min_length=1, max_length=128)], FeatureValue] = Field(
+        default_factory=dict,
+        max_length=10_000,
+        description="Signature input -> the value served in place of a missing or stale one (policy default)",
+    )
+
+
 class RegisteredModel(BaseModel):
     name: str
     description: str = ""
@@ -104,6 +130,10 @@ class RegisteredModel(BaseModel):
     policy: PromotionPolicy = Field(default_factory=PromotionPolicy)
     policy_revision: int = Field(
         default=0, description="Incremented by every policy change; promotions are conditioned on it"
+    )
+    feature_policy: FeaturePolicy = Field(
+        default_factory=FeaturePolicy,
+        description="Missing or stale online features when predicting by entity id",
     )
     created_at: str
     updated_at: str
@@ -135,7 +165,7 @@ class Alias(BaseModel):
     )
 
 
-AuditAction = Literal["register", "promote", "rollback", "set_policy", "set_routing"]
+AuditAction = Literal["register", "promote", "rollback", "set_policy", "set_routing", "set_feature_policy"]
 
 
 class AuditRecord(BaseModel):
@@ -151,6 +181,9 @@ class AuditRecord(BaseModel):
     actor: str | None
     reason: str = ""
     policy: PromotionPolicy | None = Field(default=None, description="The policy set (set_policy)")
+    feature_policy: FeaturePolicy | None = Field(
+        default=None, description="The feature policy set (set_feature_policy)"
+    )
     routing: dict[str, Any] | None = Field(
         default=None, description="The routing policy set (set_routing), as the routing API takes it"
     )

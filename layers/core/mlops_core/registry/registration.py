@@ -76,6 +76,10 @@ def register_version(
             details=[detail(["body", "sha256"], f"object's sha256 is {checksum}", "checksum_mismatch")],
         )
     signature = request.signature or _read_signature_beside(registry, request.artifact_key)
+    if signature.feature_views and registry.feature_views is not None:
+        # The views exist, hold these features with fitting types; their versions and entity
+        # keys are filled in (serving keys entity ids without reading the definitions).
+        signature = registry.feature_views(signature)
     if validate_model is not None:
         validate_model(source.data, signature)
     _check_run(registry, name, request.run_id)

@@ -19,9 +19,17 @@ consistent. Which writes go together, and why, is the service's business.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from mlops_core.registry.entities import Alias, AuditRecord, ModelVersion, RegisteredModel, Stage
+from mlops_core.registry.entities import (
+    Alias,
+    AuditRecord,
+    FeaturePolicy,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+)
 from mlops_core.storage import keys
 from mlops_core.storage.dynamo import Item, MetadataTable
 
@@ -111,7 +119,30 @@ class RegistryRepository:
                 self.table.put_op(_version_item(version), condition="attribute_not_exists(pk)"),
                 self.audit_op(audit),
                 self.table.put_op(marker, condition="attribute_not_exists(pk)"),
+                *(self.table.put_op(item) for item in _usage_items(version)),
             ]
+        )
+
+    def feature_view_users(self, view: str) -> list[FeatureViewUse]:
+        """The versions whose signatures read ``view`` (``USED_BY#`` items, one Query)."""
+        items = self.table.query(keys.feature_view_pk(view), sk_prefix=keys.FEATURE_USED_BY_PREFIX)
+        return [
+            FeatureViewUse(
+                model_name=str(item["model_name"]),
+                version=int(item["version"]),
+                features=[str(f) for f in item.get("features", [])],
+                view_version=None if item.get("view_version") is None else int(item["view_version"]),
+            )
+            for item in items
+        ]
+
+    def set_feature_policy_op(self, name: str, policy: FeaturePolicy, at: str) -> Operation:
+        return self.table.update_op(
+            keys.model_pk(name),
+            keys.MODEL_SK,
+            update="SET feature_policy = :p, updated_at = :t",
+            condition="attribute_exists(pk)",
+            values={":p": policy.model_dump(), ":t": at},
         )
 
     def alias_op(self, alias: Alias, *, expected_revision: int | None) -> Operation:
@@ -202,6 +233,30 @@ class RegistryRepository:
         self.table.update(
             pk, sk, update=f"SET {assignments}", condition="attribute_exists(pk)", names=names, values=values
         )
+
+
+@dataclass(frozen=True)
+class FeatureViewUse:
+    """One registered version reading one feature view."""
+
+    model_name: str
+    version: int
+    features: list[str]
+    view_version: int | None
+
+
+def _usage_items(version: ModelVersion) -> list[Item]:
+    return [
+        {
+            "pk": keys.feature_view_pk(view.view),
+            "sk": keys.feature_used_by_sk(version.model_name, version.version),
+            "model_name": version.model_name,
+            "version": version.version,
+            "features": [f.name for f in view.features],
+            **({"view_version": view.version} if view.version is not None else {}),
+        }
+        for view in version.signature.feature_views
+    ]
 
 
 def _model_item(model: RegisteredModel) -> Item:

@@ -25,6 +25,7 @@ from mlops_core.registry.entities import (
     Alias,
     AuditAction,
     AuditRecord,
+    FeaturePolicy,
     ModelVersion,
     PromotionPolicy,
     RegisteredModel,
@@ -48,6 +49,10 @@ LOGGER = logging.getLogger(__name__)
 ModelValidator = Callable[[bytes, ModelSignature], None]
 #: The training run a version names, as the run tracker returns it; raises NotFound.
 RunLookup = Callable[[str], Mapping[str, Any]]
+#: Checks the feature views a signature names against their definitions in force and returns
+#: the signature with each view's version, entity key and its type filled in (raises Invalid or
+#: NotFound naming what does not fit): ``mlops_core.features.usage.FeatureViewResolver``.
+FeatureViewCheck = Callable[[ModelSignature], ModelSignature]
 
 
 class ModelRegistry(RegistryLookup):
@@ -60,11 +65,13 @@ class ModelRegistry(RegistryLookup):
         publisher: EventPublisher | None = None,
         *,
         runs: RunLookup | None = None,
+        feature_views: FeatureViewCheck | None = None,
     ) -> None:
         super().__init__(table)
         self.store = store
         self.publisher = publisher
         self.runs = runs
+        self.feature_views = feature_views
 
     def announce(self, event: DomainEvent) -> None:
         if self.publisher is None:
@@ -303,6 +310,28 @@ class ModelRegistry(RegistryLookup):
             raise Conflict(
                 f"the policy of model '{name}' was changed concurrently; read it again and retry"
             ) from error
+        return self.get_model(name)
+
+    def set_feature_policy(
+        self, name: str, policy: FeaturePolicy, *, actor: str | None = None
+    ) -> RegisteredModel:
+        """Replace what serving does with missing or stale online features (audited)."""
+        self.get_model(name)
+        at = now_iso()
+        record = AuditRecord(
+            model_name=name,
+            at=at,
+            action="set_feature_policy",
+            alias=None,
+            from_version=None,
+            to_version=None,
+            revision=0,
+            actor=actor,
+            feature_policy=policy,
+        )
+        self.repository.transact(
+            [self.repository.set_feature_policy_op(name, policy, at), self.repository.audit_op(record)]
+        )
         return self.get_model(name)
 
     def update_model(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from mlops_core.data.types import FeatureType, check_column_name
 from mlops_core.errors import IntegrityError
@@ -38,6 +38,54 @@ class FeatureSpec(BaseModel):
         return check_column_name(value, "feature")
 
 
+#: A feature view's name (``mlops_core.features.entities.VIEW_NAME_PATTERN``: the registry sits
+#: below the feature store and cannot import it).
+FEATURE_VIEW_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+EntityKeyKind = Literal["int64", "string"]
+
+
+class ViewFeature(BaseModel):
+    """One feature of a view that feeds one signature input (by default, the input of its name)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", description="The view's feature")
+    input: str | None = Field(default=None, description="The signature input it feeds (default: name)")
+
+    @property
+    def input_name(self) -> str:
+        return self.input if self.input is not None else self.name
+
+
+def _feature_ref(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class FeatureViewInput(BaseModel):
+    """Which signature inputs one feature view feeds (docs/features.md, "A signature names its
+    feature views")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    view: str = Field(pattern=FEATURE_VIEW_NAME_PATTERN)
+    version: int | None = Field(
+        default=None, ge=1, description="The view version trained on (registration fills in the one in force)"
+    )
+    entity: str | None = Field(
+        default=None, max_length=128, description="The view's entity key (filled in at registration)"
+    )
+    entity_type: EntityKeyKind | None = Field(
+        default=None, description="Its type (filled in at registration)"
+    )
+    features: list[Annotated[ViewFeature, BeforeValidator(_feature_ref)]] = Field(
+        min_length=1, max_length=200
+    )
+
+    @property
+    def inputs(self) -> list[str]:
+        return [f.input_name for f in self.features]
+
+
 class ModelSignature(BaseModel):
     """What a model takes and returns: feature names, types and order, and its classes."""
 
@@ -52,12 +100,28 @@ class ModelSignature(BaseModel):
     input_dtype: Literal["float32", "float64"] = "float32"
     label_output: str = "label"
     probabilities_output: str | None = "probabilities"
+    #: Inputs read from the online feature store when a request names entity ids; the rest
+    #: are request-time inputs. Empty (the default, and every signature before it): none.
+    feature_views: list[FeatureViewInput] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSignature:
         names = [f.name for f in self.features]
         if len(set(names)) != len(names):
             raise ValueError("feature names must be unique")
+        known, fed = set(names), set[str]()
+        views = [v.view for v in self.feature_views]
+        if len(set(views)) != len(views):
+            raise ValueError("a feature view is named once in feature_views")
+        for view in self.feature_views:
+            for item in view.inputs:
+                if item not in known:
+                    raise ValueError(
+                        f"feature_views: view {view.view} feeds {item!r}, not a signature feature"
+                    )
+                if item in fed:
+                    raise ValueError(f"feature_views: input {item!r} is fed twice")
+                fed.add(item)
         if self.task == "classification" and not self.classes:
             raise ValueError("a classification signature lists its classes")
         if self.task == "regression" and self.classes:
@@ -67,6 +131,11 @@ class ModelSignature(BaseModel):
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def view_inputs(self) -> set[str]:
+        """The inputs some feature view feeds."""
+        return {item for view in self.feature_views for item in view.inputs}
 
 
 def sha256_hex(data: bytes) -> str:

@@ -38,8 +38,15 @@ class ArmsState(BaseModel):
     updated_at: str | None = None
 
 
-#: Upper ends (ms) of the latency histogram's buckets; the last one is unbounded.
-LATENCY_BUCKETS_MS: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, math.inf)
+#: Upper ends (ms) of the latency histogram's buckets; the last one is unbounded. Neighbours
+#: are at most 1.5x apart from 2 ms up, so a p99 ratio guardrail of 2 is never tripped by one
+#: bucket's step (with 1-2-5 buckets, 20 -> 50 ms was already 2.5x). A superset of the 1-2-5
+#: grid the totals were first counted in, so older items read the same.
+LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    *(1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, 120, 150, 200, 250, 300),
+    *(400, 500, 600, 800, 1000, 1500, 2000, 3000, 4000, 5000, 7500, 10000),
+    math.inf,
+)
 
 
 def latency_bucket(latency_ms: float) -> str:
@@ -68,7 +75,7 @@ class VariantTotals(BaseModel):
     errors: int = Field(default=0, description="Calls that failed once this version was chosen")
     latency_ms: dict[str, int] = Field(
         default_factory=dict,
-        description="Calls per latency bucket (le_1 … le_5000, le_inf: at most that many ms), "
+        description="Calls per latency bucket (le_1 … le_10000, le_inf: at most that many ms), "
         "without the time a call spent loading the version",
     )
     model_loads: int = Field(

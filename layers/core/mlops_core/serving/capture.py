@@ -19,7 +19,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -86,6 +86,10 @@ class CapturedPrediction(BaseModel):
     shadow_prediction: Any = None
     shadow_probabilities: list[float] | None = None
     shadow_error: str | None = None
+    #: A prediction by entity id: view -> the entity id read, and view -> how its features
+    #: were served (online, stale, defaulted); ``inputs`` holds the values assembled.
+    entity_ids: dict[str, str] | None = None
+    served: dict[str, str] | None = None
 
 
 class PackedMatrix(BaseModel):
@@ -135,6 +139,8 @@ class CaptureLine(BaseModel):
     shadow_version: int | None = None
     latency_ms: float | None = None
     model_load_ms: float | None = None
+    entity_ids: list[dict[str, str]] | None = None
+    served: list[dict[str, str]] | None = None
 
     def rows(self) -> Iterator[CapturedPrediction]:
         inputs = self.inputs.unpack().tolist()
@@ -157,6 +163,8 @@ class CaptureLine(BaseModel):
                 shadow_version=self.shadow_version,
                 latency_ms=self.latency_ms,
                 model_load_ms=self.model_load_ms,
+                entity_ids=self.entity_ids[i] if self.entity_ids is not None else None,
+                served=self.served[i] if self.served is not None else None,
             )
 
 
@@ -223,6 +231,8 @@ def capture_lines(
     shadow_version: int | None = None,
     latency_ms: float | None = None,
     model_load_ms: float | None = None,
+    entity_ids: Sequence[Mapping[str, str]] | None = None,
+    served: Sequence[Mapping[str, str]] | None = None,
 ) -> list[str]:
     """The JSON lines of one request: one line, or several when its rows would not fit one."""
     head = {
@@ -253,7 +263,17 @@ def capture_lines(
                 "probabilities": PackedMatrix.pack(scores[start:end]).model_dump()
                 if scores is not None
                 else None,
-            },
+            }
+            | (
+                {
+                    "entity_ids": [dict(row) for row in entity_ids[start:end]],
+                    "served": [dict(row) for row in (served or [])[start:end]]
+                    if served is not None
+                    else None,
+                }
+                if entity_ids is not None
+                else {}
+            ),
             separators=(",", ":"),
             allow_nan=False,
         )

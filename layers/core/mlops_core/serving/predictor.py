@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mlops_core.errors import IntegrityError, NotFound
-from mlops_core.registry.entities import PRODUCTION, ModelVersion
+from mlops_core.registry.entities import PRODUCTION, FeaturePolicy, ModelVersion
 from mlops_core.registry.lookup import RegistryLookup
 from mlops_core.routing.policy import BanditPolicy
 from mlops_core.routing.router import route
@@ -105,6 +105,7 @@ class Predictor:
         self._last_good: dict[tuple[str, str], ModelVersion] = {}
         self._refused: dict[tuple[str, int], float] = {}
         self._versions: dict[tuple[str, int], ModelVersion] = {}
+        self._feature_policies: dict[str, tuple[float, FeaturePolicy]] = {}
 
     def clear(self) -> None:
         """Forget every cached alias and model (as a new container would)."""
@@ -113,6 +114,7 @@ class Predictor:
         self._last_good.clear()
         self._refused.clear()
         self._versions.clear()
+        self._feature_policies.clear()
         if self.routing is not None:
             self.routing.clear()
 
@@ -128,6 +130,17 @@ class Predictor:
         version = self.registry.resolve_alias(name, alias)
         self._aliases[(name, alias)] = _Resolved(version, now)
         return version
+
+    def feature_policy(self, name: str) -> FeaturePolicy:
+        """The model's policy for missing or stale online features, re-read at most every
+        ``alias_ttl`` seconds (only requests by entity id need it)."""
+        cached = self._feature_policies.get(name)
+        now = self.clock()
+        if cached is not None and now - cached[0] < self.alias_ttl:
+            return cached[1]
+        policy = self.registry.get_model(name).feature_policy
+        self._feature_policies[name] = (now, policy)
+        return policy
 
     def resolve_version(self, name: str, number: int) -> ModelVersion:
         """A pinned version's record (immutable where serving is concerned), cached."""

@@ -270,6 +270,16 @@ def sibling(key: str, filename: str) -> str:
     return f"{key.rsplit('/', 1)[0]}/{filename}" if "/" in key else filename
 
 
+# ---- feature view usage by model versions (inference by entity id) ---------------------------
+#: ``FEATURE_VIEW#{view} / USED_BY#{model}#{version:06d}``: a registered version's signature reads
+#: this view (written in the registration's transaction; ``apply`` queries them).
+FEATURE_USED_BY_PREFIX = "USED_BY#"
+
+
+def feature_used_by_sk(model_name: str, version: int) -> str:
+    return f"{FEATURE_USED_BY_PREFIX}{model_name}#{version:06d}"
+
+
 # ---- batch scoring ------------------------------------------------------------------------
 #: A batch job's record (its own partition); the list index holds every job, newest first.
 BATCH_JOB_SK = "BATCH_JOB"
