@@ -49,6 +49,8 @@ EXPECTED_ROUTES = {
     ("GET", "/models/{name}/drift-runs/{run_id}"): ("drift-api", "AWS_IAM", False),
     ("GET", "/models/{name}/drift-runs/{run_id}/report"): ("drift-api", "AWS_IAM", False),
     ("GET", "/models/{name}/drift"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/retraining"): ("drift-api", "AWS_IAM", False),
+    ("GET", "/models/{name}/retraining/{decision_id}"): ("drift-api", "AWS_IAM", False),
     ("GET", "/features/{view}/{entity_id}"): ("features", "NONE", True),
     ("POST", "/features/{view}"): ("features", "NONE", True),
     ("GET", "/feature-views"): ("materialize", "AWS_IAM", False),
