@@ -18,13 +18,15 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
 from mlops_core.config.observability import make_tracer
-from mlops_core.config.settings import TrainingApiSettings
+from mlops_core.config.settings import TrainingApiSettings, TrainingComputeSettings
 from mlops_core.errors import Invalid, NotFound
+from mlops_core.features.repository import FeatureViewRepository
 from mlops_core.http import READ_ERRORS, WRITE_ERRORS, resolve, responses, rest_app
 from mlops_core.registry.entities import MODEL_NAME_PATTERN
 from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.storage.stepfunctions import TrainingWorkflow
+from mlops_core.training.compute import check_available
 from mlops_core.training.launch import start_training_run
 from mlops_core.training.requests import TrainingRequest
 from mlops_core.training.tracking import RUN_ID_PATTERN, RunTracker, new_run_id, status_before_record
@@ -35,8 +37,10 @@ app = rest_app(logger)
 
 settings = TrainingApiSettings.from_environment()
 tracker = RunTracker(MetadataTable(settings.metadata_table))
-datasets = ArtifactStore(settings.artifacts_bucket)  # read-only here: schemas
+datasets = ArtifactStore(settings.artifacts_bucket)  # read-only here: schemas, labels
+feature_views = FeatureViewRepository(MetadataTable(settings.metadata_table))  # read-only here
 workflow = TrainingWorkflow(settings.state_machine_arn)
+compute = TrainingComputeSettings.from_environment()
 
 
 class StartTrainingRequest(TrainingRequest):
@@ -46,6 +50,8 @@ class StartTrainingRequest(TrainingRequest):
     run_id: str | None = None  # type: ignore[assignment]
     # Lineage is the retraining loop's to record, not a caller's to claim.
     triggered_by: SkipJsonSchema[None] = None
+    # The views' versions are BuildTrainingSet's to record.
+    feature_view_versions: SkipJsonSchema[None] = None
 
 
 class TrainingStarted(BaseModel):
@@ -65,7 +71,8 @@ def start_training(request: StartTrainingRequest) -> Response[TrainingStarted]:
             f"invalid run_id {run_id!r}",
             details=[{"loc": ["body", "run_id"], "msg": f"must match {RUN_ID_PATTERN}", "type": "pattern"}],
         ) from None
-    arn = start_training_run(execution_input, datasets, workflow)
+    check_available(execution_input.compute, compute)  # SageMaker asked for where there is none: 422
+    arn = start_training_run(execution_input, datasets, workflow, feature_views)
     logger.info("training started", extra={"run_id": run_id})
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,

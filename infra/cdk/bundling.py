@@ -100,6 +100,8 @@ class LayerSpec:
             they install is removed from this layer instead of being shipped twice.
         prune: extra paths, relative to `python/`, removed after installation
             (large test-data trees that are not named `tests`).
+        unused: distributions installed as dependencies that nothing in the layer's
+            functions imports, uninstalled after installation (name -> why unused).
     """
 
     name: str
@@ -107,6 +109,7 @@ class LayerSpec:
     local_packages: tuple[Path, ...] = ()
     base_layers: tuple[LayerSpec, ...] = ()
     prune: tuple[str, ...] = ()
+    unused: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,6 +386,7 @@ class LayerBuilder:
             f"layer={spec.name}\n".encode(),
             spec.requirements.read_bytes(),
             "\n".join(spec.prune).encode(),
+            "\n".join(name for name, _ in spec.unused).encode(),
         ]
         inputs += [b"\nbase:" + self._dependency_inputs(base) for base in spec.base_layers]
         return b"".join(inputs)
@@ -538,9 +542,15 @@ class LayerBuilder:
         """Uninstall what the runtime or a base layer provides; returns name -> reason."""
         installed = _installed_distributions(site_dir)
         base = self._base_distributions(spec, constraints)
+        unused = {canonical_name(name): why for name, why in spec.unused}
+        missing = sorted(set(unused) - set(installed))
+        if missing:  # the recipe is stale: say so rather than keep a reason for nothing
+            LOGGER.warning("layer %s: %s not installed, nothing to remove", spec.name, ", ".join(missing))
         removed: dict[str, str] = {}
         for name, (version, dist_info) in installed.items():
-            if name in RUNTIME_PROVIDED_DISTRIBUTIONS:
+            if name in unused:
+                reason = f"unused: {unused[name]}"
+            elif name in RUNTIME_PROVIDED_DISTRIBUTIONS:
                 reason = "provided by the Lambda runtime"
             elif name in base:
                 if base[name] != version:

@@ -420,3 +420,104 @@ def get_command(
         answer = lookup(_client(ctx), view, entity_ids)
     del json_output  # the answer is JSON either way
     cli._print_json(answer)
+
+
+@features_app.command(
+    "training-set",
+    epilog="Every label row is written, with a {view}__status column (ok, missing, expired) per view.",
+)
+def training_set_command(
+    ctx: typer.Context,
+    labels: Annotated[
+        str,
+        typer.Option(help="Labels CSV (entity id, event time, label): a file, or an S3 key under datasets/"),
+    ],
+    views: Annotated[str, typer.Option(help="Feature views to join, comma-separated")],
+    out: Annotated[Path, typer.Option(help="Where to write the training set (CSV)", dir_okay=False)],
+    entity_column: Annotated[
+        str | None, typer.Option(help="The labels' entity id column (default: the first view's entity)")
+    ] = None,
+    timestamp_column: Annotated[str, typer.Option(help="The labels' time column")] = "event_timestamp",
+    label_column: Annotated[str, typer.Option(help="The labels' label column")] = "label",
+    definitions: Annotated[
+        list[Path] | None,
+        typer.Option(help="Read the views from these TOML files/folders, not from the stack"),
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option(help="VIEW=FILE: read that view's source from a local file")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """A point-in-time training set, built here: for each label row, each view's latest row at
+    or before its time (never after), expired past the view's TTL, missing if none.
+
+    The same join as the training workflow's BuildTrainingSet. With --definitions and a
+    --source for every view, no stack is needed.
+    """
+    from infra.cli import main as cli
+    from infra.cli.client import Target
+    from infra.cli.training_sets import (
+        BadTrainingSetInput,
+        LabelColumns,
+        build_offline,
+        parse_sources,
+        read_labels_bytes,
+        registered,
+        report_lines,
+        split_views,
+    )
+    from mlops_core.errors import Invalid, MlopsError, NotFound
+    from mlops_core.storage.s3 import ArtifactStore
+
+    stores: list[ArtifactStore] = []
+
+    def store() -> ArtifactStore:  # the stack is looked up only if something is read from it
+        if not stores:
+            stack = ctx.find_root().params.get("stack")
+            target = Target.deployed(stack) if stack else Target.local_stack()
+            if not target.artifacts_bucket:
+                raise BadTrainingSetInput("the stack has no ArtifactsBucketName output")
+            stores.append(ArtifactStore(target.artifacts_bucket))
+        return stores[0]
+
+    try:
+        names = split_views(views)
+        local_sources = parse_sources(source or [])
+        if definitions:
+            defined = {v.name: v for v in load_definitions(definitions)}
+            missing = [n for n in names if n not in defined]
+            if missing:
+                raise BadTrainingSetInput(
+                    f"not defined in {', '.join(map(str, definitions))}: {', '.join(missing)}"
+                )
+            chosen: list[tuple[FeatureViewDefinition, int | None]] = [(defined[n], None) for n in names]
+        else:
+            with cli._calls():
+                client = _client(ctx)
+                chosen = [registered(client.call("GET", f"/feature-views/{n}")) for n in names]
+        with cli._calls():
+            data = read_labels_bytes(labels, store)
+            training_set = build_offline(
+                data,
+                LabelColumns(entity_column, timestamp_column, label_column),
+                chosen,
+                local_sources,
+                store,
+            )
+    except (BadTrainingSetInput, BadDefinition) as error:
+        raise cli._usage(str(error), "--labels", "--views", "--source") from None
+    except (Invalid, NotFound) as error:
+        raise cli._usage(error.message, "--labels", "--views", "--source") from None
+    except MlopsError as error:
+        cli._error(error.message)
+        raise typer.Exit(1) from None
+    out.write_bytes(training_set.to_csv())
+    report = training_set.report()
+    if _json(ctx, json_output):
+        cli._print_json(report.model_dump(mode="json") | {"out": str(out)})
+        return
+    lines, table = report_lines(training_set)
+    for line in lines:
+        cli._say(line)
+    table.print(cli.out)
+    cli._say(f"wrote {out}")

@@ -482,6 +482,13 @@ def _candidates(raw: str) -> list[Any]:
     return candidates
 
 
+def _search(raw: str) -> dict[str, Any]:
+    search = _json_option(raw, "--search")
+    if not isinstance(search, dict) or "family" not in search or "space" not in search:
+        raise _usage('expected a JSON object {"family": ..., "space": {...}, "n_trials": ...}', "--search")
+    return search
+
+
 def _follow(client: ApiClient, run_id: str, timeout: float, json_flag: bool) -> None:
     """Wait for the run, print its summary (or JSON), exit with the run's outcome."""
     from infra.cli.runs import wait_for_run
@@ -507,16 +514,72 @@ def _follow(client: ApiClient, run_id: str, timeout: float, json_flag: bool) -> 
 WaitTimeout = Annotated[float, typer.Option(help="Seconds to wait before giving up (exit 5)", min=1)]
 
 
+def _feature_view_inputs(labels: str, features: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A training request's labels and feature views; a local labels file is uploaded first
+    (content-addressed under datasets/labels/, so the same file is one object)."""
+    from infra.cli.training_sets import BadTrainingSetInput, is_local, labels_upload_key, split_views
+
+    try:
+        views = split_views(features)
+    except BadTrainingSetInput as error:
+        raise _usage(str(error), "--features") from None
+    key = labels
+    if is_local(labels):
+        import boto3
+
+        from infra.cli.datasets import upload_files
+
+        data = Path(labels).read_bytes()
+        key = labels_upload_key(data)
+        upload_files(boto3.client("s3"), _bucket(_target()), {key: data})
+        console.print(f"uploaded {labels} to {key}", highlight=False, markup=False)
+    return {"labels": key, "feature_views": views, "training_set": options}
+
+
+def _training_request(
+    model: str,
+    seed: int,
+    *,
+    dataset: str | None,
+    labels: str | None,
+    candidates: str | None,
+    search: str | None,
+) -> dict[str, Any]:
+    """The request's data and what it trains: a dataset or labels; candidates or a search."""
+    if (dataset is None) == (labels is None):
+        raise _usage("give --dataset, or --labels with --features", "--dataset", "--labels")
+    request: dict[str, Any] = {"model_name": model, "seed": seed}
+    if dataset is not None:
+        request["dataset_key"] = dataset
+    if search is not None:
+        if candidates is not None:
+            raise _usage("give --candidates or --search, not both", "--search")
+        request["search"] = _search(search)
+    else:
+        request["candidates"] = _candidates(candidates or '[{"family": "logistic_regression"}]')
+    return request
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def train(
     model: Annotated[str, typer.Option(help="Model name to register under")],
     dataset: Annotated[
-        str,
+        str | None,
         typer.Option(help="S3 key of the CSV in the artifacts bucket (as `mlops datasets upload` prints)"),
-    ],
-    candidates: Annotated[str, typer.Option(help="JSON list of {family, params}, or @file.json")] = (
-        '[{"family": "logistic_regression"}]'
-    ),
+    ] = None,
+    candidates: Annotated[
+        str | None,
+        typer.Option(
+            help='JSON list of {family, params}, or @file.json [default: [{"family": "logistic_regression"}]]'
+        ),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna's search instead of candidates: a JSON object {family, space, n_trials | rounds | "
+            "timeout_seconds, parallelism, ...}, or @space.json (docs/training.md)"
+        ),
+    ] = None,
     metric: Annotated[str | None, typer.Option(help="Target metric (roc_auc, accuracy, rmse, ...)")] = None,
     threshold: Annotated[
         float | None, typer.Option(help="The gate: minimum (or maximum) target metric")
@@ -528,35 +591,104 @@ def train(
     expectations: Annotated[str | None, typer.Option(help="S3 key of an expectations suite")] = None,
     promote_to: Annotated[str | None, typer.Option(help="Alias to set on success (e.g. staging)")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (the same seed and data give the same model)")] = 42,
+    compute: Annotated[
+        str | None,
+        typer.Option(
+            help="lambda or sagemaker (a training job); unset: SageMaker above the deployment's "
+            "dataset size threshold"
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option(help="Follow the run until it ends, then exit with its outcome")
     ] = False,
     timeout: WaitTimeout = 600,
     json_output: JsonFlag = False,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of --dataset: labels (entity id, event time, label) joined point-in-time with "
+            "--features; a CSV file (uploaded) or an S3 key under datasets/",
+            rich_help_panel="Training on feature views",
+        ),
+    ] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(help="Feature views, comma-separated", rich_help_panel="Training on feature views"),
+    ] = None,
+    label_column: Annotated[
+        str, typer.Option(help="The labels' label column", rich_help_panel="Training on feature views")
+    ] = "label",
+    timestamp_column: Annotated[
+        str, typer.Option(help="The labels' time column", rich_help_panel="Training on feature views")
+    ] = "event_timestamp",
+    entity_column: Annotated[
+        str | None,
+        typer.Option(
+            help="The labels' entity column (default: the first view's entity)",
+            rich_help_panel="Training on feature views",
+        ),
+    ] = None,
+    task: Annotated[
+        TaskChoice, typer.Option(help="What the labels are", rich_help_panel="Training on feature views")
+    ] = TaskChoice.classification,
+    on_missing: Annotated[
+        str,
+        typer.Option(
+            help="Label rows lacking features: drop (counted) or fail",
+            rich_help_panel="Training on feature views",
+        ),
+    ] = "drop",
+    max_incomplete: Annotated[
+        float,
+        typer.Option(
+            help="With drop: fail if more than this share of label rows lack features",
+            min=0,
+            max=1,
+            rich_help_panel="Training on feature views",
+        ),
+    ] = 0.05,
 ) -> None:
     """Start a training run (a Step Functions execution); --wait follows it to the end.
+
+    On a dataset (--dataset), or on feature views: --labels joined point-in-time with
+    --features into the run's dataset (docs/features.md, "Point-in-time training sets").
 
     With --wait: the run's current step on stderr while it runs, then a summary (status, best
     candidate, holdout metrics, the registered version or why it was rejected); --json prints
     the whole run record instead.
     """
-    request: dict[str, Any] = {
-        "model_name": model,
-        "dataset_key": dataset,
-        "candidates": _candidates(candidates),
-        "seed": seed,
-    }
+    if (labels is None) != (features is None):
+        raise _usage("--labels and --features go together", "--labels", "--features")
+    if on_missing not in ("drop", "fail"):
+        raise _usage("--on-missing is drop or fail", "--on-missing")
+    request = _training_request(
+        model, seed, dataset=dataset, labels=labels, candidates=candidates, search=search
+    )
     for key, value in (
         ("target_metric", metric),
         ("threshold", threshold),
         ("tolerance", tolerance),
         ("expectations_key", expectations),
         ("promote_to", promote_to),
+        ("compute", compute),
     ):
         if value is not None:
             request[key] = value
     with _calls():
         client = _client()
+        if labels is not None and features is not None:
+            request |= _feature_view_inputs(
+                labels,
+                features,
+                {
+                    "label_column": label_column,
+                    "timestamp_column": timestamp_column,
+                    "task": task.value,
+                    "on_missing": on_missing,
+                    "max_incomplete_fraction": max_incomplete,
+                }
+                | ({"entity_column": entity_column} if entity_column else {}),
+            )
         started = client.start_training(request)
         if wait:
             console.print(f"started training run {started['run_id']}", highlight=False)

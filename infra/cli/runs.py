@@ -118,6 +118,17 @@ def summary(run: dict[str, Any]) -> list[str]:
         )
     elif request.get("dataset_key"):
         line("dataset", str(request["dataset_key"]))
+    views = run.get("feature_views") or []
+    if views:
+        line("views", ", ".join(f"{v.get('name')} v{v.get('version')}" for v in views))
+    report = (run.get("training_set") or {}).get("report") or {}
+    if report:
+        dropped = f", {report['rows_dropped']} dropped" if report.get("policy") else ""
+        line(
+            "labels",
+            f"{report.get('rows')} joined point-in-time, "
+            f"{report.get('incomplete')} lacking features{dropped}",
+        )
     metric = run.get("target_metric") or request.get("target_metric")
     candidates = {c.get("candidate_id"): c for c in run.get("candidates") or []}
     best = candidates.get(run.get("best_candidate"))
@@ -125,6 +136,7 @@ def summary(run: dict[str, Any]) -> list[str]:
         validation = (best.get("validation_metrics") or {}).get(metric)
         scored = f", validation {metric} {validation:.4f}" if isinstance(validation, int | float) else ""
         line("best", f"{best['candidate_id']} {best.get('family')} (best of {len(candidates)}{scored})")
+    lines += search_lines(run.get("search") or {})
     evaluation = run.get("evaluation") or {}
     if evaluation.get("holdout_metrics"):
         rows = f" ({evaluation['holdout_rows']} rows)" if evaluation.get("holdout_rows") else ""
@@ -143,4 +155,33 @@ def summary(run: dict[str, Any]) -> list[str]:
         failure = run.get("failure") or {}
         reason = ": ".join(str(p) for p in (failure.get("error"), failure.get("cause")) if p)
         line("failed", reason or str(execution.get("error") or "the execution failed"))
+    return lines
+
+
+def _value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def search_lines(search: dict[str, Any]) -> list[str]:
+    """An Optuna search's study: its budget's outcome, then one line per trial (best marked)."""
+    if not search:
+        return []
+    trials = search.get("trials") or []
+    best = (search.get("best") or {}).get("candidate_id")
+    rounds = search.get("rounds", 0)
+    stopped = f", {search['stopped']}" if search.get("stopped") else ""
+    lines = [
+        f"  {'search':<11} {len(trials)} trials in {rounds} round(s) of {search.get('family')}, "
+        f"{search.get('direction')} {search.get('metric')}{stopped}"
+    ]
+    for trial in trials:
+        value = trial.get("value")
+        scored = f"{value:.4f}" if isinstance(value, int | float) else "-"
+        params = ", ".join(f"{k}={_value(v)}" for k, v in sorted((trial.get("params") or {}).items()))
+        mark = "*" if trial.get("candidate_id") == best else " "
+        why = f"  ({trial['error'][:80]})" if trial.get("error") else ""
+        lines.append(
+            f"  {mark}{trial.get('candidate_id')} r{trial.get('round')} {trial.get('state'):<8} "
+            f"{scored:<8} {params}{why}"
+        )
     return lines

@@ -21,9 +21,11 @@ from infra.cli.runs import wait_for_run
 from infra.local.sample_data import (
     DATASET_PREFIX,
     FEATURE_SOURCE_KEY,
+    LABELS_KEY,
     SAMPLE_MODEL,
     breast_cancer,
     breast_cancer_features,
+    breast_cancer_labels,
 )
 from infra.local.stack import StackDescription
 
@@ -54,9 +56,13 @@ def upload_sample_dataset(bucket: str) -> str:
 
 
 def upload_sample_feature_source(bucket: str) -> str:
-    """The source of features/breast_cancer.toml's view (rows dated the last ten hours)."""
+    """The source of features/breast_cancer.toml's view (rows dated the last ten hours), and
+    labels of its patients for a point-in-time training set (``LABELS_KEY``)."""
+    now_ms = int(time.time() * 1000)
     upload_files(
-        boto3.client("s3"), bucket, {FEATURE_SOURCE_KEY: breast_cancer_features(int(time.time() * 1000))}
+        boto3.client("s3"),
+        bucket,
+        {FEATURE_SOURCE_KEY: breast_cancer_features(now_ms), LABELS_KEY: breast_cancer_labels(now_ms)},
     )
     return FEATURE_SOURCE_KEY
 
@@ -67,7 +73,8 @@ def run_demo(description: StackDescription, client: ApiClient, console: Console)
     console.log(f"uploaded the sample dataset to s3://{description.artifacts_bucket}/{DATASET_PREFIX}/")
     upload_sample_feature_source(description.artifacts_bucket)
     console.log(
-        f"uploaded the sample feature source to s3://{description.artifacts_bucket}/{FEATURE_SOURCE_KEY}"
+        f"uploaded the sample feature source to s3://{description.artifacts_bucket}/{FEATURE_SOURCE_KEY} "
+        f"and its labels to {LABELS_KEY}"
     )
     response = client.start_training(
         {

@@ -104,6 +104,12 @@ LOCAL_BEHAVIOUR: dict[str, str] = {
         "wait used): moto's interpreter waits in real time, and a `--bake 10m` rollout of three "
         "steps would take half an hour. Set it before `mlops up` to change it; AWS waits the bake"
     ),
+    "MLOPS_SAGEMAKER_UNAVAILABLE": (
+        "training never leaves the Lambda trainer locally: moto accepts CreateTrainingJob but runs "
+        'nothing, so `compute: sagemaker` is refused with a 422 ("not available on the local stack") '
+        "before a run starts, and the dataset-size threshold that sends large datasets to SageMaker "
+        "on AWS does not apply"
+    ),
 }
 
 

@@ -90,3 +90,30 @@ def _iso_ms(at_ms: int) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(at_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+#: Labels for a point-in-time training set on the sample view (README, "Training on feature views").
+LABELS_KEY = "datasets/breast-cancer/labels/labels.csv"
+LABEL_COLUMN = "benign"
+#: Every this many patients, the label is dated a second before the patient's feature row:
+#: that label row finds no features (missing) and the default policy drops it, counted.
+LABEL_BEFORE_FEATURES_EVERY = 50
+
+
+def breast_cancer_labels(now_ms: int) -> bytes:
+    """The sample's diagnoses as labels of ``breast_cancer_features(now_ms)``'s patients:
+    ``patient_id``, ``event_timestamp`` (30 s after the patient's feature row; a second before
+    it for every ``LABEL_BEFORE_FEATURES_EVERY``-th patient) and ``benign``."""
+    from sklearn.datasets import load_breast_cancer
+
+    targets = load_breast_cancer().target
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["patient_id", "event_timestamp", LABEL_COLUMN])
+    for index, target in enumerate(targets):
+        feature_ms = now_ms - (len(targets) - index) * 60_000
+        early = (index + 1) % LABEL_BEFORE_FEATURES_EVERY == 0
+        writer.writerow(
+            [index + 1, _iso_ms(feature_ms - 1000 if early else feature_ms + 30_000), int(target)]
+        )
+    return out.getvalue().encode()

@@ -45,6 +45,9 @@ LOGGER = logging.getLogger("mlops.local")
 ROLLOUT_MAX_WAIT_ENV = "MLOPS_ROLLOUT_MAX_WAIT_SECONDS"
 LOCAL_ROLLOUT_MAX_WAIT_SECONDS = 20
 LOCAL_FUNCTION_ENVIRONMENT = {ROLLOUT_MAX_WAIT_ENV: str(LOCAL_ROLLOUT_MAX_WAIT_SECONDS)}
+# No SageMaker locally: a run asking for a training job is a 422 (mlops_core.training.compute).
+SAGEMAKER_UNAVAILABLE_ENV = "MLOPS_SAGEMAKER_UNAVAILABLE"
+LOCAL_FUNCTION_ENVIRONMENT[SAGEMAKER_UNAVAILABLE_ENV] = "on the local stack (moto runs no training jobs)"
 
 # CDK metadata has no runtime effect; it is removed before deploying. (Stages, usage
 # plans and API keys are skipped by moto itself; the local gateway serves the routes and

@@ -200,6 +200,10 @@ def test_layers_import_and_run_models_under_the_lambda_python(
         labels = (features[:, 0] + features[:, 1] > 0).astype(np.int64)
         model = HistGradientBoostingClassifier(max_iter=20).fit(features, labels)
         open({str(model)!r}, "wb").write(to_onnx(model, features[:1]).SerializeToString())
+        import sys, optuna  # the search's ask-and-tell, without the RDB storage's packages
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=1))
+        study.tell(study.ask({{"x": optuna.distributions.FloatDistribution(0, 1)}}), 0.5)
+        assert "sqlalchemy" not in sys.modules and len(study.trials) == 1
         print(np.__file__)
         """
     serving = f"""

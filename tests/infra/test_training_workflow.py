@@ -101,7 +101,7 @@ def test_the_template_state_machine_trains_and_registers_a_model_matching_scikit
     assert result["status"] == "SUCCEEDED", result
     output = json.loads(result["output"])
     assert output["version"] == 1
-    assert result["states"][:2] == ["ValidateData", "TrainCandidates"]
+    assert result["states"][:4] == ["TrainingData", "ValidateData", "Search", "TrainCandidates"]
     assert result["states"].count("TrainCandidate") == len(CANDIDATES)
     assert result["states"][-3:] == ["Gate", "RegisterModel", "Registered"]
 

@@ -4,7 +4,7 @@ Layers split the dependencies so that each function takes only what it needs and
 stays under Lambda's 250 MiB (code plus all layers, unzipped):
   * core    — `mlops_core` + numpy + pydantic + Powertools; every function;
   * serving — onnxruntime; inference and any step that runs an exported model;
-  * science — scipy + scikit-learn + skl2onnx + onnx; training and drift.
+  * science — scipy + scikit-learn + skl2onnx + onnx + optuna; training and drift.
 `serving` and `science` are stacked on `core`: what core installs (numpy) is removed
 from them, so a function never ships two copies.
 """
@@ -50,6 +50,13 @@ def layer_specs(repo_root: Path) -> dict[str, LayerSpec]:
         base_layers=(core,),
         # onnx's conformance-test data (15 MiB); only onnx's doc generator imports it.
         prune=("onnx/backend/test",),
+        # Optuna's relational storage (SQLAlchemy, Alembic and Mako's templates): the search
+        # keeps its study in memory between S3 snapshots (docs/decision_log.md), and without
+        # these 24 MB, core + science stay clear of Lambda's 250 MiB.
+        unused=tuple(
+            (name, "Optuna's RDB storage, never used (in-memory studies)")
+            for name in ("sqlalchemy", "alembic", "mako", "markupsafe")
+        ),
     )
     return {spec.name: spec for spec in (core, serving, science)}
 

@@ -1,9 +1,14 @@
 """The training workflow: one Lambda per step and the Step Functions state machine.
 
-    ValidateData → TrainCandidates (Map, bounded concurrency) → SelectBest → Evaluate
-      → Gate: passed → RegisterModel → Succeeded
-              failed → ModelRejected (a named failure; the run record says why)
+    ValidateData → Search? no  → TrainCandidates (Map, bounded concurrency) → SelectBest → Evaluate
+                           yes → SearchRound → Searched? no  → TrainTrials (Map) → SearchRound …
+                                                        yes → Evaluate (the study's best trial)
+    Evaluate → Gate: passed → RegisterModel → Succeeded
+                     failed → ModelRejected (a named failure; the run record says why)
     any step failing → MarkFailed (records the error, emits TrainingRunFailed) → TrainingFailed
+
+A run naming feature views starts at the TrainingData choice: BuildTrainingSet joins its
+labels with the views' sources point-in-time into its dataset, then ValidateData as any run.
 
 Steps pass small JSON (S3 keys, ids), never data. Every task retries transient Lambda
 errors and the project's own ``Unavailable`` (throttling); every task's failure is
@@ -36,12 +41,18 @@ from constructs import Construct
 
 from infra.cdk.constructs.functions import ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
+from infra.cdk.constructs.sagemaker_training import SageMakerTraining
 from infra.cdk.constructs.storage import StorageConstruct
+from mlops_core.training.search import MAX_PARALLELISM
 
 #: Parallel TrainCandidate invocations per execution.
 MAX_CONCURRENCY = 4
 #: Errors worth another attempt: our adapters raise Unavailable on throttling/timeouts.
 TRANSIENT_ERRORS = ["Unavailable"]
+#: Datasets larger than this train in SageMaker training jobs (unless the request says
+#: otherwise): TrainCandidate's 3,008 MB hold a CSV about a sixth of their size once parsed,
+#: split and fitted (docs/training.md).
+SAGEMAKER_THRESHOLD_BYTES = 500_000_000
 
 
 class TrainingConstruct(Construct):
@@ -90,6 +101,13 @@ class TrainingConstruct(Construct):
                 log_retention=log_retention,
             )
 
+        self.build_training_set = step(
+            "BuildTrainingSet",
+            "build_training_set",
+            "Joins a run's labels with its feature views point-in-time into its dataset.",
+            memory=2048,
+            minutes=15,
+        )
         self.validate_data = step(
             "ValidateData",
             "validate_data",
@@ -125,6 +143,29 @@ class TrainingConstruct(Construct):
             minutes=2,
         )
         self.mark_failed = step("MarkFailed", "mark_failed", "Records why a training run failed.")
+        # Optuna's ask-and-tell between rounds (optuna is in the science layer).
+        self.search_round = step(
+            "SearchRound",
+            "search_round",
+            "Tells a search round's results to the Optuna study, asks the next round's trials.",
+            science=True,
+            memory=1024,
+            minutes=2,
+        )
+
+        # After a SageMaker training job: its result, checked and recorded like TrainCandidate's.
+        self.collect_training_job = step(
+            "CollectTrainingJob",
+            "collect_training_job",
+            "Reads a SageMaker training job's candidate result, checks it, records it on the run.",
+        )
+        self.sagemaker = SageMakerTraining(
+            self,
+            "SageMakerTraining",
+            storage=storage,
+            repo_root=functions_dir.parent,
+            code_version=code_version,
+        )
 
         # What each step may touch: its own inputs and outputs, nothing else.
         datasets, runs, models = "datasets/", "runs/", "models/"
@@ -137,20 +178,37 @@ class TrainingConstruct(Construct):
             storage.grant_prefix_read(self.evaluate.role, prefix)
         # Evaluate adds the output distribution and the metric baseline to the run's profile.
         storage.grant_prefix_write(self.evaluate.role, runs)
+        # Labels (under datasets/) and the views' offline sources in; the training set out, under
+        # datasets/training-sets/ only (never over a caller's dataset): keys.TRAINING_SETS_PREFIX.
+        for prefix in (datasets, "feature-sources/"):
+            storage.grant_prefix_read(self.build_training_set.role, prefix)
+            storage.grant_prefix_list(self.build_training_set.role, prefix)
+        storage.grant_prefix_write(self.build_training_set.role, "datasets/training-sets/")
         storage.grant_prefix_read(self.register_model.role, runs)
+        storage.grant_prefix_read(self.collect_training_job.role, runs)
+        # The study between rounds: runs/{run}/search/study.json.
+        storage.grant_prefix_read(self.search_round.role, runs)
+        storage.grant_prefix_list(self.search_round.role, runs)
+        storage.grant_prefix_write(self.search_round.role, runs)
         storage.grant_prefix_write(self.register_model.role, models)
         for function in (
+            self.build_training_set,
             self.validate_data,
             self.train_candidate,
             self.select_best,
             self.evaluate,
             self.register_model,
             self.mark_failed,
+            self.search_round,
+            self.collect_training_job,
         ):
             storage.grant_metadata_read_write(function.role)
         event_bus.grant_put_events_to(self.mark_failed.role)
         event_bus.grant_put_events_to(self.register_model.role)
 
+        self.validate_data.function.add_environment(
+            "SAGEMAKER_THRESHOLD_BYTES", str(SAGEMAKER_THRESHOLD_BYTES)
+        )
         self.state_machine = self._state_machine(log_retention)
 
         # The API that starts runs and reads them (routes are added by the API construct).
@@ -201,6 +259,34 @@ class TrainingConstruct(Construct):
         task.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
         return task
 
+    def _trainer(
+        self, what: str, on_lambda: tasks.LambdaInvoke, *, failed: sfn.IChainable | None = None
+    ) -> sfn.Choice:
+        """A Map item's trainer: ``on_lambda``, or a SageMaker training job and
+        CollectTrainingJob when the item's ``compute`` is ``sagemaker`` (ValidateData decides)."""
+        job = self.sagemaker.task(self.workflow, f"Train{what}OnSageMaker")
+        job.add_retry(
+            errors=["SageMaker.AmazonSageMakerException"],
+            interval=Duration.seconds(10),
+            max_attempts=3,
+            backoff_rate=2,
+        )
+        collect = self._invoke(
+            f"Collect{what}Job", self.collect_training_job, "Check and record the job's result."
+        )
+        if failed is not None:
+            for state in (on_lambda, job, collect):
+                state.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+        return (
+            sfn.Choice(
+                self.workflow,
+                f"{what}Compute",
+                comment="Lambda or a SageMaker training job (ValidateData chose).",
+            )
+            .when(sfn.Condition.string_equals("$.compute", "sagemaker"), job.next(collect))
+            .otherwise(on_lambda)
+        )
+
     def _state_machine(self, log_retention: aws_logs.RetentionDays) -> sfn.StateMachine:
         # States live in their own scope: their ids are the state names, which repeat the
         # step functions' names.
@@ -224,7 +310,10 @@ class TrainingConstruct(Construct):
         validate = caught(
             self._invoke("ValidateData", self.validate_data, "Schema, expectations, candidates.")
         )
-        train = self._invoke("TrainCandidate", self.train_candidate, "Fit, export to ONNX, validate.")
+        train = self._trainer(
+            "Candidate",
+            self._invoke("TrainCandidate", self.train_candidate, "Fit, export to ONNX, validate."),
+        )
         candidates = caught(
             sfn.Map(
                 scope,
@@ -252,13 +341,66 @@ class TrainingConstruct(Construct):
             )
             .otherwise(rejected)
         )
-        definition = validate.next(candidates).next(select).next(evaluate).next(gate)
+        candidates.next(select).next(evaluate).next(gate)
+
+        # Optuna's search: SearchRound asks a round's trials, TrainTrials trains them with
+        # the same TrainCandidate function, SearchRound tells the results and asks again
+        # until the budget is spent; then the best trial goes to Evaluate.
+        search_round = caught(
+            self._invoke("SearchRound", self.search_round, "Tell the last round, ask the next (Optuna).")
+        )
+        # A trial that fails is told as failed; the search goes on without it.
+        trial_failed = sfn.Pass(
+            scope, "TrialFailed", comment="Keep the trial with its error for SearchRound."
+        )
+        train_trial = self._trainer(
+            "Trial",
+            self._invoke("TrainTrial", self.train_candidate, "Fit one trial, export, validate."),
+            failed=trial_failed,
+        )
+        trials = caught(
+            sfn.Map(
+                scope,
+                "TrainTrials",
+                comment="One TrainCandidate per trial of the round, in parallel.",
+                items_path="$.candidates",
+                max_concurrency=MAX_PARALLELISM,
+                result_path="$.results",
+            ).item_processor(train_trial)
+        )
+        searched = (
+            sfn.Choice(
+                scope, "Searched", comment="SearchRound returns the best trial once the budget is spent."
+            )
+            .when(sfn.Condition.is_present("$.best"), evaluate)
+            .otherwise(trials)
+        )
+        search_round.next(searched)
+        trials.next(search_round)
+        definition = validate.next(
+            sfn.Choice(scope, "Search", comment="Optuna's search, or the request's candidates.")
+            .when(sfn.Condition.is_present("$.search"), search_round)
+            .otherwise(candidates)
+        )
 
         log_group = aws_logs.LogGroup(self, "StateMachineLogs", retention=log_retention)
+
+        # Runs naming feature views get their dataset first (point-in-time), then go on as any run.
+        build = caught(
+            self._invoke("BuildTrainingSet", self.build_training_set, "Labels joined with feature views.")
+        )
+        start = (
+            sfn.Choice(
+                scope, "TrainingData", comment="Feature views named: build the dataset from them first."
+            )
+            .when(sfn.Condition.is_present("$.feature_views"), build.next(validate))
+            .otherwise(validate)
+        )
+        del definition  # reached from the choice
         machine = sfn.StateMachine(
             self,
             "StateMachine",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            definition_body=sfn.DefinitionBody.from_chainable(start),
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=Duration.hours(2),
             tracing_enabled=True,
@@ -269,8 +411,17 @@ class TrainingConstruct(Construct):
         Validations.of(machine.role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
-                reason="Tracing (xray:PutTraceSegments, PutTelemetryRecords, GetSampling*) and log "
-                "delivery (logs:CreateLogDelivery and related) support no resource-level permissions.",
+                reason="Tracing (xray:PutTraceSegments, PutTelemetryRecords, GetSampling*), log "
+                "delivery (logs:CreateLogDelivery and related) and sagemaker:ListTags (the .sync "
+                "training-job integration) support no resource-level permissions.",
+            )
+        )
+        Validations.of(machine.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
+                "<AWS::AccountId>:training-job/*]",
+                reason="Training jobs are named at run time (mlops-<uuid>, one per SageMaker candidate); "
+                "the grant covers creating, describing, tagging and stopping training jobs only.",
             )
         )
         stack = Stack.of(self)
@@ -288,10 +439,13 @@ class TrainingConstruct(Construct):
     @property
     def functions(self) -> list[ServiceFunction]:
         return [
+            self.build_training_set,
             self.validate_data,
             self.train_candidate,
             self.select_best,
             self.evaluate,
             self.register_model,
             self.mark_failed,
+            self.search_round,
+            self.collect_training_job,
         ]

@@ -162,6 +162,17 @@ def inference_settings() -> InferenceSettings:
     return InferenceSettings.from_environment()
 
 
+class TrainingComputeSettings(EnvironmentSettings):
+    """Where a training run's candidates train (``mlops_core.training.compute``): the
+    dataset size above which ValidateData sends them to a SageMaker training job, and, on
+    the local stack only, why SageMaker is not there."""
+
+    sagemaker_threshold_bytes: int | None = Field(
+        default=None, ge=1, validation_alias="SAGEMAKER_THRESHOLD_BYTES"
+    )
+    sagemaker_unavailable: str | None = Field(default=None, validation_alias="MLOPS_SAGEMAKER_UNAVAILABLE")
+
+
 class BatchApiSettings(CoreSettings):
     """The batch scoring API: the workflow it starts."""
 

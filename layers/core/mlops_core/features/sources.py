@@ -40,6 +40,7 @@ from mlops_core.features.entities import (
     SourceFormat,
     canonical_entity_id,
 )
+from mlops_core.storage.s3 import ArtifactStore, ListedObject
 
 #: Rejected rows listed in a run's record (all are counted).
 MAX_REJECTED_EXAMPLES = 10
@@ -103,6 +104,30 @@ def parse_object(view: FeatureViewDefinition, key: str, data: bytes) -> ParsedOb
     if view.source.format is SourceFormat.csv:
         return _parse_csv(view, key, text)
     return _parse_jsonl(view, key, text)
+
+
+def list_source_objects(store: ArtifactStore, view: FeatureViewDefinition) -> list[ListedObject]:
+    """The view's source objects: the one object its path names, or every object under its
+    prefix (empty objects and folder markers left out): the objects materialization reads
+    (``FeatureStoreService._list_sources`` chooses among the same), for point-in-time joins."""
+    path = view.source.path
+    listed = list(store.objects(path))
+    if not path.endswith("/"):  # one object: the prefix listing may hold longer keys too
+        listed = [o for o in listed if o.key == path]
+    return [o for o in listed if not o.key.endswith("/") and o.size > 0]
+
+
+def read_source_object(
+    store: ArtifactStore, view: FeatureViewDefinition, listed: ListedObject
+) -> ParsedObject:
+    """One source object read and parsed; named relative to the view's path."""
+    relative = (
+        listed.key[len(view.source.path) :]
+        if view.source.path.endswith("/")
+        else listed.key.rsplit("/", 1)[-1]
+    )
+    data = store.get(listed.key).data
+    return parse_object(view, relative or listed.key.rsplit("/", 1)[-1], data)
 
 
 def _required_columns(view: FeatureViewDefinition) -> list[str]:

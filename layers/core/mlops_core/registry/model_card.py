@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_core.clock import iso
 from mlops_core.registry.entities import HIGHER_IS_BETTER, ModelVersion, RegisteredModel
-from mlops_core.registry.signature import ClassLabel, FeatureSpec
+from mlops_core.registry.signature import ClassLabel, FeatureSpec, FeatureViewInput
 
 NOT_DECLARED = "Not declared."
 
@@ -61,6 +61,11 @@ class TrainingDataset(BaseModel):
     time_range: dict[str, Any] | None = Field(
         default=None, description="The run's dataset.time_range, verbatim, when it recorded one"
     )
+    labels: str | None = Field(default=None, description="A point-in-time training set's labels")
+    label_rows: int | None = Field(default=None, description="Its label rows (every one joined)")
+    label_rows_dropped: int | None = Field(
+        default=None, description="Label rows left out for lacking features (missing, expired, null)"
+    )
 
 
 class TrainingRecord(BaseModel):
@@ -99,6 +104,9 @@ class ModelCard(BaseModel):
     aliases: list[str]
     task: str
     features: list[FeatureSpec]
+    feature_views: list[FeatureViewInput] = Field(
+        default_factory=list, description="The feature views its inputs are read from (the signature's)"
+    )
     classes: list[ClassLabel] | None
     target: str | None
     artifact: ArtifactSummary
@@ -151,6 +159,7 @@ def build_model_card(
         aliases=sorted(set(aliases)),
         task=signature.task,
         features=list(signature.features),
+        feature_views=list(signature.feature_views),
         classes=list(signature.classes) if signature.classes is not None else None,
         target=signature.target,
         artifact=ArtifactSummary(
@@ -182,6 +191,8 @@ def _training(version: ModelVersion, run: Mapping[str, Any] | None) -> TrainingR
         {},
     )
     dataset = run.get("dataset")
+    training_set = run.get("training_set") or {}
+    report = training_set.get("report") or {}
     evaluation = run.get("evaluation") or {}
     return TrainingRecord(
         run_id=run.get("run_id"),
@@ -193,6 +204,9 @@ def _training(version: ModelVersion, run: Mapping[str, Any] | None) -> TrainingR
             s3_version_id=dataset.get("version_id"),
             rows=dataset.get("rows"),
             time_range=dataset.get("time_range"),
+            labels=training_set.get("labels"),
+            label_rows=report.get("rows"),
+            label_rows_dropped=report.get("rows_dropped"),
         )
         if dataset
         else None,
@@ -290,12 +304,24 @@ def _metrics_rows(card: ModelCard) -> list[list[object]]:
     return rows
 
 
-def _training_data_section(training: TrainingRecord | None) -> list[str]:
+def _training_data_section(training: TrainingRecord | None, card: ModelCard) -> list[str]:
     dataset = training.dataset if training else None
+    views = [
+        f"`{v.view}`" + (f" v{v.version}" if v.version is not None else "") + f" ({len(v.features)} features)"
+        for v in card.feature_views
+    ]
+    lines = [f"- **Feature views:** {', '.join(views)}"] if views else []
     if dataset is None:
-        return ["The training data is not recorded for this version."]
+        return [*lines, "The training data is not recorded for this version."]
+    if dataset.labels:
+        dropped = dataset.label_rows_dropped or 0
+        lines.append(
+            f"- **Labels:** `{dataset.labels}`, joined point-in-time: "
+            f"{_text(dataset.label_rows)} label rows, {dropped} dropped for lacking features"
+        )
     time_range = ", ".join(f"{k}: {v}" for k, v in dataset.time_range.items()) if dataset.time_range else None
     return [
+        *lines,
         f"- **Dataset:** {_text(dataset.key and f'`{dataset.key}`')}",
         f"- **S3 version:** {_text(dataset.s3_version_id)}",
         f"- **sha256:** {_text(dataset.sha256 and f'`{dataset.sha256}`')}",
@@ -371,7 +397,7 @@ def render_markdown(card: ModelCard) -> str:
         "",
         "## Training data",
         "",
-        *_training_data_section(card.training),
+        *_training_data_section(card.training, card),
         "",
         "## Training",
         "",

@@ -82,7 +82,17 @@ RUNS_SEARCHED = 200
 #: How many of a model's newest decisions a redelivered event looks through for its own.
 DUPLICATE_SEARCH = 20
 #: Fields of the last successful run's request that are this run's own, not its configuration.
-_NOT_CARRIED = {"run_id", "dataset_key", "schema_key", "triggered_by"}
+_NOT_CARRIED = {
+    "run_id",
+    "dataset_key",
+    "schema_key",
+    "triggered_by",
+    # A run on feature views retrains on the captured rows (their features as served), not its labels.
+    "labels",
+    "feature_views",
+    "training_set",
+    "feature_view_versions",
+}
 
 
 class RetrainingService:

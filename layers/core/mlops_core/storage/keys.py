@@ -257,6 +257,22 @@ def feedback_hours(model_name: str, start_ms: int, end_ms: int) -> list[str]:
 FEATURE_SOURCES_PREFIX = "feature-sources/"
 
 
+def training_set_object(run_id: str, filename: str) -> str:
+    """A point-in-time training set built for a run (its dataset, schema, every label row with
+    its status, the report): ``datasets/training-sets/{run_id}/{filename}``. Under datasets/,
+    so every step that reads a run's dataset reads it there as it reads a flat CSV."""
+    return f"{DATASETS_PREFIX}training-sets/{run_id}/{filename}"
+
+
+TRAINING_SETS_PREFIX = f"{DATASETS_PREFIX}training-sets/"
+
+
+def uploaded_labels(sha256: str) -> str:
+    """A labels file `mlops train --labels FILE` uploaded, addressed by its bytes' sha256 (the
+    same file twice is one object; a run's labels are never overwritten)."""
+    return f"{DATASETS_PREFIX}labels/sha256/{sha256}/labels.csv"
+
+
 def reference_profile(run_id: str) -> str:
     return f"{RUNS_PREFIX}{run_id}/reference_profile.json"
 
@@ -279,6 +295,19 @@ FEATURE_USED_BY_PREFIX = "USED_BY#"
 def feature_used_by_sk(model_name: str, version: int) -> str:
     return f"{FEATURE_USED_BY_PREFIX}{model_name}#{version:06d}"
 
+
+def search_study(run_id: str) -> str:
+    """A search run's Optuna study between rounds: every trial asked and told (JSON)."""
+    return f"{RUNS_PREFIX}{run_id}/search/study.json"
+
+
+#: What a SageMaker training job writes beside its candidate's model: the candidate's result.
+TRAINING_JOB_RESULT_FILE = "result.json"
+#: ...and the candidate it reads (the Map item, written by ValidateData or SearchRound).
+TRAINING_JOB_INPUT_FILE = "candidate.json"
+#: A SageMaker training job's own output (model.tar.gz of /opt/ml/model: empty, the job writes
+#: its candidate's files itself) goes under this prefix, one folder per job.
+TRAINING_JOB_OUTPUT_PREFIX = f"{RUNS_PREFIX}training-jobs/"
 
 # ---- batch scoring ------------------------------------------------------------------------
 #: A batch job's record (its own partition); the list index holds every job, newest first.

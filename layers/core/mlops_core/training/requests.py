@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from mlops_core.data.schema import DatasetSchema
 from mlops_core.errors import Invalid, NotFound, detail
+from mlops_core.features.entities import VIEW_NAME_PATTERN
 from mlops_core.registry.entities import ALIAS_PATTERN, MODEL_NAME_PATTERN
+from mlops_core.registry.signature import FeatureViewInput, ViewFeature
 from mlops_core.storage import keys
 from mlops_core.storage.dynamo import serialize
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.training import metrics
 from mlops_core.training.estimators import CandidateSpec, SearchSpec, check_candidate, expand
+from mlops_core.training.search import Direction, OptunaSearchSpec, check_space
 from mlops_core.training.tracking import RUN_ID_PATTERN
 
 Document = TypeVar("Document", bound=BaseModel)
@@ -24,6 +27,20 @@ class InvalidTrainingRequest(Invalid):
     """The run cannot be carried out as asked (unknown family, bad hyper-parameters, a
     missing or invalid schema, a metric the dataset does not define): a 422 at
     ``POST /training``, and the named failure of ValidateData (the Step Functions error)."""
+
+
+def _search_kind(value: Any) -> str:
+    """A grid names its values (``grid``); Optuna's search declares a ``space``."""
+    if isinstance(value, dict):
+        return "optuna" if "space" in value else "grid"
+    return "optuna" if isinstance(value, OptunaSearchSpec) else "grid"
+
+
+#: ``search``: a grid expanded into candidates, or Optuna's search over rounds (docs/training.md).
+Search = Annotated[
+    Annotated[SearchSpec, Tag("grid")] | Annotated[OptunaSearchSpec, Tag("optuna")],
+    Discriminator(_search_kind),
+]
 
 
 class TriggerEvent(BaseModel):
@@ -46,6 +63,64 @@ class TrainingTrigger(BaseModel):
     event: TriggerEvent
 
 
+class TrainingSetOptions(BaseModel):
+    """How a point-in-time training set is read from its labels and what is done with label
+    rows lacking features (docs/features.md, "Point-in-time training sets")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entity_column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The labels' entity id column (default: the first view's entity column)",
+    )
+    timestamp_column: str = Field(
+        default="event_timestamp",
+        min_length=1,
+        max_length=128,
+        description="The labels' time column: ISO 8601 (UTC unless it says otherwise) or Unix seconds",
+    )
+    label_column: str = Field(default="label", min_length=1, max_length=128, description="The target")
+    task: Literal["classification", "regression"] = Field(
+        default="classification", description="classification: the labels are whole class codes"
+    )
+    on_missing: Literal["drop", "fail"] = Field(
+        default="drop",
+        description="Label rows lacking a feature (missing, expired past the TTL, or null): drop "
+        "them (counted in the report), or fail the run",
+    )
+    max_incomplete_fraction: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="With drop: the run fails if more than this share of the label rows lack features",
+    )
+
+
+class FeatureViewRef(BaseModel):
+    """A feature view as a training set read it (lineage): name, version and digest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=VIEW_NAME_PATTERN)
+    version: int = Field(ge=1)
+    digest: str
+    entity: str = Field(description="The view's entity key")
+    entity_type: Literal["int64", "string"]
+    features: list[str] = Field(description="Its features, as columns of the training set (in this order)")
+
+    def signature_input(self) -> FeatureViewInput:
+        """How a model trained on it names the view in its signature (``ModelSignature.feature_views``)."""
+        return FeatureViewInput(
+            view=self.name,
+            version=self.version,
+            entity=self.entity,
+            entity_type=self.entity_type,
+            features=[ViewFeature(name=f) for f in self.features],
+        )
+
+
 class TrainingRequest(BaseModel):
     """The state machine's input."""
 
@@ -53,7 +128,26 @@ class TrainingRequest(BaseModel):
 
     run_id: str = Field(pattern=RUN_ID_PATTERN, description="Also the execution's name")
     model_name: str = Field(pattern=MODEL_NAME_PATTERN)
-    dataset_key: str = Field(min_length=1, description="CSV in the artifacts bucket")
+    dataset_key: str | None = Field(
+        default=None,
+        min_length=1,
+        description="CSV in the artifacts bucket; or give labels and feature_views instead",
+    )
+    labels: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A labels CSV under datasets/ (entity id, event time, label): joined point-in-time "
+        "with feature_views into the run's dataset by BuildTrainingSet",
+    )
+    feature_views: list[Annotated[str, Field(pattern=VIEW_NAME_PATTERN)]] | None = Field(
+        default=None, min_length=1, max_length=10, description="The views whose features the model takes"
+    )
+    training_set: TrainingSetOptions | None = Field(
+        default=None, description="With labels: their columns, the task, and the missing-feature policy"
+    )
+    feature_view_versions: list[FeatureViewRef] | None = Field(
+        default=None, description="Set by BuildTrainingSet: the views and versions the dataset was built from"
+    )
     schema_key: str | None = Field(default=None, description="Defaults to schema.json beside the dataset")
     expectations_key: str | None = None
     target_metric: str | None = Field(
@@ -64,8 +158,15 @@ class TrainingRequest(BaseModel):
         default=0.0, ge=0, description="How much worse than the champion is still accepted"
     )
     candidates: list[CandidateSpec] | None = None
-    search: SearchSpec | None = None
+    search: Search | None = Field(
+        default=None, description="A grid (candidates) or Optuna's search (a space and a budget)"
+    )
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
+    compute: Literal["lambda", "sagemaker"] | None = Field(
+        default=None,
+        description="Where candidates train: the Lambda trainer or a SageMaker training job; "
+        "unset: SageMaker only above the deployment's dataset-size threshold",
+    )
     holdout_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     validation_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     promote_to: str | None = Field(default=None, pattern=ALIAS_PATTERN, description="Alias to set on success")
@@ -75,19 +176,39 @@ class TrainingRequest(BaseModel):
 
     @model_validator(mode="after")
     def _fractions(self) -> TrainingRequest:
+        if self.dataset_key is None and self.labels is None:
+            raise ValueError("give dataset_key, or labels with feature_views")
+        if (self.labels is None) != (self.feature_views is None):
+            raise ValueError("labels and feature_views go together (a point-in-time training set)")
+        if self.training_set is not None and self.labels is None:
+            raise ValueError("training_set options need labels and feature_views")
         if self.holdout_fraction + self.validation_fraction >= 0.8:
             raise ValueError("holdout_fraction + validation_fraction must leave at least 20% to train on")
         if self.promote_to == "production":
             raise ValueError(
                 "training may set 'staging' or another alias; promotion to production is a registry call"
             )
+        if isinstance(self.search, OptunaSearchSpec) and self.candidates:
+            raise ValueError("give 'candidates' or an Optuna 'search' (a space), not both")
         return self
+
+    def grid(self) -> SearchSpec | None:
+        return self.search if isinstance(self.search, SearchSpec) else None
+
+    def optuna(self) -> OptunaSearchSpec | None:
+        return self.search if isinstance(self.search, OptunaSearchSpec) else None
 
     def schema_location(self) -> tuple[str, list[str | int]]:
         """The schema's key, and the request field that names it (for error locations)."""
         if self.schema_key:
             return self.schema_key, ["body", "schema_key"]
+        if self.dataset_key is None:
+            raise InvalidTrainingRequest("a run on feature views has no dataset before BuildTrainingSet")
         return keys.sibling(self.dataset_key, "schema.json"), ["body", "dataset_key"]
+
+    @property
+    def options(self) -> TrainingSetOptions:
+        return self.training_set or TrainingSetOptions()
 
 
 class CheckedRequest(NamedTuple):
@@ -95,6 +216,8 @@ class CheckedRequest(NamedTuple):
 
     candidates: list[tuple[CandidateSpec, dict[str, Any]]]  # each with its full parameters
     target_metric: str
+    #: An Optuna search's objective: (metric, direction); None for fixed candidates.
+    objective: tuple[str, Direction] | None = None
 
 
 def validation_problems(error: ValidationError) -> list[str]:
@@ -140,12 +263,18 @@ def check_against_schema(request: TrainingRequest, schema: DatasetSchema) -> Che
     ``InvalidTrainingRequest`` naming the problem. Whether the rows themselves allow every
     metric (two classes present in each split) is for ValidateData, which reads them.
     """
+    target_metric = request.target_metric or metrics.DEFAULT_METRIC[schema.task]
+    optuna = request.optuna()
+    objective: tuple[str, Direction] | None = None
     try:
-        specs = expand(request.candidates, request.search)
-        params = [check_candidate(spec, schema.task, i) for i, spec in enumerate(specs)]
+        if optuna is None:
+            specs = expand(request.candidates, request.grid())
+            params = [check_candidate(spec, schema.task, i) for i, spec in enumerate(specs)]
+        else:
+            specs, params = [], []
+            objective = check_space(optuna, schema.task, target_metric)
     except Invalid as error:
         raise InvalidTrainingRequest(error.message, details=error.details) from None
-    target_metric = request.target_metric or metrics.DEFAULT_METRIC[schema.task]
     problem = metrics.metric_problem(target_metric, schema.task)
     if problem:
         raise InvalidTrainingRequest(
@@ -159,7 +288,7 @@ def check_against_schema(request: TrainingRequest, schema: DatasetSchema) -> Che
             raise InvalidTrainingRequest(
                 f"schema '{key}': {problem}", details=[detail(loc, problem, "too_few_classes")]
             )
-    return CheckedRequest(list(zip(specs, params, strict=True)), target_metric)
+    return CheckedRequest(list(zip(specs, params, strict=True)), target_metric, objective)
 
 
 def _classes_problem(target: str, allowed: list[float]) -> str | None:
@@ -176,7 +305,11 @@ def check_before_start(request: TrainingRequest, store: ArtifactStore) -> None:
     hyper-parameters, that the request can be kept in the run record (DynamoDB's numbers,
     no empty map keys), then, from the dataset's schema (read, never written), the column
     names, each family's task and the target metric (``check_against_schema``)."""
-    for index, spec in enumerate(expand(request.candidates, request.search)):
-        check_candidate(spec, None, index)
+    optuna = request.optuna()
+    if optuna is not None:
+        check_space(optuna, None, request.target_metric)
+    else:
+        for index, spec in enumerate(expand(request.candidates, request.grid())):
+            check_candidate(spec, None, index)
     serialize(request.model_dump(mode="json"))
     check_against_schema(request, read_schema(store, request))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlops_core.registry.signature import FeatureViewInput
 
 Task = Literal["classification", "regression"]
 
@@ -37,11 +39,15 @@ class Candidate(_State):
     task: Task
     dataset: DatasetRef
     features: list[str]
+    #: The feature views the dataset was built from (a point-in-time training set): written
+    #: into the candidate's signature, so the registered version names them.
+    feature_views: list[FeatureViewInput] | None = Field(default=None, exclude_if=lambda v: v is None)
     target: str
     seed: int
     holdout_fraction: float
     validation_fraction: float
     target_metric: str
+    compute: Literal["lambda", "sagemaker"] = "lambda"
 
 
 class CandidateResult(_State):
@@ -78,6 +84,7 @@ class RunState(_State):
     validation_fraction: float
     promote_to: str | None
     reference_profile_key: str
+    compute: Literal["lambda", "sagemaker"] = "lambda"
 
 
 class ValidatedState(RunState):
@@ -124,3 +131,16 @@ class Registered(_State):
     artifact_sha256: str
     holdout_metrics: dict[str, float]
     alias: str | None
+
+
+class SearchState(RunState):
+    """An Optuna search between rounds: ValidateData's and SearchRound's output, the trial
+    Map's input (``candidates``: this round's trials), and SearchRound's input again with the
+    Map's ``results`` (a TrainCandidate result, or the trial with ``error`` when it failed)."""
+
+    search: dict[str, Any]
+    search_round: int
+    #: The views a run on feature views trains from: each trial's signature names them.
+    feature_views: list[FeatureViewInput] | None = Field(default=None, exclude_if=lambda v: v is None)
+    candidates: list[Candidate]
+    results: list[dict[str, Any]] = []

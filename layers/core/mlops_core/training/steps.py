@@ -15,18 +15,19 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from mlops_core.config.settings import TrainingComputeSettings
 from mlops_core.data import profiles, validation
 from mlops_core.data import schema as datasets
 from mlops_core.data.schema import DatasetSchema
 from mlops_core.data.validation import ExpectationSuite
-from mlops_core.errors import NotFound, Unavailable
+from mlops_core.errors import Invalid, NotFound, Unavailable
 from mlops_core.registry.entities import HIGHER_IS_BETTER, RegisterVersionRequest
 from mlops_core.registry.service import ModelRegistry
 from mlops_core.registry.signature import ModelSignature, sha256_hex
 from mlops_core.storage import keys
 from mlops_core.storage.eventbridge import EventPublisher
 from mlops_core.storage.s3 import ArtifactStore
-from mlops_core.training import metrics
+from mlops_core.training import compute, metrics
 from mlops_core.training.evaluation import holdout_baseline, predict_onnx, score_onnx, why_not_comparable
 from mlops_core.training.events import TrainingRunFailed
 from mlops_core.training.requests import (
@@ -46,11 +47,13 @@ from mlops_core.training.state import (
     Evaluation,
     Registered,
     RunState,
+    SearchState,
     SelectedState,
     TrainedState,
     ValidatedState,
 )
 from mlops_core.training.tracking import RunTracker, package_versions
+from mlops_core.training.training_sets import recorded_report
 
 
 def _load_table(store: ArtifactStore, dataset: DatasetRef) -> tuple[datasets.Table, DatasetSchema]:
@@ -62,7 +65,12 @@ def _load_table(store: ArtifactStore, dataset: DatasetRef) -> tuple[datasets.Tab
 
 
 # ---- ValidateData -----------------------------------------------------------------------
-def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: RunTracker) -> dict[str, Any]:
+def validate_data(
+    raw_request: dict[str, Any],
+    store: ArtifactStore,
+    tracker: RunTracker,
+    compute_settings: TrainingComputeSettings | None = None,
+) -> dict[str, Any]:
     """Check the request, the candidates and the dataset; write the reference profile.
 
     The same checks as ``POST /training`` (``requests.check_against_schema``), for runs
@@ -80,6 +88,12 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
         request.model_dump(mode="json"),
         triggered_by=request.triggered_by.model_dump(mode="json") if request.triggered_by else None,
     )
+    if request.feature_view_versions is not None:
+        _record_training_set(request, store, tracker)
+    if request.dataset_key is None:
+        raise InvalidTrainingRequest(
+            "a run on feature views starts at BuildTrainingSet, which sets its dataset"
+        )
     schema_key, _ = request.schema_location()
     schema = read_schema(store, request)
     checked = check_against_schema(request, schema)
@@ -106,6 +120,12 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
     )
     if problems:
         raise InvalidTrainingRequest(f"dataset '{request.dataset_key}': " + "; ".join(problems))
+    try:
+        where = compute.choose(
+            request.compute, len(stored.data), compute_settings or TrainingComputeSettings()
+        )
+    except Invalid as error:
+        raise InvalidTrainingRequest(error.message, details=error.details) from None
     dataset = DatasetRef(
         key=request.dataset_key,
         version_id=stored.version_id,
@@ -124,6 +144,7 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
         dataset=dataset.model_dump(),
         reference_profile_key=profile_key,
         target_metric=target_metric,
+        compute=where,
     )
     features = [c.name for c in schema.features]
     candidates = [
@@ -135,14 +156,48 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
             task=schema.task,
             dataset=dataset,
             features=features,
+            feature_views=[v.signature_input() for v in request.feature_view_versions]
+            if request.feature_view_versions
+            else None,
             target=schema.target,
             seed=request.seed,
             holdout_fraction=request.holdout_fraction,
             validation_fraction=request.validation_fraction,
             target_metric=target_metric,
+            compute=where,
         )
         for i, (spec, params) in enumerate(checked.candidates)
     ]
+    optuna = request.optuna()
+    if optuna is not None:  # Optuna's search: SearchRound asks the first round's trials
+        base = ValidatedState(
+            run_id=request.run_id,
+            model_name=request.model_name,
+            task=schema.task,
+            dataset=dataset,
+            features=features,
+            target=schema.target,
+            target_metric=target_metric,
+            threshold=request.threshold,
+            tolerance=request.tolerance,
+            seed=request.seed,
+            holdout_fraction=request.holdout_fraction,
+            validation_fraction=request.validation_fraction,
+            promote_to=request.promote_to,
+            reference_profile_key=profile_key,
+            compute=where,
+            candidates=[],
+        ).model_dump(include=set(RunState.model_fields))
+        return SearchState(
+            **base,
+            search=optuna.model_dump(mode="json"),
+            search_round=0,
+            candidates=[],
+            feature_views=[v.signature_input() for v in request.feature_view_versions]
+            if request.feature_view_versions
+            else None,
+        ).model_dump(mode="json", exclude={"results"})
+    compute.stage_for_jobs(store, candidates)
     return ValidatedState(
         run_id=request.run_id,
         model_name=request.model_name,
@@ -158,15 +213,47 @@ def validate_data(raw_request: dict[str, Any], store: ArtifactStore, tracker: Ru
         validation_fraction=request.validation_fraction,
         promote_to=request.promote_to,
         reference_profile_key=profile_key,
+        compute=where,
         candidates=candidates,
     ).model_dump(mode="json")
+
+
+def _record_training_set(request: TrainingRequest, store: ArtifactStore, tracker: RunTracker) -> None:
+    """Lineage of a run on feature views, on its record again (``start`` rewrote it): the views
+    and versions read, and BuildTrainingSet's report."""
+    report_key = keys.training_set_object(request.run_id, "report.json")
+    try:
+        report = json.loads(store.get(report_key).data)
+    except NotFound:
+        raise InvalidTrainingRequest(
+            "the request names feature_view_versions but no training set was built for this run "
+            "(BuildTrainingSet writes them)"
+        ) from None
+    tracker.update(
+        request.run_id,
+        feature_views=[v.model_dump(mode="json") for v in request.feature_view_versions or []],
+        training_set={
+            "labels": request.labels,
+            "training_set_key": keys.training_set_object(request.run_id, "training_set.csv"),
+            "report_key": report_key,
+            "report": recorded_report(report),
+        },
+    )
 
 
 # ---- TrainCandidate ---------------------------------------------------------------------
 def train_candidate(
     raw_candidate: dict[str, Any], store: ArtifactStore, tracker: RunTracker
 ) -> dict[str, Any]:
-    """Fit one candidate, export it to ONNX, score it on the validation rows."""
+    """Fit one candidate, export it to ONNX, score it on the validation rows; record it."""
+    result = fit_candidate(raw_candidate, store)
+    tracker.record_candidate(Candidate.model_validate(raw_candidate).run_id, result.model_dump(mode="json"))
+    return result.model_dump(mode="json")
+
+
+def fit_candidate(raw_candidate: dict[str, Any], store: ArtifactStore) -> CandidateResult:
+    """What TrainCandidate and a SageMaker training job both do: fit, export to ONNX (and
+    its signature) beside the run, score on the validation rows. Writes only to S3."""
     from mlops_core.training.estimators import build
     from mlops_core.training.export import export_sklearn
 
@@ -191,6 +278,10 @@ def train_candidate(
         feature_types=[types[f] for f in candidate.features],
         target=candidate.target,
     )
+    if candidate.feature_views:
+        signature = ModelSignature.model_validate(
+            {**signature.model_dump(), "feature_views": [v.model_dump() for v in candidate.feature_views]}
+        )
     x_validation = x[validation_rows]
     probabilities = estimator.predict_proba(x_validation) if candidate.task == "classification" else None
     scores = metrics.score(
@@ -217,8 +308,7 @@ def train_candidate(
         duration_seconds=round(time.perf_counter() - started, 3),
         package_versions=package_versions(),
     )
-    tracker.record_candidate(candidate.run_id, result.model_dump(mode="json"))
-    return result.model_dump(mode="json")
+    return result
 
 
 # ---- SelectBest -------------------------------------------------------------------------
