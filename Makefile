@@ -8,7 +8,7 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit benchmark-drift benchmark-console benchmark-features drift-power clean
+.PHONY: help install browser demo up test test-fast lint format typecheck synth openapi benchmark benchmark-bandit benchmark-drift benchmark-console benchmark-features drift-power clean benchmark-batch
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -80,6 +80,10 @@ benchmark-features: install ## Feature store: materialization and lookups vs Fea
 	$(UV) venv .venv-feast --python 3.11 --allow-existing --quiet
 	$(UV) pip sync --python .venv-feast/bin/python benchmarks/feast/requirements.txt
 	$(VENV)/bin/python benchmarks/features.py
+
+benchmark-batch: install ## Batch scoring rows/s per core vs pandas + joblib + scikit-learn predict_proba (adds the bench extra)
+	$(UV) sync --locked --all-extras
+	$(VENV)/bin/python benchmarks/batch.py
 
 drift-power: install ## Detection power by shift and window size, and false alarms; rewrites the table in docs/drift.md
 	$(VENV)/bin/python benchmarks/drift_power.py

@@ -31,6 +31,7 @@ HANDLERS = (
     "functions.drift.api",
     "functions.features.handler",
     "functions.materialize.handler",
+    "functions.batch.api",
 )
 
 SECURITY_SCHEMES = {
@@ -58,6 +59,7 @@ _PLACEHOLDER_ENVIRONMENT = {
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "ROLLOUT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "DRIFT_FUNCTION_NAME": "documentation-drift",
+    "BATCH_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:documentation",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }

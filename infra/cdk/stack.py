@@ -17,6 +17,8 @@ from aws_cdk import CfnOutput, Stack, aws_logs
 from constructs import Construct
 
 from infra.cdk.constructs.api import ApiConstruct, ApiLimits, SnapStartOption
+from infra.cdk.constructs.batch import ROUTES as BATCH_ROUTES
+from infra.cdk.constructs.batch import BatchConstruct
 from infra.cdk.constructs.capture import CaptureConstruct
 from infra.cdk.constructs.console import ConsoleConstruct, Watched
 from infra.cdk.constructs.events import EventsConstruct
@@ -227,7 +229,17 @@ class ServerlessMlopsStack(Stack):
             functions_dir=repo_root / "functions",
             log_retention=settings.log_retention_period(),
         )
-        # Seeing it: the console function, the dashboards and the operations alarms (one topic).
+        self.batch = BatchConstruct(
+            self,
+            "Batch",
+            storage=self.storage,
+            layers=self.layers,
+            functions_dir=repo_root / "functions",
+            log_retention=settings.log_retention_period(),
+        )
+        self.api.add_iam_routes(self.batch.api.function, BATCH_ROUTES)
+        # Seeing it: the console function, the dashboards and the operations alarms (one topic),
+        # declared last so that every function above is watched.
         self.console = ConsoleConstruct(
             self,
             "Console",
@@ -304,6 +316,7 @@ class ServerlessMlopsStack(Stack):
             value=self.events.notifications.queue_url,
             description="Model lifecycle, training-failure and drift events, for notifiers",
         )
+        CfnOutput(self, "BatchStateMachineArn", value=self.batch.state_machine.state_machine_arn)
 
         CfnOutput(
             self,

@@ -17,6 +17,7 @@
     mlops invoke FUNCTION EVENT_FILE     run one function on a sample event (local stack)
     mlops stream put M --file F.jsonl | read [--expect N] | failed   streaming inference (Kinesis)
     mlops console [PAGE] --model M       the model console: a page's address (--out F saves it)
+    mlops batch upload F --prefix P | start M --input s3://B/batch-input/P/ | show ID | list
 
 Commands talk to the local stack unless ``--stack NAME`` names a deployed one. ``--json``
 (before or after the command) prints machine-readable output on stdout. A user's mistake
@@ -51,7 +52,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from infra.cli import drift, stream
+from infra.cli import batch, drift, stream
 from infra.cli import entity as entity_cli
 from infra.cli import rollout as rollouts
 from infra.cli.client import ApiClient, ApiError, StackNotFound, Target
@@ -130,6 +131,7 @@ app.add_typer(rollout_app, name="rollout")
 app.add_typer(drift.drift_app, name="drift")
 app.add_typer(retrain_app, name="retrain")
 app.add_typer(stream.stream_app, name="stream")
+app.add_typer(batch.batch_app, name="batch")
 
 # Both follow sys.stdout / sys.stderr as they are when they print (`mlops up` points
 # sys.stdout at the functions' log; tests capture both).
@@ -1354,6 +1356,7 @@ def invoke(
 
 drift.bind(sys.modules[__name__])
 stream.bind(sys.modules[__name__])
+batch.bind(sys.modules[__name__])
 
 
 def run() -> None:

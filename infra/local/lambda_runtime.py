@@ -242,8 +242,9 @@ def check_moto_internals() -> None:
     # infra/local/dropped_properties.py resolves template values with moto's own resolver.
     if list(inspect.signature(clean_json).parameters) != ["resource_json", "resources_map"]:
         problems.append("moto.cloudformation.parsing.clean_json(resource_json, resources_map) changed")
-    from infra.local import moto_dynamodb, persistence
+    from infra.local import distributed_map, moto_dynamodb, persistence
 
+    problems.extend(distributed_map.check_moto_internals())
     problems.extend(persistence.check_moto_internals())
     problems.extend(moto_dynamodb.check_moto_internals())
     if problems:
@@ -328,6 +329,9 @@ def install() -> None:
         from infra.local import moto_dynamodb
 
         moto_dynamodb.install()
+        from infra.local import distributed_map
+
+        distributed_map.install()  # Distributed Map as Step Functions runs it (see the module)
         LambdaFunction._invoke_lambda = lambda self, event=None: invoke_handler(self, event)  # type: ignore[method-assign]
         _original_invoke[:] = [LambdaFunction.invoke]
         LambdaFunction.invoke = _invoke  # type: ignore[method-assign,assignment]

@@ -73,10 +73,21 @@ def _rows_jsonl(path: Path) -> None:
     )
 
 
+def _to_score_csv(path: Path) -> None:
+    """The sample's first 100 rows with its header (the target column too: it is ignored), and
+    one malformed row (a field missing) that the job reports by line."""
+    from infra.local.sample_data import breast_cancer
+
+    lines = breast_cancer().csv.decode().splitlines()[:101]
+    lines.append(",".join(lines[1].split(",")[:-2]))
+    path.write_text("\n".join(lines) + "\n")
+
+
 INPUT_FILES = {
     "diabetes.csv": _diabetes_csv,
     "features/breast_cancer.toml": _feature_views,
     "rows.jsonl": _rows_jsonl,
+    "to_score.csv": _to_score_csv,
 }
 
 

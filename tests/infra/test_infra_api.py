@@ -60,6 +60,9 @@ EXPECTED_ROUTES = {
     ("GET", "/feature-views/{view}/materializations"): ("materialize", "AWS_IAM", False),
     ("GET", "/feature-views/{view}/materializations/{run_id}"): ("materialize", "AWS_IAM", False),
     ("GET", "/feature-views/{view}/freshness"): ("materialize", "AWS_IAM", False),
+    ("POST", "/batch-predictions"): ("batch-api", "AWS_IAM", False),
+    ("GET", "/batch-predictions"): ("batch-api", "AWS_IAM", False),
+    ("GET", "/batch-predictions/{job_id}"): ("batch-api", "AWS_IAM", False),
 }
 
 
@@ -93,6 +96,7 @@ def _function_names_by_arn(synthesized: SynthesizedApp) -> dict[str, str]:
         ("drift-api", stack.monitoring.api),
         ("features", stack.features.lookup),
         ("materialize", stack.features.materialize),
+        ("batch-api", stack.batch.api),
     )
     return {
         json.dumps({"Fn::GetAtt": [synthesized.logical_id(service.function), "Arn"]}): name
@@ -256,6 +260,7 @@ def test_stack_outputs_name_what_clients_and_operators_need(synthesized: Synthes
         "StreamInputName",
         "StreamOutputName",
         "StreamFailedRecordsQueueUrl",
+        "BatchStateMachineArn",
     }
     assert outputs["ArtifactsBucketName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.artifacts_bucket)

@@ -177,3 +177,15 @@ class StreamInferenceSettings(InferenceSettings):
     """The stream inference function: the prediction path's knobs, and the stream results go to."""
 
     output_stream: str = Field(min_length=1, validation_alias="OUTPUT_STREAM")
+
+
+class BatchApiSettings(CoreSettings):
+    """The batch scoring API: the workflow it starts."""
+
+    state_machine_arn: str = Field(min_length=20, validation_alias="BATCH_STATE_MACHINE_ARN")
+
+
+class BatchScoreSettings(CoreSettings):
+    """The batch scoring function: versions are pinned, so loaded sessions are kept per container."""
+
+    model_cache_size: int = Field(default=2, ge=1, validation_alias="MODEL_CACHE_SIZE")

@@ -89,7 +89,9 @@ class LoadedModel:
             names.append(signature.probabilities_output)
         return cls(version=version, session=session, output_names=names)
 
-    def run(self, matrix: np.ndarray) -> tuple[list[Any], list[list[float]] | None]:
+    def outputs(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+        """The graph's labels (one row per instance), its probabilities (float64, or None) and
+        the rows whose output is not finite, as arrays (batch scoring writes them in bulk)."""
         outputs = self.session.run(self.output_names, {self.version.signature.input_name: matrix})
         labels = np.asarray(outputs[0]).reshape(len(matrix), -1)
         scores = np.asarray(outputs[1], dtype=np.float64) if len(outputs) > 1 else None
@@ -97,6 +99,10 @@ class LoadedModel:
             a.reshape(len(matrix), -1) for a in (labels, scores) if a is not None and a.dtype.kind == "f"
         ]
         bad_rows = sorted({int(i) for a in numeric for i in np.flatnonzero(~np.isfinite(a).all(axis=1))})
+        return labels, scores, bad_rows
+
+    def run(self, matrix: np.ndarray) -> tuple[list[Any], list[list[float]] | None]:
+        labels, scores, bad_rows = self.outputs(matrix)
         if bad_rows:
             # Finite inputs far outside what the model was trained on can overflow inside it
             # (a linear model's logit, say): refuse those rows rather than answer NaN.

@@ -308,3 +308,39 @@ TRAINING_JOB_INPUT_FILE = "candidate.json"
 #: A SageMaker training job's own output (model.tar.gz of /opt/ml/model: empty, the job writes
 #: its candidate's files itself) goes under this prefix, one folder per job.
 TRAINING_JOB_OUTPUT_PREFIX = f"{RUNS_PREFIX}training-jobs/"
+
+# ---- batch scoring ------------------------------------------------------------------------
+#: A batch job's record (its own partition); the list index holds every job, newest first.
+BATCH_JOB_SK = "BATCH_JOB"
+ALL_BATCH_JOBS = "BATCH_JOBS"  # LIST_INDEX partition of every batch job
+#: Where users put the objects a batch job scores (the scoring function reads nothing else).
+BATCH_INPUT_PREFIX = "batch-input/"
+#: A job's outputs: predictions and refused rows per input object.
+BATCH_PREFIX = "batch/"
+#: The Distributed Map's ResultWriter prefix: Step Functions writes
+#: ``{prefix}/{map run id}/manifest.json`` and the SUCCEEDED/FAILED result files beside it.
+BATCH_MAP_RUNS_PREFIX = "batch/map-runs"
+
+
+def batch_job_pk(job_id: str) -> str:
+    return f"BATCH#{job_id}"
+
+
+def batch_output_prefix(job_id: str) -> str:
+    return f"{BATCH_PREFIX}{job_id}/"
+
+
+def batch_predictions(job_id: str, relative_key: str) -> str:
+    """An input object's predictions (CSV): its key below the input prefix, under the job's
+    output (``part-01.csv`` -> ``predictions/part-01.csv``, ``a.jsonl`` -> ``predictions/a.jsonl.csv``)."""
+    return f"{batch_output_prefix(job_id)}predictions/{_with_suffix(relative_key, '.csv')}"
+
+
+def batch_errors(job_id: str, relative_key: str) -> str:
+    """An input object's refused rows (JSON Lines of line and reason), written only when there
+    are some (``part-01.csv`` -> ``errors/part-01.csv.jsonl``)."""
+    return f"{batch_output_prefix(job_id)}errors/{_with_suffix(relative_key, '.jsonl')}"
+
+
+def _with_suffix(key: str, suffix: str) -> str:
+    return key if key.endswith(suffix) else f"{key}{suffix}"

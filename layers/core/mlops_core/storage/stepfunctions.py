@@ -103,3 +103,24 @@ class RolloutWorkflow:
                 if error_code(error) == "ExecutionDoesNotExist":
                     raise NotFound(f"rollout '{rollout_id}' has no execution") from error
                 raise
+
+
+class BatchWorkflow:
+    """Starting batch scoring executions, each named after its job id."""
+
+    what = "batch scoring workflow"
+
+    def __init__(self, state_machine_arn: str) -> None:
+        self.state_machine_arn = state_machine_arn
+
+    def start(self, job_id: str, execution_input: dict[str, Any]) -> str:
+        with translate_errors(self.what):
+            try:
+                response = client("stepfunctions").start_execution(
+                    stateMachineArn=self.state_machine_arn, name=job_id, input=json.dumps(execution_input)
+                )
+            except ClientError as error:
+                if error_code(error) == "ExecutionAlreadyExists":
+                    raise Conflict(f"a batch job named '{job_id}' was started already") from error
+                raise
+        return str(response["executionArn"])

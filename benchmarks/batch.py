@@ -1,0 +1,288 @@
+"""Batch scoring throughput: rows per second per core of the scoring function's inner loop
+against the usual approach (pandas + joblib + scikit-learn ``predict_proba``), same model,
+same rows, same run.
+
+For each object (CSV bytes, a header and 10 numeric features), both sides go from the
+object's bytes to the bytes of its predictions CSV (line, prediction, one probability per
+class, model version):
+
+- **ours**: ``mlops_core.batch.scoring.score_object`` (what ``functions/batch/score.py``
+  runs per Map item): rows checked in bulk and parsed by ``np.loadtxt``, the version's ONNX
+  session (onnxruntime, one thread) in chunks of 8,192 rows, the CSV written in one ``%``
+  formatting per chunk; malformed rows would be reported by line (none here).
+- **peer**: ``pd.read_csv`` -> ``estimator.predict_proba`` on the feature columns ->
+  a ``DataFrame`` of the same columns -> ``to_csv(index=False)``; the estimator loaded
+  once with ``joblib.load`` (not per object: in the peer's favour). It checks nothing.
+
+Both run in this process on one thread (threadpoolctl limits BLAS/OpenMP to 1; the ONNX
+session is built with one thread). The time is the process's CPU time (``time.process_time``)
+so that other work on the machine does not count; the medians of ``--repeats`` passes over
+every object are compared. Goal: ours >= 3x the peer's rows/s per core.
+
+    make benchmark-batch                       # full run, rewrites the results in docs/benchmarks.md
+    .venv/bin/python benchmarks/batch.py --quick   # 20,000 rows, docs untouched
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    ROOT,
+    BenchmarkError,
+    OtherLoad,
+    cpu_busy_percent,
+    ensure_import_paths,
+    git_revision,
+    machine_info,
+    markdown_table,
+    replace_section,
+    text_table,
+)
+
+ensure_import_paths()
+
+import numpy as np  # noqa: E402
+
+from mlops_core.batch.scoring import score_object  # noqa: E402
+from mlops_core.registry.entities import ModelVersion  # noqa: E402
+from mlops_core.serving.sessions import LoadedModel, load_session  # noqa: E402
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+BEGIN = "<!-- BEGIN BATCH RESULTS (written by benchmarks/batch.py) -->"
+END = "<!-- END BATCH RESULTS -->"
+GOAL = 3.0
+FAMILIES = ("logistic_regression", "random_forest", "hist_gradient_boosting")
+
+
+def _estimator(family: str) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return {
+        # The demo's candidates (infra/local/demo.py).
+        "logistic_regression": lambda: make_pipeline(
+            StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)
+        ),
+        "random_forest": lambda: RandomForestClassifier(n_estimators=100, max_depth=8, random_state=0),
+        "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(
+            max_iter=100, learning_rate=0.1, random_state=0
+        ),
+    }[family]()
+
+
+def _data() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from sklearn.datasets import load_breast_cancer
+
+    from infra.local.sample_data import N_FEATURES
+
+    data = load_breast_cancer()
+    names = [n.replace(" ", "_") for n in data.feature_names[:N_FEATURES]]
+    return data.data[:, :N_FEATURES], data.target, names
+
+
+def _objects(x: np.ndarray, names: list[str], rows: int, objects: int, seed: int) -> list[bytes]:
+    """``objects`` CSVs of the sample's rows with 2 % noise, 6 significant digits."""
+    rng = np.random.default_rng(seed)
+    per_object = rows // objects
+    out = []
+    for _ in range(objects):
+        values = x[rng.integers(0, len(x), per_object)] * rng.normal(1.0, 0.02, (per_object, x.shape[1]))
+        body = "\n".join(",".join(f"{v:.6g}" for v in row) for row in values)
+        out.append((",".join(names) + "\n" + body + "\n").encode())
+    return out
+
+
+def _loaded(family: str, estimator: Any, names: list[str]) -> LoadedModel:
+    from mlops_core.training.export import export_sklearn
+
+    onnx, signature = export_sklearn(estimator, names, target="benign")
+    version = ModelVersion.model_construct(model_name="bench", version=1, signature=signature)
+    return LoadedModel(
+        version=version,
+        session=load_session(onnx, signature),
+        output_names=[
+            signature.label_output,
+            *([signature.probabilities_output] if signature.probabilities_output else []),
+        ],
+    )
+
+
+def _peer(model_path: str, names: list[str]) -> Any:
+    import joblib
+    import pandas as pd
+
+    estimator = joblib.load(model_path)  # once, not per object (in the peer's favour)
+
+    def score(data: bytes) -> bytes:
+        frame = pd.read_csv(io.BytesIO(data))
+        probabilities = estimator.predict_proba(frame[names].to_numpy())
+        out = pd.DataFrame({"line": np.arange(2, len(frame) + 2)})
+        out["prediction"] = estimator.classes_[probabilities.argmax(axis=1)]
+        for i, label in enumerate(estimator.classes_):
+            out[f"probability_{label}"] = probabilities[:, i]
+        out["model_version"] = 1
+        return out.to_csv(index=False).encode()
+
+    return score
+
+
+def _cpu_seconds(run: Any, objects: list[bytes], repeats: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        for data in objects:
+            run(data)
+        times.append(time.process_time() - start)
+    return statistics.median(times), times
+
+
+def run(rows: int, objects: int, repeats: int, families: list[str], seed: int) -> dict[str, Any]:
+    try:
+        import joblib
+        import pandas  # noqa: F401  (the peer)
+        from threadpoolctl import threadpool_limits
+    except ImportError as error:
+        raise BenchmarkError(
+            f"{error.name} is missing: `make benchmark-batch` installs the bench extra"
+        ) from None
+    x, y, names = _data()
+    inputs = _objects(x, names, rows, objects, seed)
+    total_rows = sum(data.count(b"\n") - 1 for data in inputs)
+    results: dict[str, Any] = {
+        "rows": total_rows,
+        "objects": objects,
+        "bytes": sum(map(len, inputs)),
+        "families": {},
+    }
+    with tempfile.TemporaryDirectory() as folder, threadpool_limits(1):
+        for family in families:
+            estimator = _estimator(family).fit(x, y)
+            if hasattr(estimator, "n_jobs"):
+                estimator.n_jobs = 1
+            path = str(Path(folder) / f"{family}.joblib")
+            joblib.dump(estimator, path)
+            model = _loaded(family, estimator, names)
+            peer = _peer(path, names)
+            ours_check = score_object(model, inputs[0], "csv")
+            if ours_check.scored != inputs[0].count(b"\n") - 1 or ours_check.bad:
+                raise BenchmarkError(
+                    f"{family}: our scoring refused rows of clean data: {ours_check.bad[:3]}"
+                )
+            agreement = _agreement(ours_check.predictions, peer(inputs[0]))
+            ours, ours_runs = _cpu_seconds(
+                lambda data, m=model: score_object(m, data, "csv"), inputs, repeats
+            )
+            theirs, peer_runs = _cpu_seconds(peer, inputs, repeats)
+            results["families"][family] = {
+                "ours_seconds": ours,
+                "peer_seconds": theirs,
+                "ours_rows_per_second": total_rows / ours,
+                "peer_rows_per_second": total_rows / theirs,
+                "ratio": theirs / ours,
+                "ours_runs": ours_runs,
+                "peer_runs": peer_runs,
+                "label_agreement": agreement,
+            }
+    return results
+
+
+def _agreement(ours: bytes, theirs: bytes) -> float:
+    """Share of rows where both sides predict the same label (ONNX float32 vs scikit-learn float64)."""
+    import csv
+
+    a = [r["prediction"] for r in csv.DictReader(io.StringIO(ours.decode()))]
+    b = [r["prediction"] for r in csv.DictReader(io.StringIO(theirs.decode()))]
+    return sum(p == q for p, q in zip(a, b, strict=True)) / len(a)
+
+
+def _rows(results: dict[str, Any]) -> list[list[str]]:
+    table = []
+    for family, r in results["families"].items():
+        table.append(
+            [
+                family,
+                f"{r['ours_rows_per_second']:,.0f}",
+                f"{r['peer_rows_per_second']:,.0f}",
+                f"{r['ratio']:.2f}x",
+                "met" if r["ratio"] >= GOAL else "not met",
+                f"{r['ours_seconds']:.3f} / {r['peer_seconds']:.3f}",
+                f"{r['label_agreement']:.4f}",
+            ]
+        )
+    return table
+
+
+HEADER = [
+    "model",
+    "ours rows/s/core",
+    "peer rows/s/core",
+    "ours vs peer",
+    f">= {GOAL:.0f}x",
+    "CPU s (ours / peer)",
+    "same label",
+]
+
+
+def write_docs(results: dict[str, Any], info: dict[str, str], command: str) -> None:
+    lines = [
+        f"Command: `{command}` · revision {git_revision()} · {time.strftime('%Y-%m-%d')}",
+        "",
+        f"{results['rows']:,} rows in {results['objects']} objects ({results['bytes'] / 1e6:.1f} MB of CSV), "
+        "medians of the CPU time of every pass over all objects.",
+        "",
+        markdown_table(HEADER, _rows(results), align_right_from=2),
+        "",
+        "#### Machine",
+        "",
+        markdown_table(["", ""], [[k, v] for k, v in info.items()], align_right_from=2),
+    ]
+    replace_section(DOCS, BEGIN, END, "\n".join(lines), "# Benchmarks\n\n" + BEGIN + "\n" + END + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--objects", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--family", action="append", choices=FAMILIES, help="(repeatable; default: all three)"
+    )
+    parser.add_argument("--seed", type=int, default=20_261_201)
+    parser.add_argument("--quick", action="store_true", help="20,000 rows, 2 repeats; docs untouched")
+    parser.add_argument("--write-docs", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--json", type=Path, help="write the results here too")
+    args = parser.parse_args()
+    if args.quick:
+        args.rows, args.repeats = 20_000, 2
+    write = (not args.quick) if args.write_docs is None else args.write_docs
+    busy = cpu_busy_percent()
+    load = OtherLoad()
+    try:
+        results = run(args.rows, args.objects, args.repeats, args.family or list(FAMILIES), args.seed)
+    except BenchmarkError as error:
+        print(f"benchmark could not run: {error}", file=sys.stderr)
+        return 2
+    info = machine_info(["numpy", "onnxruntime", "pandas", "scikit-learn", "joblib"])
+    info["CPU busy before the run (1 s sample, all cores)"] = "?" if busy is None else f"{busy:.0f} %"
+    info["other processes' CPU meanwhile"] = load.report() or "?"
+    print(text_table(HEADER, _rows(results)))
+    if args.json:
+        args.json.write_text(json.dumps(results | {"machine": info}, indent=2))
+    if write:
+        write_docs(results, info, " ".join(["python benchmarks/batch.py", *sys.argv[1:]]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
