@@ -9,7 +9,7 @@ Two callers, one renderer (``mlops_core.console.pages``):
 - **The local stack** (``/_local/console/``): ``{"local_console": {"base": ..., "params": {...}}}``;
   the answer is ``{"statusCode", "headers", "body"}`` with a whole HTML document and plain links.
 
-Reads only: registry, training runs, routing, drift runs and drift reports.
+Reads only: registry, training runs, routing, drift runs and drift reports, batch jobs.
 """
 
 from typing import Any
@@ -18,8 +18,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mlops_core.batch.repository import BatchJobRepository
 from mlops_core.config.observability import make_tracer
 from mlops_core.config.settings import core_settings
+from mlops_core.console.batch_jobs import RecordedBatchJobs
 from mlops_core.console.links import HrefLinks, Links, WidgetLinks
 from mlops_core.console.pages import Console, page_html
 from mlops_core.monitoring.service import MonitoringService
@@ -44,6 +46,7 @@ console = Console(
     RoutingService(table, registry=registry),
     MonitoringService(table, registry=registry),
     store,
+    batch=RecordedBatchJobs(BatchJobRepository(table)),
 )
 
 DESCRIBE = """## MLOps model console

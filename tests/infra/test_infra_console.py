@@ -109,7 +109,9 @@ def test_the_console_role_can_read_and_nothing_more(synthesized: SynthesizedApp)
         "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [keys.model_pk("*"), keys.run_pk("*")]}
     }
     assert conditions[("dynamodb:Query", index_arn)] == {
-        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [keys.ALL_MODELS, keys.model_runs("*")]}
+        "ForAllValues:StringLike": {
+            "dynamodb:LeadingKeys": [keys.ALL_MODELS, keys.model_runs("*"), keys.ALL_BATCH_JOBS]
+        }
     }
     assert conditions[("s3:ListBucket", bucket_arn)] == {
         "StringLike": {"s3:prefix": [f"{keys.DRIFT_REPORTS_PREFIX}*"]}

@@ -204,12 +204,45 @@ def test_the_drift_page_shows_the_history_and_the_latest_reports_plots(
     assert html.count("<svg") >= 10
 
 
-def test_the_batch_page_says_batch_scoring_is_not_part_of_this_deployment(
+def test_the_batch_page_lists_the_models_recorded_jobs_newest_first(
     console: ModuleType, world: dict[str, Any]
 ) -> None:
-    html = widget(console, "widget_batch")
+    from mlops_core.batch.entities import BatchJob
+    from mlops_core.batch.repository import BatchJobRepository
+    from mlops_core.storage.dynamo import MetadataTable
+    from tests.support import TABLE
 
-    assert "not part of this deployment yet" in html
+    assert "No batch jobs yet." in widget(console, "widget_batch")
+    jobs = BatchJobRepository(MetadataTable(TABLE))
+    common = {"input_prefix": "batch-input/x/", "output_prefix": "batch/j/"}
+    jobs.create(
+        BatchJob(
+            job_id="batch-20261201T100000Z-aaaaaaaa", model_name="breast-cancer", version=1,
+            created_at="2026-12-01T10:00:00.000Z", status="succeeded", rows=1000, rows_failed=10, **common,
+        )
+    )  # fmt: skip
+    jobs.create(
+        BatchJob(
+            job_id="batch-20261201T110000Z-bbbbbbbb", model_name="breast-cancer", version=1,
+            created_at="2026-12-01T11:00:00.000Z", status="failed", error="<no input>", **common,
+        )
+    )  # fmt: skip
+    jobs.create(
+        BatchJob(
+            job_id="batch-20261201T120000Z-cccccccc", model_name="another-model", version=3,
+            created_at="2026-12-01T12:00:00.000Z", **common,
+        )
+    )  # fmt: skip
+
+    html = widget(console, "widget_batch")
+    assert_safe(html)
+    newer, older = (
+        html.index("batch-20261201T110000Z-bbbbbbbb"),
+        html.index("batch-20261201T100000Z-aaaaaaaa"),
+    )
+    assert newer < older
+    assert "10 row(s) refused" in html and "&lt;no input&gt;" in html and "<no input>" not in html
+    assert "cccccccc" not in html  # another model's job
 
 
 def test_describe_answers_the_widgets_documentation(console: ModuleType) -> None:

@@ -129,14 +129,14 @@ class ConsoleConstruct(Construct):
                 },
             )
         )
-        # The list index: every model, and a model's runs.
+        # The list index: every model, a model's runs, and the batch jobs (the batch page).
         role.add_to_principal_policy(
             aws_iam.PolicyStatement(
                 actions=["dynamodb:Query"],
                 resources=[storage.metadata_index_arn],
                 conditions={
                     "ForAllValues:StringLike": {
-                        "dynamodb:LeadingKeys": [keys.ALL_MODELS, keys.model_runs("*")]
+                        "dynamodb:LeadingKeys": [keys.ALL_MODELS, keys.model_runs("*"), keys.ALL_BATCH_JOBS]
                     }
                 },
             )

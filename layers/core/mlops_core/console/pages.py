@@ -128,8 +128,8 @@ class BatchJobView:
 
 
 class BatchJobs(Protocol):
-    """The seam for batch scoring (``mlops_core.batch``, built on its own branch): a model's
-    jobs, newest first. The console shows the batch page only when it is given one."""
+    """Where the batch page reads a model's jobs, newest first (``console.batch_jobs`` reads
+    ``mlops_core.batch``'s records); without one the page says batch scoring is not deployed."""
 
     def list_jobs(self, model_name: str, *, limit: int) -> Sequence[BatchJobView]: ...
 
