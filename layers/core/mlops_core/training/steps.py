@@ -168,37 +168,7 @@ def validate_data(
         )
         for i, (spec, params) in enumerate(checked.candidates)
     ]
-    optuna = request.optuna()
-    if optuna is not None:  # Optuna's search: SearchRound asks the first round's trials
-        base = ValidatedState(
-            run_id=request.run_id,
-            model_name=request.model_name,
-            task=schema.task,
-            dataset=dataset,
-            features=features,
-            target=schema.target,
-            target_metric=target_metric,
-            threshold=request.threshold,
-            tolerance=request.tolerance,
-            seed=request.seed,
-            holdout_fraction=request.holdout_fraction,
-            validation_fraction=request.validation_fraction,
-            promote_to=request.promote_to,
-            reference_profile_key=profile_key,
-            compute=where,
-            candidates=[],
-        ).model_dump(include=set(RunState.model_fields))
-        return SearchState(
-            **base,
-            search=optuna.model_dump(mode="json"),
-            search_round=0,
-            candidates=[],
-            feature_views=[v.signature_input() for v in request.feature_view_versions]
-            if request.feature_view_versions
-            else None,
-        ).model_dump(mode="json", exclude={"results"})
-    compute.stage_for_jobs(store, candidates)
-    return ValidatedState(
+    run = ValidatedState(
         run_id=request.run_id,
         model_name=request.model_name,
         task=schema.task,
@@ -215,7 +185,20 @@ def validate_data(
         reference_profile_key=profile_key,
         compute=where,
         candidates=candidates,
-    ).model_dump(mode="json")
+    )
+    optuna = request.optuna()
+    if optuna is not None:  # Optuna's search: SearchRound asks the first round's trials
+        return SearchState(
+            **run.model_dump(include=set(RunState.model_fields)),
+            search=optuna.model_dump(mode="json"),
+            search_round=0,
+            candidates=[],
+            feature_views=[v.signature_input() for v in request.feature_view_versions]
+            if request.feature_view_versions
+            else None,
+        ).model_dump(mode="json", exclude={"results"})
+    compute.stage_for_jobs(store, candidates)
+    return run.model_dump(mode="json")
 
 
 def _record_training_set(request: TrainingRequest, store: ArtifactStore, tracker: RunTracker) -> None:
