@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.e2e import test_local_stack as local_stack_test
+from tests.e2e.demo_stack import demo_stack
 from tests.support import ROOT, breast_cancer_xy, local_stack_client
 
 pytestmark = pytest.mark.e2e
@@ -27,44 +28,10 @@ SHIFTED = ["mean_radius", "mean_texture", "mean_smoothness"]  # columns 0, 1, 4:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    state_dir = tmp_path_factory.mktemp("local-drift")
-    api_port, moto_port = local_stack_test._free_port(), local_stack_test._free_port()
-    process = subprocess.Popen(
-        [
-            *local_stack_test.MLOPS,
-            "up",
-            "--demo",
-            "--schedule-speedup",
-            "60",
-            "--api-port",
-            str(api_port),
-            "--moto-port",
-            str(moto_port),
-        ],
-        cwd=ROOT,
-        env=local_stack_test._env(state_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    seen = []
-    deadline = time.monotonic() + 240
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith("curl -s -X POST"):
-            break
-        assert time.monotonic() < deadline, "".join(seen)
-    else:
-        pytest.fail("mlops up --demo exited early:\n" + "".join(seen))
-    description = json.loads((state_dir / "endpoint.json").read_text())
-    yield {"description": description, "state_dir": state_dir, "process": process}
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    with demo_stack(
+        tmp_path_factory.mktemp("local-drift"), "--schedule-speedup", "60", ready_within=240
+    ) as running:
+        yield running
 
 
 def _mlops(stack: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
