@@ -24,7 +24,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.cdk.constructs.functions import ServiceFunction
+from infra.cdk.constructs.functions import ServiceFunction, acknowledge_step_invocations
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import MODELS_PREFIX, StorageConstruct
 from mlops_core.storage import keys
@@ -270,15 +270,7 @@ class BatchConstruct(Construct):
                 "delivery (logs:CreateLogDelivery and related) support no resource-level permissions.",
             )
         )
-        for step in (self.score, self.finalize, self.mark_failed):
-            logical_id = stack.get_logical_id(cast(CfnResource, step.function.node.default_child))
-            acknowledge(
-                Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
-                    reason="CDK grants lambda:InvokeFunction on each step's function and its versions "
-                    "(<arn>:*) so that qualified invocations work too; no other function is reachable.",
-                )
-            )
+        acknowledge_step_invocations(machine.role, (self.score, self.finalize, self.mark_failed))
 
     @property
     def functions(self) -> list[ServiceFunction]:

@@ -35,7 +35,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.cdk.constructs.functions import ServiceFunction
+from infra.cdk.constructs.functions import ServiceFunction, acknowledge_step_invocations
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import StorageConstruct
 
@@ -209,16 +209,7 @@ class RolloutConstruct(Construct):
                 "delivery (logs:CreateLogDelivery and related) support no resource-level permissions.",
             )
         )
-        stack = Stack.of(self)
-        for step in self.functions:
-            logical_id = stack.get_logical_id(cast(CfnResource, step.function.node.default_child))
-            Validations.of(machine.role).acknowledge(
-                Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
-                    reason="CDK grants lambda:InvokeFunction on each step's function and its versions "
-                    "(<arn>:*) so that qualified invocations work too; no other function is reachable.",
-                )
-            )
+        acknowledge_step_invocations(machine.role, self.functions)
         return machine
 
     @property

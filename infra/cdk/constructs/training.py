@@ -39,7 +39,7 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from infra.cdk.constructs.functions import ServiceFunction
+from infra.cdk.constructs.functions import ServiceFunction, acknowledge_step_invocations
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.sagemaker_training import SageMakerTraining
 from infra.cdk.constructs.storage import StorageConstruct
@@ -424,16 +424,7 @@ class TrainingConstruct(Construct):
                 "the grant covers creating, describing, tagging and stopping training jobs only.",
             )
         )
-        stack = Stack.of(self)
-        for step in self.functions:
-            logical_id = stack.get_logical_id(cast(CfnResource, step.function.node.default_child))
-            Validations.of(machine.role).acknowledge(
-                Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
-                    reason="CDK grants lambda:InvokeFunction on each step's function and its versions "
-                    "(<arn>:*) so that qualified invocations work too; no other function is reachable.",
-                )
-            )
+        acknowledge_step_invocations(machine.role, self.functions)
         return machine
 
     @property
