@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 
 from mlops_core.config.observability import count_errors, make_tracer
 from mlops_core.config.settings import inference_settings
@@ -47,7 +47,28 @@ app = rest_app(logger)
 
 settings = inference_settings()
 
-Value = float | int | bool | str | None
+#: A feature value as sent; checked against the signature by ``instances_to_matrix``, which
+#: names the feature and what it needs (a list or an object here is "must be a number, got list").
+Value = Annotated[
+    Any,
+    WithJsonSchema({"anyOf": [{"type": kind} for kind in ("number", "boolean", "string", "null")]}),
+]
+
+
+def _row_kind(row: Any) -> str | None:
+    return "list" if isinstance(row, list) else "object" if isinstance(row, dict) else None
+
+
+#: One row: a list in feature order or an object by feature name (rows of a request may mix
+#: them). Tagged, so that a row that is neither gets one precise error at its index.
+Row = Annotated[
+    Annotated[list[Value], Tag("list")] | Annotated[dict[str, Value], Tag("object")],
+    Discriminator(
+        _row_kind,
+        custom_error_type="instance_type",
+        custom_error_message="an instance is a list of values or an object of features",
+    ),
+]
 
 
 EntityId = Annotated[str | int, Field(union_mode="left_to_right")]
@@ -56,7 +77,7 @@ EntityId = Annotated[str | int, Field(union_mode="left_to_right")]
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    instances: list[list[Value]] | list[dict[str, Value]] | None = Field(
+    instances: list[Row] | None = Field(
         default=None,
         description=(
             "Rows to score: lists of values in the signature's feature order, or objects keyed by "

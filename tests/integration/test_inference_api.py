@@ -59,6 +59,28 @@ def test_feature_objects_predict_like_lists(inference: ModuleType, production_mo
     assert by_name["probabilities"] == as_list["probabilities"]
 
 
+def test_a_request_may_mix_lists_and_feature_objects(inference: ModuleType, production_model: int) -> None:
+    rows = [ROW0, dict(zip(FEATURES, ROW0, strict=True))]
+    response = call(inference, load_event("inference/predict.json", body={"instances": rows}))
+    assert response["statusCode"] == 200, response["body"]
+    first, second = body(response)["probabilities"]
+    assert first == second
+
+
+def test_a_row_that_is_neither_list_nor_object_gets_one_precise_error(
+    inference: ModuleType, production_model: int
+) -> None:
+    response = call(inference, load_event("inference/predict.json", body={"instances": [ROW0, "row"]}))
+    assert response["statusCode"] == 422
+    assert body(response)["detail"] == [
+        {
+            "loc": ["body", "instances", 1],
+            "msg": "an instance is a list of values or an object of features",
+            "type": "instance_type",
+        }
+    ]
+
+
 def test_health_answers_without_a_model(inference: ModuleType) -> None:
     response = call(inference, load_event("inference/health.json"))
     assert response["statusCode"] == 200
@@ -103,6 +125,10 @@ def test_model_without_production_alias_is_404(inference: ModuleType, registry: 
         ([[1.0, 2.0, True, *ROW0[3:]]], ["body", "instances", 0, "mean_perimeter"], "number_type"),
         ([], ["body", "instances"], "too_short"),
         ([ROW0] * 1001, ["body", "instances"], "too_long"),
+        # One error at the row or value, not one per member of a union (found trying the CLI).
+        ([ROW0, 5], ["body", "instances", 1], "instance_type"),
+        ([[1.0, [2.0], *ROW0[2:]]], ["body", "instances", 0, "mean_texture"], "number_type"),
+        ([[1.0, {"v": 2.0}, *ROW0[2:]]], ["body", "instances", 0, "mean_texture"], "number_type"),
     ],
 )
 def test_bad_instances_are_422_with_field_detail(
