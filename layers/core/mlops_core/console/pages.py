@@ -11,7 +11,8 @@ Pages (``page`` and its parameters, validated by ``ConsoleRequest``):
 - ``run`` (``run``, ``sort``, ``order``) — one run's steps, its dataset, and its candidates'
   parameters and validation metrics side by side (sortable), with a metric-comparison chart;
 - ``routing`` (``model``) — the policy in force, traffic share and Beta posterior per
-  variant, and the policy's weights after each change;
+  variant, both over time (the routing history's buckets), and the policy's weights after
+  each change;
 - ``drift`` (``model``, ``run``) — the drift-run history (drift share over time) and the
   latest (or chosen) run's report: the feature table and per-feature plots;
 - ``batch`` (``model``) — batch scoring jobs, when a ``BatchJobs`` source is given.
@@ -32,6 +33,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mlops_core.clock import parse_iso
 from mlops_core.console import charts
 from mlops_core.console.links import Links, Params
 from mlops_core.errors import Invalid, NotFound, Unavailable
@@ -521,6 +523,7 @@ class Console:
             [(f"v{v.version}", v.posterior.mean, v.posterior.lower, v.posterior.upper) for v in variants],
             label="Beta posterior of each variant's reward rate",
         )
+        body += self._routing_over_time(name, getattr(policy, "shadow", None))
         rows = [
             [
                 links.link(f"v{v.version}", "model", {"model": name, "version": v.version}),
@@ -590,6 +593,49 @@ class Console:
             "the bar above what each variant actually served.</p>"
         )
         return Page(f"Routing of {name}", body)
+
+    def _routing_over_time(self, name: str, shadow: int | None) -> str:
+        """Traffic share per variant per time bucket, and each arm's posterior (mean and
+        credible band) at the end of each bucket, from the routing history."""
+        timeline = self.routing.routing_history(name)
+        names = [f"v{v}" for v in timeline.versions]
+        starts = [(bucket, parse_iso(bucket.start).timestamp()) for bucket in timeline.buckets]
+        minutes = (
+            f"{timeline.bucket_seconds / 60:g}-minute"
+            if timeline.bucket_seconds >= 60
+            else (f"{timeline.bucket_seconds}-second")
+        )
+        body = f"<h2>Traffic share over time ({minutes} buckets, predictions served)</h2>"
+        body += charts.shares_over_time(
+            [(t, b.seconds, {f"v{p.version}": float(p.requests) for p in b.variants}) for b, t in starts],
+            label="share of predictions served per variant over time",
+            names=names,
+        )
+        if shadow is not None:
+            scored = sum(
+                p.shadow_requests for b in timeline.buckets for p in b.variants if p.version == shadow
+            )
+            body += (
+                f'<p class="note">Shadow v{shadow} scored {scored} predictions in the window '
+                "(never returned; not part of the share).</p>"
+            )
+        level = f"{timeline.posterior_level:.0%}"
+        body += f"<h2>Posterior over time: mean and {level} credible band</h2>"
+        series: dict[str, list[tuple[float, float, float, float]]] = {}
+        for bucket, t in starts:
+            for p in bucket.variants:
+                if p.posterior is not None:
+                    end = t + bucket.seconds
+                    series.setdefault(f"v{p.version}", []).append(
+                        (end, p.posterior.mean, p.posterior.lower, p.posterior.upper)
+                    )
+        body += charts.bands_over_time(
+            series,
+            label="Beta posterior of each variant's reward rate over time",
+            level=timeline.posterior_level,
+            names=names,
+        )
+        return body
 
     # ---- drift --------------------------------------------------------------------------------
     def _page_drift(self, request: ConsoleRequest, links: Links) -> Page:
