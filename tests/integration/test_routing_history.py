@@ -13,13 +13,13 @@ import pytest
 from mlops_core.feedback.reward_stream import count_stream_batch
 from mlops_core.feedback.rewards import RewardUpdater
 from mlops_core.feedback.traffic import TrafficCounter
-from mlops_core.registry.service import ModelRegistry
 from mlops_core.routing import history
 from mlops_core.routing.repository import RoutingRepository
-from mlops_core.serving.capture import CAPTURE_MARKER, CapturedPrediction
+from mlops_core.serving.capture import CapturedPrediction
 from mlops_core.storage.dynamo import MetadataTable
 from tests.integration.conftest import call
 from tests.integration.rewards_support import arms, feedback, record_feedback, stream_records
+from tests.integration.test_routing import _captured_event, set_routing, split
 from tests.support import (
     PREDICTIONS_TABLE,
     ROW0,
@@ -27,7 +27,6 @@ from tests.support import (
     FakeLambdaContext,
     body,
     load_event,
-    subscription_event,
 )
 
 MODEL = "breast-cancer"
@@ -135,26 +134,19 @@ def test_later_feedback_moves_the_posterior_of_a_later_bucket_and_leaves_the_ear
 
 
 def test_predictions_and_feedback_through_the_functions_come_back_by_the_api(
-    inference: ModuleType,
-    registry_api: ModuleType,
-    registry: ModelRegistry,
-    versions: list[int],
-    capsys: pytest.CaptureFixture[str],
+    inference: ModuleType, registry_api: ModuleType, versions: list[int], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from functions.capture import handler as capture
     from functions.rewards import handler as rewards
 
-    policy = {"type": "split", "weights": [{"version": 1, "weight": 0.5}, {"version": 2, "weight": 0.5}]}
-    event = load_event("registry/set_routing.json", body={"policy": policy})
-    assert call(registry_api, event)["statusCode"] == 200
+    assert set_routing(registry_api, split((1, 0.5), (2, 0.5)))["statusCode"] == 200
     capsys.readouterr()
     served = []
     for i in range(20):
         request = {"instances": [ROW0], "request_key": f"user-{i}"}
         response = body(call(inference, load_event("inference/predict.json", body=request)))
         served.append((response["prediction_ids"][0], response["model_version"]))
-    lines = [x for x in capsys.readouterr().out.splitlines() if f'"{CAPTURE_MARKER}"' in x]
-    delivery = subscription_event(lines)
+    delivery = _captured_event(capsys)
     assert capture.lambda_handler(delivery, FakeLambdaContext())["counted"] is True
     assert capture.lambda_handler(delivery, FakeLambdaContext())["counted"] is False
     for prediction_id, version in served:
