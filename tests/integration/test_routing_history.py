@@ -5,6 +5,7 @@ it back as traffic share and posterior per variant over time."""
 from __future__ import annotations
 
 import copy
+import json
 from types import ModuleType
 from typing import Any
 
@@ -107,7 +108,7 @@ def test_the_same_feedback_twice_is_in_the_history_once_with_the_posterior_it_le
     assert (bucket["v000001_feedback"], bucket["v000002_feedback"]) == (3, 3)
     assert bucket["v000001_reward_sum"] + bucket["v000002_reward_sum"] == 4
     state = {a.version: a for a in arms().arms}
-    for version, (successes, failures, mean, lower, upper) in bucket["posterior"].items():
+    for version, (successes, failures, mean, lower, upper) in json.loads(bucket["posterior"]).items():
         arm = state[int(version)]
         assert (successes, failures) == (arm.successes, arm.failures)
         assert mean == pytest.approx((1 + arm.successes) / (2 + arm.successes + arm.failures))

@@ -23,6 +23,7 @@ API, the CLI and the console read.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -89,6 +90,25 @@ def snapshot(arms: Sequence[Arm], *, alpha0: float = 1.0, beta0: float = 1.0) ->
         arms, alpha0=alpha0, beta0=beta0, level=POSTERIOR_LEVEL, samples=POSTERIOR_SAMPLES
     )
     return {str(s.version): [s.successes, s.failures, s.mean, s.lower, s.upper] for s in summaries}
+
+
+def encode_posterior(posterior: Mapping[str, list[float]]) -> str:
+    """A snapshot as its item keeps it: one JSON string."""
+    return json.dumps(posterior, separators=(",", ":"), sort_keys=True)
+
+
+def projection(versions: Iterable[int], counters: Iterable[str]) -> list[str]:
+    """The attributes a reader of only ``counters`` of ``versions`` needs of each bucket
+    (the bucket, its posterior snapshot, and those counters)."""
+    wanted = [counter_attribute(v, c) for v in sorted(set(versions)) for c in counters]
+    return ["bucket_start", "bucket_seconds", "posterior", "posterior_at", *wanted]
+
+
+def _decoded(posterior: Any) -> Mapping[str, Sequence[float]]:
+    if isinstance(posterior, str):
+        decoded: dict[str, list[float]] = json.loads(posterior)
+        return decoded
+    return posterior or {}
 
 
 class Posterior(BaseModel):
@@ -165,7 +185,7 @@ def series(model_name: str, items: Iterable[Mapping[str, Any]]) -> RoutingHistor
                 upper=float(v[4]),
                 counted_at=at,
             )
-            for version, v in (item.get("posterior") or {}).items()
+            for version, v in _decoded(item.get("posterior")).items()
         }
         versions |= set(counts) | set(posteriors)
         parsed.append((item, counts, posteriors))

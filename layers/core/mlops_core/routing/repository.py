@@ -4,7 +4,7 @@ totals; keys in ``mlops_core.storage.keys``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlops_core.routing import history as timeline
@@ -126,7 +126,9 @@ class RoutingRepository:
         sets = ["#start = :start", "#seconds = :seconds", "#expires = :expires"]
         if posterior is not None:
             names |= {"#posterior": "posterior", "#posterior_at": "posterior_at"}
-            values |= {":posterior": dict(posterior), ":posterior_at": posterior_at}
+            # One string, not a map of lists: a read then returns one value per bucket, not a
+            # dozen (the local emulator's serializer costs per value returned).
+            values |= {":posterior": timeline.encode_posterior(posterior), ":posterior_at": posterior_at}
             sets += ["#posterior = :posterior", "#posterior_at = :posterior_at"]
         adds: list[str] = []
         for version, counters in counts.items():
@@ -145,13 +147,23 @@ class RoutingRepository:
         )
 
     def history(
-        self, name: str, *, since: str | None = None, limit: int = timeline.DEFAULT_LIMIT
+        self,
+        name: str,
+        *,
+        since: str | None = None,
+        limit: int = timeline.DEFAULT_LIMIT,
+        attributes: Sequence[str] | None = None,
     ) -> list[Item]:
         """The newest ``limit`` buckets of the model's history (from ``since``, a bucket start
-        in ``bucket_label``'s spelling, on), newest first."""
+        in ``bucket_label``'s spelling, on), newest first; with ``attributes``, only those
+        (``timeline.projection``)."""
         items = []
         for item in self.table.query(
-            keys.model_pk(name), sk_prefix=keys.ROUTING_HISTORY_PREFIX, newest_first=True, limit=limit
+            keys.model_pk(name),
+            sk_prefix=keys.ROUTING_HISTORY_PREFIX,
+            newest_first=True,
+            limit=limit,
+            attributes=attributes,
         ):
             if since is not None and str(item.get("bucket_start", "")) < since:
                 break

@@ -10,6 +10,7 @@ change).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,14 @@ from mlops_core.registry.lookup import RegistryLookup
 from mlops_core.routing import bandit
 from mlops_core.routing.bandit import ArmSummary
 from mlops_core.routing.events import RoutingPolicyChanged
-from mlops_core.routing.history import DEFAULT_LIMIT, MAX_LIMIT, RoutingHistory, bucket_label, series
+from mlops_core.routing.history import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    RoutingHistory,
+    bucket_label,
+    projection,
+    series,
+)
 from mlops_core.routing.policy import BanditPolicy, SinglePolicy, SplitPolicy, parse_policy
 from mlops_core.routing.repository import RoutingRepository
 from mlops_core.routing.state import ArmsState, StoredRouting, VariantTotals, latency_quantile_ms
@@ -203,10 +211,17 @@ class RoutingService:
         )
 
     def routing_history(
-        self, name: str, *, since: str | None = None, limit: int = DEFAULT_LIMIT
+        self,
+        name: str,
+        *,
+        since: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        only: tuple[Sequence[int], Sequence[str]] | None = None,
     ) -> RoutingHistory:
         """Traffic share and posterior per variant over time: the newest ``limit`` buckets (from
-        ``since``, an ISO 8601 time, on), oldest first. 404 for an unknown model."""
+        ``since``, an ISO 8601 time, on), oldest first. 404 for an unknown model. ``only``
+        (versions, counters) reads just those counters of those versions (the console's
+        charts); the others then read as 0."""
         if not 1 <= limit <= MAX_LIMIT:
             raise Invalid(
                 f"limit must be between 1 and {MAX_LIMIT}, not {limit}",
@@ -214,7 +229,8 @@ class RoutingService:
             )
         self.registry.get_model(name)
         start = None if since is None else bucket_label(int(_since_seconds(since)))
-        return series(name, self.repository.history(name, since=start, limit=limit))
+        attributes = None if only is None else projection(*only)
+        return series(name, self.repository.history(name, since=start, limit=limit, attributes=attributes))
 
     def _announce(self, event: RoutingPolicyChanged) -> None:
         if self.publisher is None:
