@@ -253,12 +253,15 @@ def fit_candidate(raw_candidate: dict[str, Any], store: ArtifactStore) -> Candid
     )
     if candidate.task == "classification":
         y = y.astype(np.int64)
-    estimator = build(candidate.family, candidate.params, candidate.seed).fit(x[train], y[train])
-    types = {c.name: c.type for c in schema.columns}
+    columns = {c.name: c for c in schema.columns}
+    nullable = [columns[f].nullable for f in candidate.features]
+    estimator = build(candidate.family, candidate.params, candidate.seed, missing_values=any(nullable))
+    estimator.fit(x[train], y[train])
     onnx_bytes, signature = export_sklearn(
         estimator,
         candidate.features,
-        feature_types=[types[f] for f in candidate.features],
+        feature_types=[columns[f].type for f in candidate.features],
+        nullable=nullable,
         target=candidate.target,
     )
     if candidate.feature_views:
