@@ -6,13 +6,16 @@ real training run (`mlops up --demo`: four candidates trained by the state machi
 registered and promoted), 49 more runs recorded through ``RunTracker`` with the demo run's
 own record and candidates (as the workflow's steps record them), 19 more versions
 registered over HTTP from the demo's artifact (each naming one of those runs), a split
-routing policy over v19/v20 with counted traffic, and an on-demand drift run.
+routing policy over v19/v20 with counted traffic, a day of its routing history (288
+five-minute buckets, both versions' traffic and feedback and a posterior snapshot in each:
+what the routing page charts by default), and an on-demand drift run.
 
 Timed: ``--calls`` sequential GETs per page of ``/_local/console/`` (after ``--warmup``), over
 HTTP from this process, as a browser would ask; the peers are the JSON routes reading the
 same items: ``GET /models/{name}/versions`` (20 versions), ``GET /models/{name}/runs`` (50
 runs), ``GET /runs/{id}`` (a run with its candidates), ``GET /models/{name}/routing``
-and ``GET /models/{name}/drift``. Ratios are page / peer.
+and ``GET /models/{name}/drift``; ``GET /models/{name}/routing/history`` (the 288 buckets) is
+timed against ``GET /models/{name}/routing``. Ratios are page / peer.
 
 Usage: .venv/bin/python benchmarks/console.py [--calls 30] [--quick] [--no-write-docs]
 A full run rewrites the console section of docs/benchmarks.md; --quick leaves it alone.
@@ -54,6 +57,7 @@ BEGIN = "<!-- BEGIN CONSOLE RESULTS (written by benchmarks/console.py) -->"
 END = "<!-- END CONSOLE RESULTS -->"
 MODEL = "breast-cancer"
 RUNS, VERSIONS = 50, 20
+HISTORY_BUCKETS = 288  # a day of 5-minute buckets: the routing page's default window
 BUDGET_MS = 300.0
 
 
@@ -99,6 +103,7 @@ def build_world(api: str, description: Any) -> dict[str, Any]:
             "weights": [{"version": VERSIONS - 1, "weight": 0.5}, {"version": VERSIONS, "weight": 0.5}],
         },
     )
+    write_routing_history(MetadataTable(description.metadata_table))
     started = client.start_drift_run(MODEL)
     deadline = time.monotonic() + 60
     while client.drift_run(MODEL, started["run_id"])["run"]["status"] == "running":
@@ -111,6 +116,38 @@ def build_world(api: str, description: Any) -> dict[str, Any]:
             f"world not as asked: {len(listed)} runs, {len(client.versions(MODEL))} versions"
         )
     return {"runs": runs, "demo_run": demo.run_id}
+
+
+def write_routing_history(table: Any) -> None:
+    """HISTORY_BUCKETS buckets ending now, as the capture and rewards functions write them."""
+    from mlops_core.routing import bandit, history
+    from mlops_core.routing.repository import RoutingRepository
+
+    repository = RoutingRepository(table)
+    seconds = history.BUCKET_SECONDS
+    first = history.bucket_start(time.time(), seconds) - (HISTORY_BUCKETS - 1) * seconds
+    arms: tuple[bandit.Arm, ...] = ()
+    for i in range(HISTORY_BUCKETS):
+        a, b = VERSIONS - 1, VERSIONS
+        arms = bandit.update(arms, a, [float(k % 3 == 0) for k in range(10)])
+        arms = bandit.update(arms, b, [float(k % 2 == 0) for k in range(10)])
+        counts = {
+            a: {"requests": 50 + i % 7, "calls": 50, "errors": i % 2, "feedback": 10, "rewarded": 10},
+            b: {"requests": 50 - i % 7, "calls": 50, "feedback": 10, "rewarded": 10, "reward_sum": 5.0},
+        }
+        start = first + i * seconds
+        table.transact(
+            [
+                repository.add_to_history_op(
+                    MODEL,
+                    start,
+                    seconds,
+                    counts,
+                    posterior=history.snapshot(arms),
+                    posterior_at=history.bucket_label(start + seconds - 1),
+                )
+            ]
+        )
 
 
 def timed(session: requests.Session, url: str, *, calls: int, warmup: int, expect: int = 200) -> list[float]:
@@ -160,7 +197,16 @@ def main() -> None:
                 f"{api}/models/{MODEL}/runs?limit={RUNS}",
             ),
             ("run (4 candidates)", f"{console}?page=run&run={run}", f"{api}/runs/{run}"),
-            ("routing", f"{console}?page=routing&model={MODEL}", f"{api}/models/{MODEL}/routing"),
+            (
+                f"routing ({HISTORY_BUCKETS} history buckets)",
+                f"{console}?page=routing&model={MODEL}",
+                f"{api}/models/{MODEL}/routing",
+            ),
+            (
+                f"`GET …/routing/history` ({HISTORY_BUCKETS} buckets, JSON)",
+                f"{api}/models/{MODEL}/routing/history",
+                f"{api}/models/{MODEL}/routing",
+            ),
             (
                 "drift (history + report)",
                 f"{console}?page=drift&model={MODEL}",

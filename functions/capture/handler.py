@@ -35,7 +35,9 @@ metadata_table = MetadataTable(settings.metadata_table)
 artifacts = ArtifactStore(settings.artifacts_bucket)
 prediction_log = PredictionLog(predictions_table, ttl_days=settings.prediction_ttl_days)
 capture_store = CaptureStore(artifacts)
-traffic = TrafficCounter(predictions_table, metadata_table)
+traffic = TrafficCounter(
+    predictions_table, metadata_table, history_bucket_seconds=settings.routing_history_bucket_seconds
+)
 shadows = ShadowScorer(
     Predictor(
         RegistryLookup(metadata_table),

@@ -33,6 +33,7 @@ from mlops_core.registry.entities import (
 )
 from mlops_core.registry.model_card import ModelCard, render_markdown
 from mlops_core.registry.service import ModelRegistry
+from mlops_core.routing.history import DEFAULT_LIMIT, MAX_LIMIT, RoutingHistory
 from mlops_core.routing.policy import RoutingPolicy
 from mlops_core.routing.service import RoutingService, RoutingSummary
 from mlops_core.routing.state import StoredRouting
@@ -254,6 +255,23 @@ def routing_summary(name: ModelName) -> RoutingSummary:
     feedback, reward rate, the Beta posterior (mean, 95% credible interval, P(best)), and
     the policy's history."""
     return routing.summary(name)
+
+
+@app.get("/models/<name>/routing/history", responses=responses(READ_ERRORS))
+def routing_history(
+    name: ModelName,
+    since: Annotated[
+        str | None, Query(description="Buckets starting at or after this ISO 8601 time (UTC)", max_length=40)
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="The newest buckets, at most")
+    ] = DEFAULT_LIMIT,
+) -> RoutingHistory:
+    """Traffic share and posterior per variant over time, oldest bucket first: per time bucket
+    (5 minutes) each version's predictions, calls, errors, shadow rows, feedback, its share of
+    the bucket's predictions, and its Beta posterior (mean, 90% credible interval) at the
+    bucket's end."""
+    return routing.routing_history(name, since=since, limit=limit)
 
 
 @app.put("/models/<name>/routing", responses=responses(WRITE_ERRORS))

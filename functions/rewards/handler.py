@@ -29,6 +29,7 @@ settings = RewardsSettings.from_environment()
 updater = RewardUpdater(
     MetadataTable(settings.metadata_table),
     MetadataTable(settings.predictions_table, what="prediction log"),
+    history_bucket_seconds=settings.routing_history_bucket_seconds,
 )
 
 

@@ -256,6 +256,10 @@ class ApiClient:
     def routing(self, name: str) -> Any:
         return self.call("GET", f"/models/{name}/routing")
 
+    def routing_history(self, name: str, *, since: str | None = None, limit: int | None = None) -> Any:
+        query = {k: str(v) for k, v in (("since", since), ("limit", limit)) if v is not None}
+        return self.call("GET", f"/models/{name}/routing/history", query=query)
+
     def set_routing(
         self, name: str, policy: dict[str, Any], *, reason: str = "", expected_revision: int | None = None
     ) -> Any:

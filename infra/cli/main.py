@@ -6,6 +6,7 @@
     mlops runs show RUN | list MODEL | wait RUN
     mlops models list | show M | promote M V | rollback M | audit M | card M V
     mlops routing show M | set M ...     a model's routing policy and what each variant served
+    mlops routing history M              traffic share and posterior per variant over time
     mlops rollout start M --candidate V  a guarded rollout (--wait follows it) | show M [ID] | abort M ID
     mlops predict M --instances JSON     a prediction call (production, --alias or --version)
     mlops predict M --entity VIEW=ID     ... by entity id (features from the online store)
@@ -65,6 +66,7 @@ from infra.cli.routing import (
     policy_from_options,
     summary_table,
 )
+from infra.cli.routing_history import timeline_table
 from infra.cli.runs import EXIT_CODES, EXIT_CODES_HELP, EXIT_STILL_RUNNING, RunStillRunning, outcome, summary
 from infra.cli.tables import Rows
 
@@ -1028,6 +1030,26 @@ def routing_set(
         _print_json(stored)
     else:
         _say(f"{name}: {describe_policy(stored['policy'])} (revision {stored['revision']})")
+
+
+@routing_app.command("history")
+def routing_history(
+    name: str,
+    since: Annotated[str | None, typer.Option(help="From this ISO 8601 time (UTC) on")] = None,
+    limit: Annotated[int | None, typer.Option(help="The newest buckets, at most", min=1)] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Traffic share and posterior per variant over time (5-minute buckets, oldest first)."""
+    with _calls():
+        history = _client().routing_history(name, since=since, limit=limit)
+    if _as_json(json_output):
+        _print_json(history)
+        return
+    if not history["buckets"]:
+        _say(f"{name}: no traffic or feedback counted in the window yet")
+        return
+    _say(f"{name}: {len(history['buckets'])} buckets of {history['bucket_seconds']} s")
+    timeline_table(history).print(out)
 
 
 # ---- rollouts --------------------------------------------------------------------------------

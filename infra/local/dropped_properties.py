@@ -111,6 +111,11 @@ LOCAL_BEHAVIOUR: dict[str, str] = {
         "before a run starts, and the dataset-size threshold that sends large datasets to SageMaker "
         "on AWS does not apply"
     ),
+    "MLOPS_ROUTING_HISTORY_BUCKET_SECONDS": (
+        "the routing history's time buckets are 10 s locally (5 minutes on AWS): a local session's "
+        "predictions and feedback span minutes, which 5-minute buckets would chart as one or two "
+        "points. Set it before `mlops up` to change it"
+    ),
 }
 
 

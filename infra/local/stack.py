@@ -48,6 +48,11 @@ LOCAL_FUNCTION_ENVIRONMENT = {ROLLOUT_MAX_WAIT_ENV: str(LOCAL_ROLLOUT_MAX_WAIT_S
 # No SageMaker locally: a run asking for a training job is a 422 (mlops_core.training.compute).
 SAGEMAKER_UNAVAILABLE_ENV = "MLOPS_SAGEMAKER_UNAVAILABLE"
 LOCAL_FUNCTION_ENVIRONMENT[SAGEMAKER_UNAVAILABLE_ENV] = "on the local stack (moto runs no training jobs)"
+# The routing history's buckets are 10 s locally (5 minutes on AWS): a local session's traffic
+# spans minutes, and the console's charts would show it as one or two points.
+ROUTING_HISTORY_BUCKET_ENV = "MLOPS_ROUTING_HISTORY_BUCKET_SECONDS"
+LOCAL_ROUTING_HISTORY_BUCKET_SECONDS = 10
+LOCAL_FUNCTION_ENVIRONMENT[ROUTING_HISTORY_BUCKET_ENV] = str(LOCAL_ROUTING_HISTORY_BUCKET_SECONDS)
 #: The console function's folder: /_local/console/ invokes the template's function from it.
 CONSOLE_SOURCE = "functions/console"
 

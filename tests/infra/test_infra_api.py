@@ -32,6 +32,7 @@ EXPECTED_ROUTES = {
     ("PUT", "/models/{name}/policy"): ("registry", "AWS_IAM", False),
     ("GET", "/models/{name}/routing"): ("registry", "AWS_IAM", False),
     ("PUT", "/models/{name}/routing"): ("registry", "AWS_IAM", False),
+    ("GET", "/models/{name}/routing/history"): ("registry", "AWS_IAM", False),
     ("GET", "/models/{name}/feature-policy"): ("registry", "AWS_IAM", False),
     ("PUT", "/models/{name}/feature-policy"): ("registry", "AWS_IAM", False),
     ("POST", "/training"): ("training-api", "AWS_IAM", False),

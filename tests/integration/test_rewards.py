@@ -261,7 +261,8 @@ def test_a_transaction_conflict_is_contention_read_again_not_a_counted_feedback(
     from mlops_core.storage.clients import client
 
     record_feedback(feedback("p-1", version=1, reward=1.0))
-    conflicts = iter([["TransactionConflict", "None", "None"]])
+    # One reason per operation: the mark, ARMS, the variant totals, the history bucket.
+    conflicts = iter([["TransactionConflict", "None", "None", "None"]])
 
     def cancel_once(**_: Any) -> None:
         codes = next(conflicts, None)

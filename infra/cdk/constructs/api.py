@@ -15,6 +15,7 @@ list of what the API answers; the local gateway serves exactly these routes.
   PUT  /models/{name}/aliases/{alias}            registry    IAM
   GET  /models/{name}/routing                    registry    IAM
   PUT  /models/{name}/routing                    registry    IAM
+  GET  /models/{name}/routing/history            registry    IAM
   POST /feedback                                 feedback    API key + usage plan (constructs/feedback.py)
 
 Request bodies are validated by the handlers (pydantic), which answer with precise
@@ -283,6 +284,7 @@ class ApiConstruct(Construct):
         audit = model.add_resource("audit")
         policy = model.add_resource("policy")
         routing = model.add_resource("routing")
+        routing_history = routing.add_resource("history")
         feature_policy = model.add_resource("feature-policy")
 
         self.health_method = self._method(health, "GET", inference, _NONE)
@@ -305,6 +307,7 @@ class ApiConstruct(Construct):
             (policy, "PUT"),
             (routing, "GET"),
             (routing, "PUT"),
+            (routing_history, "GET"),
             (feature_policy, "GET"),
             (feature_policy, "PUT"),
         ):

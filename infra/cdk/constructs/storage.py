@@ -101,6 +101,8 @@ class StorageConstruct(Construct):
                 point_in_time_recovery_enabled=True
             ),
             encryption=aws_dynamodb.TableEncryption.AWS_MANAGED,
+            # Only the routing history's buckets carry it (routing.history.RETENTION_DAYS).
+            time_to_live_attribute=keys.EXPIRES_AT,
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )

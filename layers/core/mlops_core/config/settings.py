@@ -94,6 +94,10 @@ class CaptureSettings(CoreSettings):
 
     predictions_table: str = Field(min_length=3, validation_alias="PREDICTIONS_TABLE")
     prediction_ttl_days: int = Field(default=30, ge=1, le=3650, validation_alias="PREDICTION_TTL_DAYS")
+    # The routing history's time bucket (routing.history; the rewards function reads the same).
+    routing_history_bucket_seconds: int = Field(
+        default=300, ge=1, le=86_400, validation_alias="MLOPS_ROUTING_HISTORY_BUCKET_SECONDS"
+    )
     # Shadow versions kept loaded by the capture function.
     model_cache_size: int = Field(default=4, ge=1, validation_alias="MODEL_CACHE_SIZE")
 
@@ -119,6 +123,10 @@ class RewardsSettings(EnvironmentSettings):
 
     metadata_table: str = Field(min_length=3, validation_alias="METADATA_TABLE")
     predictions_table: str = Field(min_length=3, validation_alias="PREDICTIONS_TABLE")
+    # The routing history's time bucket (routing.history; the capture function reads the same).
+    routing_history_bucket_seconds: int = Field(
+        default=300, ge=1, le=86_400, validation_alias="MLOPS_ROUTING_HISTORY_BUCKET_SECONDS"
+    )
 
 
 class FeedbackCaptureSettings(EnvironmentSettings):

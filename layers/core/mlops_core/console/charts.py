@@ -8,6 +8,7 @@ titles on hover; no script runs there). Labels are escaped here: they come from 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -232,3 +233,132 @@ def stacked_history(
         for i, name in enumerate(names)
     )
     return "".join(parts) + f'<p class="legend">{legend}</p>'
+
+
+def _time_axis(
+    parts: list[str], start_s: float, end_s: float, *, left: float, right: float, y: float
+) -> None:
+    """The first and last moments under a time chart (UTC, to the minute)."""
+    first = time.strftime("%Y-%m-%d %H:%M", time.gmtime(start_s))
+    last = time.strftime("%Y-%m-%d %H:%M", time.gmtime(end_s))
+    parts.append(f'<text x="{left}" y="{y}">{first}</text>')
+    parts.append(f'<text x="{right}" y="{y}" text-anchor="end">{last} UTC</text>')
+
+
+def shares_over_time(
+    buckets: Sequence[tuple[float, float, Mapping[str, float]]],
+    *,
+    width: int = 640,
+    height: int = 170,
+    label: str,
+    names: Sequence[str] = (),
+) -> str:
+    """Each variant's share of the predictions served per time bucket, stacked to 100 %:
+    ``buckets`` are (start, length in seconds, {name: count}), oldest first, placed by time
+    (a bucket without traffic is a gap). ``names`` fixes the variants' order (and colours)."""
+    served = [(start, seconds, counts) for start, seconds, counts in buckets if sum(counts.values()) > 0]
+    if not served:
+        return '<p class="note">No traffic counted in the window yet.</p>'
+    seen = {name for _, _, counts in served for name in counts}
+    names = [*names, *sorted(seen - set(names))]  # a variant's colour is its place here
+    left, right, top, bottom = 36, 10, 8, 26
+    plot_w, plot_h = width - left - right, height - top - bottom
+    t0, t1 = served[0][0], served[-1][0] + served[-1][1]
+    span = (t1 - t0) or 1.0
+    parts = [
+        f'<svg role="img" aria-label="{escape(label)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end">100%</text>',
+        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end">0%</text>',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="{AXIS}"/>',
+    ]
+    for start, seconds, counts in served:
+        total = sum(counts.values())
+        x = left + plot_w * (start - t0) / span
+        w = max(1.0, plot_w * seconds / span - (1.0 if plot_w * seconds / span > 3 else 0.0))
+        y = float(top + plot_h)
+        moment = time.strftime("%H:%M:%S", time.gmtime(start))
+        for n, name in enumerate(names):
+            count = counts.get(name, 0.0)
+            if count <= 0:
+                continue
+            h = plot_h * count / total
+            y -= h
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{colour(n)}">'
+                f"<title>{moment} · {escape(name)}: {count / total:.0%} ({_fmt(count)})</title></rect>"
+            )
+    _time_axis(parts, t0, t1, left=left, right=width - right, y=height - 8)
+    parts.append("</svg>")
+    return "".join(parts) + _legend(names, seen)
+
+
+def bands_over_time(
+    series: Mapping[str, Sequence[tuple[float, float, float, float]]],
+    *,
+    width: int = 640,
+    height: int = 200,
+    label: str,
+    level: float = 0.9,
+    names: Sequence[str] = (),
+) -> str:
+    """Per variant a value on [0, 1] over time with its band: ``series`` maps a name to
+    (time, mean, lower, upper) points, oldest first (a Beta posterior's mean and credible
+    interval at the end of each bucket). ``names`` fixes the variants' order (and colours)."""
+    drawn = {name: points for name, points in series.items() if points}
+    if not drawn:
+        return '<p class="note">No feedback counted in the window yet.</p>'
+    left, right, top, bottom = 36, 10, 8, 26
+    plot_w, plot_h = width - left - right, height - top - bottom
+    t0 = min(points[0][0] for points in drawn.values())
+    t1 = max(points[-1][0] for points in drawn.values())
+    span = (t1 - t0) or 1.0
+
+    def x_of(t: float) -> float:
+        return left + plot_w * (t - t0) / span if t1 > t0 else left + plot_w / 2
+
+    def y_of(v: float) -> float:
+        return top + plot_h * (1.0 - min(1.0, max(0.0, v)))
+
+    parts = [
+        f'<svg role="img" aria-label="{escape(label)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+    ]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = y_of(tick)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e9ecef"/>')
+        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{tick:g}</text>')
+    names = [*names, *sorted(set(drawn) - set(names))]  # a variant's colour is its place here
+    for n, name in enumerate(names):
+        if name not in drawn:
+            continue
+        points = drawn[name]
+        upper = " ".join(f"{x_of(t):.1f},{y_of(hi):.1f}" for t, _, _, hi in points)
+        lower = " ".join(f"{x_of(t):.1f},{y_of(lo):.1f}" for t, _, lo, _ in reversed(points))
+        t, mean, lo, hi = points[-1]
+        tip = f"{escape(name)}: mean {_fmt(mean)}, {level:.0%} interval [{_fmt(lo)}, {_fmt(hi)}] (latest)"
+        parts.append(
+            f'<polygon points="{upper} {lower}" fill="{colour(n)}" fill-opacity="0.18" stroke="none">'
+            f"<title>{tip}</title></polygon>"
+        )
+        if len(points) > 1:
+            line = " ".join(f"{x_of(t):.1f},{y_of(m):.1f}" for t, m, _, _ in points)
+            parts.append(f'<polyline points="{line}" fill="none" stroke="{colour(n)}" stroke-width="2"/>')
+        for t, mean, lo, hi in points:
+            moment = time.strftime("%H:%M:%S", time.gmtime(t))
+            parts.append(
+                f'<circle cx="{x_of(t):.1f}" cy="{y_of(mean):.1f}" r="2.5" fill="{colour(n)}">'
+                f"<title>{moment} · {escape(name)}: {_fmt(mean)} [{_fmt(lo)}, {_fmt(hi)}]</title></circle>"
+            )
+    _time_axis(parts, t0, t1, left=left, right=width - right, y=height - 8)
+    parts.append("</svg>")
+    return "".join(parts) + _legend(names, set(drawn))
+
+
+def _legend(names: Sequence[str], shown: set[str]) -> str:
+    keys = "".join(
+        f'<span class="key" style="background:{colour(i)}"></span>{escape(name)}'
+        for i, name in enumerate(names)
+        if name in shown
+    )
+    return f'<p class="legend">{keys}</p>'

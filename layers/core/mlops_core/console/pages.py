@@ -11,7 +11,8 @@ Pages (``page`` and its parameters, validated by ``ConsoleRequest``):
 - ``run`` (``run``, ``sort``, ``order``) — one run's steps, its dataset, and its candidates'
   parameters and validation metrics side by side (sortable), with a metric-comparison chart;
 - ``routing`` (``model``) — the policy in force, traffic share and Beta posterior per
-  variant, and the policy's weights after each change;
+  variant, both over time (the routing history's buckets), and the policy's weights after
+  each change;
 - ``drift`` (``model``, ``run``) — the drift-run history (drift share over time) and the
   latest (or chosen) run's report: the feature table and per-feature plots;
 - ``batch`` (``model``) — batch scoring jobs, when a ``BatchJobs`` source is given.
@@ -32,6 +33,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mlops_core.clock import parse_iso
 from mlops_core.console import charts
 from mlops_core.console.links import Links, Params
 from mlops_core.errors import Invalid, NotFound, Unavailable
@@ -50,6 +52,10 @@ PageName = Literal["models", "model", "runs", "run", "routing", "drift", "batch"
 #: How many training runs and drift runs a page lists (newest first).
 RUNS_LISTED = 50
 DRIFT_RUNS_LISTED = 50
+#: How many of the routing history's newest buckets the routing page charts: 6 hours of
+#: 5-minute buckets (the API reads up to a week). A page reads each bucket once, and the
+#: local stack's emulator costs per item read: 288 buckets (a day) took the page past 300 ms.
+ROUTING_BUCKETS_CHARTED = 72
 #: What the runs page reads of each run (not its request, dataset or package versions).
 RUN_SUMMARY_FIELDS = (
     "run_id",
@@ -521,6 +527,9 @@ class Console:
             [(f"v{v.version}", v.posterior.mean, v.posterior.lower, v.posterior.upper) for v in variants],
             label="Beta posterior of each variant's reward rate",
         )
+        body += self._routing_over_time(
+            name, [v.version for v in summary.variants], getattr(policy, "shadow", None)
+        )
         rows = [
             [
                 links.link(f"v{v.version}", "model", {"model": name, "version": v.version}),
@@ -590,6 +599,55 @@ class Console:
             "the bar above what each variant actually served.</p>"
         )
         return Page(f"Routing of {name}", body)
+
+    def _routing_over_time(self, name: str, versions: Sequence[int], shadow: int | None) -> str:
+        """Traffic share per variant per time bucket, and each arm's posterior (mean and
+        credible band) at the end of each bucket, from the routing history (only the counters
+        the charts show, of the versions the summary knows)."""
+        timeline = self.routing.routing_history(
+            name, limit=ROUTING_BUCKETS_CHARTED, only=(versions, ("requests", "shadow_requests"))
+        )
+        names = [f"v{v}" for v in timeline.versions]
+        starts = [(bucket, parse_iso(bucket.start).timestamp()) for bucket in timeline.buckets]
+        minutes = (
+            f"{timeline.bucket_seconds / 60:g}-minute"
+            if timeline.bucket_seconds >= 60
+            else (f"{timeline.bucket_seconds}-second")
+        )
+        body = (
+            f"<h2>Traffic share over time ({minutes} buckets, predictions served; "
+            f"the last {ROUTING_BUCKETS_CHARTED} buckets with any)</h2>"
+        )
+        body += charts.shares_over_time(
+            [(t, b.seconds, {f"v{p.version}": float(p.requests) for p in b.variants}) for b, t in starts],
+            label="share of predictions served per variant over time",
+            names=names,
+        )
+        if shadow is not None:
+            scored = sum(
+                p.shadow_requests for b in timeline.buckets for p in b.variants if p.version == shadow
+            )
+            body += (
+                f'<p class="note">Shadow v{shadow} scored {scored} predictions in the window '
+                "(never returned; not part of the share).</p>"
+            )
+        level = f"{timeline.posterior_level:.0%}"
+        body += f"<h2>Posterior over time: mean and {level} credible band</h2>"
+        series: dict[str, list[tuple[float, float, float, float]]] = {}
+        for bucket, t in starts:
+            for p in bucket.variants:
+                if p.posterior is not None:
+                    end = t + bucket.seconds
+                    series.setdefault(f"v{p.version}", []).append(
+                        (end, p.posterior.mean, p.posterior.lower, p.posterior.upper)
+                    )
+        body += charts.bands_over_time(
+            series,
+            label="Beta posterior of each variant's reward rate over time",
+            level=timeline.posterior_level,
+            names=names,
+        )
+        return body
 
     # ---- drift --------------------------------------------------------------------------------
     def _page_drift(self, request: ConsoleRequest, links: Links) -> Page:

@@ -11,7 +11,11 @@ DynamoDB's 100 operations) makes of the feedback:
   arrival order, with the discount of the model's bandit policy if it has one) under the
   revision it was read at: a concurrent updater that counted first makes it fail, and the
   counts are read again;
-* per version, an addition to its ``VARIANT#…`` totals (feedback, rewarded, reward_sum).
+* per version, an addition to its ``VARIANT#…`` totals (feedback, rewarded, reward_sum);
+* the model's routing history (``routing.history``): the same additions in the bucket of the
+  counting time, and the bucket's posterior snapshot (every arm after this commit, with its
+  mean and 90% interval under the policy's prior) — cancelled with the rest, so a retried
+  feedback is in the history once too.
 
 A cancelled transaction says which operations failed (``cancellation_reasons``): feedback
 whose condition failed is counted already (or gone) and is dropped, the rest retried at
@@ -24,7 +28,7 @@ one transaction, and a transaction botocore sends again after a lost response fi
 feedback marked and counts nothing twice.
 
 Throughput. Aggregating per batch writes the hot ``ARMS`` item once per chunk (up to
-``TRANSACTION_LIMIT - 1 - versions`` feedback, 89 with ten versions) instead of once per
+``TRANSACTION_LIMIT - 2 - versions`` feedback, 88 with ten versions) instead of once per
 feedback. Writes to one model's ``ARMS`` item are serialized by its revision, so one
 model's rate is bounded by the commits per second one item takes, about 1 / (consistent
 read + transaction latency): with ~10-25 ms for both in one Region, 40-100 commits/s,
@@ -47,10 +51,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops_core.clock import now_iso
+from mlops_core.clock import now_iso, parse_iso
 from mlops_core.errors import Conflict, Unavailable
 from mlops_core.feedback.entities import FeedbackRecord
-from mlops_core.routing import bandit
+from mlops_core.routing import bandit, history
 from mlops_core.routing.policy import BanditPolicy
 from mlops_core.routing.repository import RoutingRepository
 from mlops_core.routing.state import ArmsState
@@ -97,6 +101,7 @@ class RewardUpdater:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         now: Callable[[], str] = now_iso,
+        history_bucket_seconds: int = history.BUCKET_SECONDS,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -108,6 +113,7 @@ class RewardUpdater:
         self._sleep = sleep
         self._jitter = jitter
         self._now = now
+        self.history_bucket_seconds = history_bucket_seconds
 
     def count(self, feedback: Iterable[FeedbackRecord]) -> CountOutcome:
         """Count each feedback once, in arrival order; models are independent of each other."""
@@ -129,9 +135,9 @@ class RewardUpdater:
     def _count_model(self, model: str, records: list[FeedbackRecord], outcome: CountOutcome) -> None:
         position = 0
         try:
-            discount = self._discount(model)
+            policy = self._bandit_policy(model)
             for position, chunk in _chunks(records):  # noqa: B007 (read after a failure)
-                counted, already = self._commit(model, chunk, discount)
+                counted, already = self._commit(model, chunk, policy)
                 outcome.counted.extend(r.prediction_id for r in counted)
                 outcome.already_counted.extend(r.prediction_id for r in already)
         except Exception as error:
@@ -141,19 +147,20 @@ class RewardUpdater:
             for record in records[position:]:
                 outcome.failed[record.prediction_id] = error
 
-    def _discount(self, model: str) -> float | None:
+    def _bandit_policy(self, model: str) -> BanditPolicy | None:
+        """The model's bandit policy (its discount and priors), None under any other policy."""
         stored = self.routing.routing(model)
         policy = None if stored is None else stored.policy
-        return policy.discount if isinstance(policy, BanditPolicy) else None
+        return policy if isinstance(policy, BanditPolicy) else None
 
     def _commit(
-        self, model: str, chunk: list[FeedbackRecord], discount: float | None
+        self, model: str, chunk: list[FeedbackRecord], policy: BanditPolicy | None
     ) -> tuple[list[FeedbackRecord], list[FeedbackRecord]]:
         """Count ``chunk`` in one transaction; returns (counted now, counted before or gone)."""
         pending, already, contended = list(chunk), list[FeedbackRecord](), 0
         while pending:
             state = self.routing.arms(model, consistent=True)
-            operations = self._operations(model, pending, state, discount)
+            operations = self._operations(model, pending, state, policy)
             try:
                 self.metadata.transact(operations)
             except (Conflict, Unavailable) as cancelled:
@@ -181,11 +188,12 @@ class RewardUpdater:
         return [], already
 
     def _operations(
-        self, model: str, pending: Sequence[FeedbackRecord], state: ArmsState, discount: float | None
+        self, model: str, pending: Sequence[FeedbackRecord], state: ArmsState, policy: BanditPolicy | None
     ) -> list[dict[str, Any]]:
         """The transaction: the feedback marks first (in ``pending``'s order), then the ARMS
-        put (unless no feedback carries a reward), then the variant totals."""
+        put (unless no feedback carries a reward), then the variant totals, then the history."""
         at = self._now()
+        discount = None if policy is None else policy.discount
         operations = [
             self.predictions.update_op(
                 keys.prediction_pk(record.prediction_id),
@@ -200,11 +208,24 @@ class RewardUpdater:
         arms = state.arms
         for version, rewards in _reward_runs(pending):
             arms = bandit.update(arms, version, rewards, discount=discount)
-        if any(record.reward is not None for record in pending):
+        rewarded = any(record.reward is not None for record in pending)
+        if rewarded:
             updated = ArmsState(model_name=model, arms=arms, revision=state.revision + 1, updated_at=at)
             operations.append(self.routing.arms_op(updated, expected_revision=state.revision))
-        for version, totals in _variant_totals(pending).items():
-            operations.append(self.routing.add_to_variant_op(model, version, totals))
+        totals = _variant_totals(pending)
+        for version, added in totals.items():
+            operations.append(self.routing.add_to_variant_op(model, version, added))
+        alpha0, beta0 = (policy.alpha0, policy.beta0) if policy is not None else (1.0, 1.0)
+        operations.append(
+            self.routing.add_to_history_op(
+                model,
+                history.bucket_start(parse_iso(at).timestamp(), self.history_bucket_seconds),
+                self.history_bucket_seconds,
+                totals,
+                posterior=history.snapshot(arms, alpha0=alpha0, beta0=beta0) if rewarded else None,
+                posterior_at=at,
+            )
+        )
         return operations
 
     def _delay(self, attempt: int) -> float:
@@ -214,11 +235,12 @@ class RewardUpdater:
 
 def _chunks(records: list[FeedbackRecord]) -> Iterator[tuple[int, list[FeedbackRecord]]]:
     """``records`` in consecutive chunks whose transaction fits ``TRANSACTION_LIMIT``: one
-    operation per feedback, one for ARMS, one per version (with its start position)."""
+    operation per feedback, one for ARMS, one per version, one for the history bucket (with
+    its start position)."""
     start, chunk, versions = 0, list[FeedbackRecord](), set[int]()
     for position, record in enumerate(records):
         grown = versions | {record.model_version}
-        if chunk and len(chunk) + 1 + 1 + len(grown) > TRANSACTION_LIMIT:
+        if chunk and len(chunk) + 1 + 1 + len(grown) + 1 > TRANSACTION_LIMIT:
             yield start, chunk
             start, chunk, grown = position, [], {record.model_version}
         chunk.append(record)

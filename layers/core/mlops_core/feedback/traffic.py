@@ -5,6 +5,11 @@ version's ``shadow_requests``) in one transaction with a marker item named after
 delivery (``CAPTURE_BATCH#{first log event id}``, with a TTL): a redelivered batch finds the
 marker and adds nothing. The counts are aggregated per delivery, so each version's totals
 item takes one write per delivery, not one per prediction.
+
+The same transaction adds them to the model's routing history (``routing.history``): per
+model and time bucket of the predictions' own time, one item with every version's rows,
+calls, errors and shadow rows — one more write per delivery and model (two when a delivery
+straddles a bucket's end), under the same marker.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from mlops_core.errors import Conflict, Unavailable
+from mlops_core.routing import history
 from mlops_core.routing.repository import LATENCY_PREFIX, RoutingRepository
 from mlops_core.routing.state import latency_bucket
 from mlops_core.serving.capture import CapturedPrediction, ErrorLine
@@ -45,10 +51,12 @@ class TrafficCounter:
         metadata: MetadataTable,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        history_bucket_seconds: int = history.BUCKET_SECONDS,
     ) -> None:
         self.predictions = predictions
         self.routing = RoutingRepository(metadata)
         self.sleep = sleep
+        self.history_bucket_seconds = history_bucket_seconds
 
     def count(
         self,
@@ -60,6 +68,7 @@ class TrafficCounter:
     ) -> bool:
         """Add the delivery's counts (rows served, calls, failed calls, latency per call);
         False when this delivery was counted before."""
+        rows, errors = list(rows), list(errors)
         counts: Counter[tuple[str, int, str]] = Counter()
         calls: dict[tuple[str, int, str, int], tuple[float | None, float | None]] = {}
         for row in rows:
@@ -88,6 +97,7 @@ class TrafficCounter:
             self.routing.add_to_variant_op(model, version, added)
             for (model, version), added in by_variant.items()
         ]
+        operations += self._history_operations(rows, errors)
         counted_any = False
         chunk = MAX_OPERATIONS - 1
         for part, start in enumerate(range(0, max(len(operations), 1), chunk)):
@@ -107,6 +117,34 @@ class TrafficCounter:
                 continue  # this part of the delivery was counted before
             counted_any = True
         return counted_any
+
+    def _history_operations(
+        self, rows: Sequence[CapturedPrediction], errors: Sequence[ErrorLine]
+    ) -> list[dict[str, object]]:
+        """The delivery's rows, calls, errors and shadow rows per model and bucket of their time
+        (one history item each, every version in it)."""
+        seconds = self.history_bucket_seconds
+        counts: Counter[tuple[str, int, int, str]] = Counter()
+        calls: set[tuple[str, int, str, int]] = set()
+        for row in rows:
+            bucket = history.bucket_start(row.at_ms / 1000, seconds)
+            counts[(row.model_name, bucket, row.model_version, "requests")] += 1
+            if row.shadow_version is not None:
+                counts[(row.model_name, bucket, row.shadow_version, "shadow_requests")] += 1
+            calls.add((row.model_name, row.model_version, row.request_id or row.prediction_id, row.at_ms))
+        for model, version, _, at_ms in calls:
+            counts[(model, history.bucket_start(at_ms / 1000, seconds), version, "calls")] += 1
+        for failed in errors:
+            bucket = history.bucket_start(failed.at_ms / 1000, seconds)
+            for counter in ("calls", "errors"):
+                counts[(failed.model_name, bucket, failed.model_version, counter)] += 1
+        by_bucket: dict[tuple[str, int], dict[int, dict[str, float]]] = {}
+        for (model, bucket, version, counter), n in sorted(counts.items()):
+            by_bucket.setdefault((model, bucket), {}).setdefault(version, {})[counter] = n
+        return [
+            self.routing.add_to_history_op(model, bucket, seconds, added)
+            for (model, bucket), added in by_bucket.items()
+        ]
 
     def _transact(self, operations: list[dict[str, object]]) -> None:
         for attempt in range(MAX_ATTEMPTS):

@@ -4,9 +4,10 @@ totals; keys in ``mlops_core.storage.keys``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlops_core.routing import history as timeline
 from mlops_core.routing.bandit import Arm
 from mlops_core.routing.state import LATENCY_BUCKET_NAMES, ArmsState, StoredRouting, VariantTotals
 from mlops_core.storage import keys
@@ -97,6 +98,77 @@ class RoutingRepository:
             names=names,
             values=values,
         )
+
+    # ---- routing over time ------------------------------------------------------------------
+    def add_to_history_op(
+        self,
+        name: str,
+        start_s: int,
+        seconds: int,
+        counts: Mapping[int, Mapping[str, float]],
+        *,
+        posterior: Mapping[str, list[float]] | None = None,
+        posterior_at: str | None = None,
+    ) -> Operation:
+        """Add ``counts`` (per version, names from ``routing.history.COUNTERS``) to one bucket of the
+        model's history, and with ``posterior`` set the bucket's posterior snapshot; the item
+        is created by the first write, with its TTL."""
+        names: dict[str, str] = {
+            "#start": "bucket_start",
+            "#seconds": "bucket_seconds",
+            "#expires": keys.EXPIRES_AT,
+        }
+        values: dict[str, Any] = {
+            ":start": timeline.bucket_label(start_s),
+            ":seconds": seconds,
+            ":expires": timeline.expires_at(start_s, seconds),
+        }
+        sets = ["#start = :start", "#seconds = :seconds", "#expires = :expires"]
+        if posterior is not None:
+            names |= {"#posterior": "posterior", "#posterior_at": "posterior_at"}
+            # One string, not a map of lists: a read then returns one value per bucket, not a
+            # dozen (the local emulator's serializer costs per value returned).
+            values |= {":posterior": timeline.encode_posterior(posterior), ":posterior_at": posterior_at}
+            sets += ["#posterior = :posterior", "#posterior_at = :posterior_at"]
+        adds: list[str] = []
+        for version, counters in counts.items():
+            for counter, value in counters.items():
+                i = len(adds)
+                names[f"#c{i}"] = timeline.counter_attribute(version, counter)
+                values[f":c{i}"] = value
+                adds.append(f"#c{i} :c{i}")
+        update = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+        return self.table.update_op(
+            keys.model_pk(name),
+            keys.routing_history_sk(timeline.bucket_label(start_s)),
+            update=update,
+            names=names,
+            values=values,
+        )
+
+    def history(
+        self,
+        name: str,
+        *,
+        since: str | None = None,
+        limit: int = timeline.DEFAULT_LIMIT,
+        attributes: Sequence[str] | None = None,
+    ) -> list[Item]:
+        """The newest ``limit`` buckets of the model's history (from ``since``, a bucket start
+        in ``bucket_label``'s spelling, on), newest first; with ``attributes``, only those
+        (``timeline.projection``)."""
+        items = []
+        for item in self.table.query(
+            keys.model_pk(name),
+            sk_prefix=keys.ROUTING_HISTORY_PREFIX,
+            newest_first=True,
+            limit=limit,
+            attributes=attributes,
+        ):
+            if since is not None and str(item.get("bucket_start", "")) < since:
+                break
+            items.append(item)
+        return items
 
 
 def _variant(fields: dict[str, Any]) -> VariantTotals:

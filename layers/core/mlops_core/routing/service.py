@@ -10,6 +10,8 @@ change).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -21,6 +23,14 @@ from mlops_core.registry.lookup import RegistryLookup
 from mlops_core.routing import bandit
 from mlops_core.routing.bandit import ArmSummary
 from mlops_core.routing.events import RoutingPolicyChanged
+from mlops_core.routing.history import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    RoutingHistory,
+    bucket_label,
+    projection,
+    series,
+)
 from mlops_core.routing.policy import BanditPolicy, SinglePolicy, SplitPolicy, parse_policy
 from mlops_core.routing.repository import RoutingRepository
 from mlops_core.routing.state import ArmsState, StoredRouting, VariantTotals, latency_quantile_ms
@@ -200,6 +210,28 @@ class RoutingService:
             history=self.history(name),
         )
 
+    def routing_history(
+        self,
+        name: str,
+        *,
+        since: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        only: tuple[Sequence[int], Sequence[str]] | None = None,
+    ) -> RoutingHistory:
+        """Traffic share and posterior per variant over time: the newest ``limit`` buckets (from
+        ``since``, an ISO 8601 time, on), oldest first. 404 for an unknown model. ``only``
+        (versions, counters) reads just those counters of those versions (the console's
+        charts); the others then read as 0."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise Invalid(
+                f"limit must be between 1 and {MAX_LIMIT}, not {limit}",
+                details=[detail(["query", "limit"], f"between 1 and {MAX_LIMIT}", "out_of_range")],
+            )
+        self.registry.get_model(name)
+        start = None if since is None else bucket_label(int(_since_seconds(since)))
+        attributes = None if only is None else projection(*only)
+        return series(name, self.repository.history(name, since=start, limit=limit, attributes=attributes))
+
     def _announce(self, event: RoutingPolicyChanged) -> None:
         if self.publisher is None:
             return
@@ -207,6 +239,18 @@ class RoutingService:
             self.publisher.publish(event)
         except Unavailable as error:
             LOGGER.warning("event %s not published: %s", event.detail_type(), error.message)
+
+
+def _since_seconds(since: str) -> float:
+    """``since`` (ISO 8601; UTC when no offset is given) as Unix seconds; 422 otherwise."""
+    try:
+        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(
+            f"since must be an ISO 8601 time such as 2026-12-01T17:00:00Z, not {since!r}",
+            details=[detail(["query", "since"], "an ISO 8601 time", "invalid_time")],
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _location_of(policy: SinglePolicy | SplitPolicy | BanditPolicy, index: int) -> list[str | int]:

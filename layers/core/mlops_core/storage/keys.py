@@ -33,6 +33,9 @@ REGISTERED_PREFIX = "REGISTERED#"
 ROUTING_SK = "ROUTING"
 ARMS_SK = "ARMS"
 VARIANT_PREFIX = "VARIANT#"
+#: Routing over time: one item per model and time bucket (traffic and feedback per version,
+#: the bandit's posterior at the bucket's end), sorted by the bucket's start; TTL ``expires_at``.
+ROUTING_HISTORY_PREFIX = "ROUTING_HISTORY#"
 # Guarded rollouts: the marker of the one rollout in progress (its id; absent or without an
 # id when none runs), and one record per rollout, sorted by id (ids begin with their time).
 ROLLOUT_SK = "ROLLOUT"
@@ -82,6 +85,12 @@ def registered_sk(sha256: str, run_id: str | None) -> str:
 def variant_sk(version: int) -> str:
     """One version's routing totals (zero-padded: sort-key order is version order)."""
     return f"{VARIANT_PREFIX}{version:06d}"
+
+
+def routing_history_sk(bucket_start: str) -> str:
+    """One time bucket of a model's routing history (``bucket_start``: fixed-width ISO 8601,
+    so that sort-key order is time order)."""
+    return f"{ROUTING_HISTORY_PREFIX}{bucket_start}"
 
 
 def drift_run_sk(at: str, run_id: str) -> str:
