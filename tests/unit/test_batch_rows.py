@@ -89,3 +89,9 @@ def test_the_key_says_the_format() -> None:
         "jsonl",
         "csv",
     ]
+
+
+@pytest.mark.parametrize("key", ["a/b.parquet", "a/B.PARQUET", "a/b.pq"])
+def test_a_parquet_object_is_refused_by_name_not_read_as_csv(key: str) -> None:
+    with pytest.raises(UnreadableObject, match="Parquet is not read yet"):
+        input_format(key)

@@ -66,8 +66,11 @@ class UnreadableObject(Exception):
 
 
 def input_format(key: str) -> InputFormat:
-    """The format an object's key says: ``.jsonl`` / ``.ndjson`` or CSV (anything else)."""
+    """The format an object's key says: ``.jsonl`` / ``.ndjson`` or CSV (anything else but
+    Parquet, which is refused by name rather than read as CSV: docs/batch.md says why)."""
     lowered = key.lower()
+    if lowered.endswith((".parquet", ".parq", ".pq")):
+        raise UnreadableObject("Parquet is not read yet: export the object as CSV or JSON Lines")
     return "jsonl" if lowered.endswith((".jsonl", ".ndjson", ".jsonl.gz")) else "csv"
 
 
