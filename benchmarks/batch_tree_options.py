@@ -127,7 +127,8 @@ def measure(family: str, rows: int, objects: int, repeats: int, seed: int) -> li
                 ("float64 input graph", _runner(load_session(onnx64, signature64), both, doubles, CHUNK_ROWS))
             )
         except Exception as error:  # onnxruntime refuses some float64 tree graphs
-            variants.append(("float64 input graph", f"not loadable: {str(error).splitlines()[0][:70]}"))
+            reason = str(error.__cause__ or error).splitlines()[0]
+            variants.append(("float64 input graph", f"not loadable: {reason[-90:]}"))
         variants.append(
             (
                 "scikit-learn predict_proba (the peer's model)",
