@@ -48,18 +48,24 @@ fields = st.one_of(
     numbers.map(lambda n: f"{n}\t"),
     not_numbers,
 )
-clean_line = st.lists(numbers, min_size=3, max_size=3).map(",".join)
-any_line = st.one_of(
-    clean_line,
-    clean_line,
-    st.lists(fields, min_size=3, max_size=3).map(",".join),
-    st.lists(fields, min_size=0, max_size=5).map(",".join),
-    st.just(""),
-)
+ids = st.one_of(numbers, st.sampled_from(["x17", "id-3", "", " ", '"a,b"', "nan"]))
+
+
+def any_line(n_fields: int) -> st.SearchStrategy[str]:
+    """A line of an object whose lines have ``n_fields`` fields (the features, maybe an id)."""
+    clean = st.lists(numbers, min_size=n_fields, max_size=n_fields).map(",".join)
+    return st.one_of(
+        clean,
+        clean,
+        st.lists(fields, min_size=n_fields, max_size=n_fields).map(",".join),
+        st.lists(fields, min_size=0, max_size=5).map(",".join),
+        st.just(""),
+    )
 
 
 def reference(text: str, has_header: bool) -> tuple[dict[int, list[float]], set[int]]:
-    """Line number -> values of every kept line, and the refused line numbers, one line at a time."""
+    """Line number -> values of every kept line, and the refused line numbers, one line at a
+    time. Only the features must be numbers; another column (an id) is only counted."""
     lines = text.replace("\r\n", "\n").split("\n")
     if text.endswith("\n"):
         lines.pop()
@@ -71,7 +77,7 @@ def reference(text: str, has_header: bool) -> tuple[dict[int, list[float]], set[
         if (has_header and number == 1) or line == "":
             continue
         values = line.split(",")
-        if len(values) != n_fields or not all(NUMBER.fullmatch(v) for v in values):
+        if len(values) != n_fields or not all(NUMBER.fullmatch(values[i]) for i in order):
             refused.add(number)
             continue
         with np.errstate(over="ignore"):
@@ -85,9 +91,20 @@ def reference(text: str, has_header: bool) -> tuple[dict[int, list[float]], set[
 
 @st.composite
 def csv_objects(draw: st.DrawFn) -> tuple[bytes, bool]:
-    header: list[str] | None = draw(st.one_of(st.none(), st.permutations([*NAMES, "id"])))
-    body = draw(st.lists(any_line, min_size=0, max_size=30))
-    text_lines = ([",".join(header)] if header is not None else [draw(clean_line)]) + body
+    header: list[str] | None = draw(
+        st.one_of(st.none(), st.permutations(NAMES), st.permutations([*NAMES, "id"]))
+    )
+    n_fields = len(header) if header is not None else len(NAMES)
+    line = any_line(n_fields)
+    if header is not None and "id" in header:  # the id column: a number or a word
+        position = header.index("id")
+        with_id = st.tuples(st.lists(numbers, min_size=3, max_size=3), ids).map(
+            lambda parts: ",".join([*parts[0][:position], parts[1], *parts[0][position:]])
+        )
+        line = st.one_of(line, with_id, with_id)
+    body = draw(st.lists(line, min_size=0, max_size=30))
+    first = draw(st.lists(numbers, min_size=3, max_size=3).map(",".join))
+    text_lines = ([",".join(header)] if header is not None else [first]) + body
     newline = draw(st.sampled_from(["\n", "\r\n"]))
     text = newline.join(text_lines) + draw(st.sampled_from(["", newline]))
     return text.encode(), header is not None

@@ -136,15 +136,14 @@ def parse_csv(data: bytes, signature: ModelSignature) -> ParsedRows:
         )
     body_start = first_end + 1 if columns is not None else 0
     clean = _load_clean(data[body_start:], n_fields)
+    used = columns if columns is not None else list(range(n_fields))
     bad: list[BadRow] = []
     if clean is not None:
         first_line = 2 if columns is not None else 1
         lines = np.arange(first_line, first_line + len(clean), dtype=np.int64)
-        matrix = _cast(clean, dtype)
+        matrix = _cast(clean if used == list(range(n_fields)) else clean[:, used], dtype)
     else:
-        matrix, lines, bad = _parse_checked(data, columns is not None, n_fields, dtype)
-    if columns is not None and columns != list(range(n_fields)):
-        matrix = matrix[:, columns]
+        matrix, lines, bad = _parse_checked(data, columns is not None, n_fields, used, dtype)
     return _checked(matrix, lines, bad, signature)
 
 
@@ -169,14 +168,14 @@ def _load_clean(body: bytes, n_fields: int) -> np.ndarray | None:
     return values
 
 
-def _loadtxt(body: bytes) -> np.ndarray | None:
+def _loadtxt(body: bytes, usecols: list[int] | None = None) -> np.ndarray | None:
     try:
         # float64, correctly rounded (like Python's float); cast afterwards, the way the
         # real-time path turns a JSON number into the model's input type.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
             values: np.ndarray = np.loadtxt(
-                io.BytesIO(body), delimiter=",", dtype=np.float64, ndmin=2, comments=None
+                io.BytesIO(body), delimiter=",", dtype=np.float64, ndmin=2, comments=None, usecols=usecols
             )
     except ValueError:
         return None
@@ -184,11 +183,13 @@ def _loadtxt(body: bytes) -> np.ndarray | None:
 
 
 def _parse_checked(
-    data: bytes, has_header: bool, n_fields: int, dtype: Any
+    data: bytes, has_header: bool, n_fields: int, used: list[int], dtype: Any
 ) -> tuple[np.ndarray, np.ndarray, list[BadRow]]:
-    """The object's rows when some line is suspect: each line's field count and any byte no
-    number can contain are checked by position (numpy), the good lines are parsed in one
-    call, and only the suspect ones are looked at one by one to say what is wrong."""
+    """The object's rows (the ``used`` columns, in that order) when some line is suspect: each
+    line's field count, and any byte no number can contain or empty field in a used column,
+    are checked by position (numpy), the good lines are parsed in one call, and only the
+    suspect ones are looked at one by one to say what is wrong. Other columns (ids, the
+    label) are only counted: a word there does not refuse the row."""
     buffer = np.frombuffer(data, dtype=np.uint8)
     separators = np.flatnonzero((buffer == _COMMA) | (buffer == _NEWLINE))
     is_newline = buffer[separators] == _NEWLINE
@@ -196,15 +197,29 @@ def _parse_checked(
     ends = separators[newline_at]
     starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
     commas = np.diff(np.concatenate(([-1], newline_at))) - 1
-    # Where a line may not be numbers: a byte no number has, or an empty field (a comma next
-    # to another separator, or first on its line). Both are rare: found by position.
+    # Where a used field may not be a number: a byte no number has, or an empty field (a
+    # comma next to another separator, or first on its line). Both are rare: found by
+    # position, each separator standing for the field it ends.
     line_of_separator = np.cumsum(is_newline) - is_newline
+    first_separator = np.concatenate(([0], newline_at[:-1] + 1))
+    is_used = np.zeros(n_fields + 1, dtype=bool)  # the last: past the field count (suspect anyway)
+    is_used[used] = True
+
+    def lines_of_used(ending: np.ndarray) -> np.ndarray:
+        """The lines of the fields ended by these separators, where the field is a used one."""
+        line = line_of_separator[ending]
+        position = np.minimum(ending - first_separator[line], n_fields)
+        kept: np.ndarray = line[is_used[position]]
+        return kept
+
     adjacent = np.flatnonzero((np.diff(separators) == 1) & ~(is_newline[:-1] & is_newline[1:]))
-    suspect_lines = [line_of_separator[adjacent + 1]]
-    first_comma = (separators == starts[line_of_separator]) & ~is_newline
-    suspect_lines.append(line_of_separator[first_comma])
+    first_comma = np.flatnonzero((separators == starts[line_of_separator]) & ~is_newline)
     odd_bytes = np.flatnonzero(~_allowed(buffer))
-    suspect_lines.append(np.searchsorted(ends, odd_bytes))
+    suspect_lines = [
+        lines_of_used(adjacent + 1),
+        lines_of_used(first_comma),
+        lines_of_used(np.searchsorted(separators, odd_bytes)),
+    ]
     suspect = commas != n_fields - 1
     suspect[np.concatenate(suspect_lines)] = True
     blank = ends == starts
@@ -216,32 +231,35 @@ def _parse_checked(
     keep[:first_row] = False
     suspect[:first_row] = False
 
-    matrix = _load(data, starts[keep], ends[keep], n_fields, dtype)
+    matrix = _load(data, starts[keep], ends[keep], used, dtype)
     lines = numbers[keep]
     bad: list[BadRow] = []
     if matrix is None:  # a line that looked numeric is not (1.2.3, 1e, --1): read one by one
         matrix, lines, bad = _one_by_one(
-            data, starts[keep], ends[keep], numbers[keep], n_fields=n_fields, dtype=dtype
+            data, starts[keep], ends[keep], numbers[keep], n_fields=n_fields, used=used, dtype=dtype
         )
     for start, end, number in zip(starts[suspect], ends[suspect], numbers[suspect], strict=True):
-        bad.append(BadRow(int(number), _diagnose(data[start:end], n_fields)))
+        bad.append(BadRow(int(number), _diagnose(data[start:end], n_fields, used)))
     return matrix, lines, bad
 
 
-def _load(data: bytes, starts: np.ndarray, ends: np.ndarray, n_fields: int, dtype: Any) -> np.ndarray | None:
-    """The lines parsed in one call, or None when one of them is not numbers after all."""
+def _load(
+    data: bytes, starts: np.ndarray, ends: np.ndarray, used: list[int], dtype: Any
+) -> np.ndarray | None:
+    """The lines' used columns parsed in one call, or None when one of them is not a number
+    after all (the lines' field counts are already checked: ``usecols`` does not)."""
     if len(starts) == 0:
-        return np.empty((0, n_fields), dtype=dtype)
+        return np.empty((0, len(used)), dtype=dtype)
     contiguous = len(starts) == 1 or bool(np.all(starts[1:] == ends[:-1] + 1))
     body = (
         data[starts[0] : ends[-1]]
         if contiguous
         else b"\n".join(data[s:e] for s, e in zip(starts, ends, strict=True))
     )
-    values = _loadtxt(body)
+    values = _loadtxt(body, usecols=used)
     if values is None:
         return None
-    if values.shape != (len(starts), n_fields):
+    if values.shape != (len(starts), len(used)):
         return None
     return _cast(values, dtype)
 
@@ -252,23 +270,31 @@ def _cast(values: np.ndarray, dtype: Any) -> np.ndarray:
 
 
 def _one_by_one(
-    data: bytes, starts: np.ndarray, ends: np.ndarray, numbers: np.ndarray, *, n_fields: int, dtype: Any
+    data: bytes,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    numbers: np.ndarray,
+    *,
+    n_fields: int,
+    used: list[int],
+    dtype: Any,
 ) -> tuple[np.ndarray, np.ndarray, list[BadRow]]:
     rows: list[list[float]] = []
     kept: list[int] = []
     bad: list[BadRow] = []
     for start, end, number in zip(starts, ends, numbers, strict=True):
+        fields = data[start:end].split(b",")
         try:
-            rows.append([float(f) for f in data[start:end].split(b",")])
+            rows.append([float(fields[i]) for i in used])
             kept.append(int(number))
         except ValueError:
-            bad.append(BadRow(int(number), _diagnose(data[start:end], n_fields)))
-    matrix = _cast(np.asarray(rows, dtype=np.float64).reshape(len(rows), n_fields), dtype)
+            bad.append(BadRow(int(number), _diagnose(data[start:end], n_fields, used)))
+    matrix = _cast(np.asarray(rows, dtype=np.float64).reshape(len(rows), len(used)), dtype)
     return matrix, np.asarray(kept, dtype=np.int64), bad
 
 
-def _diagnose(line: bytes, n_fields: int) -> str:
-    """What is wrong with one CSV line, precisely."""
+def _diagnose(line: bytes, n_fields: int, used: list[int]) -> str:
+    """What is wrong with one CSV line, precisely (its used fields: the features)."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -276,7 +302,7 @@ def _diagnose(line: bytes, n_fields: int) -> str:
     fields = text.split(",")
     if len(fields) != n_fields:
         return f"expected {n_fields} fields, got {len(fields)}"
-    for position, value in enumerate(fields, start=1):
+    for position, value in ((i + 1, fields[i]) for i in sorted(used)):
         if not value.strip():
             return f"field {position} is empty"
         if not _is_number(value):
