@@ -89,3 +89,21 @@ def test_the_key_says_the_format() -> None:
         "jsonl",
         "csv",
     ]
+
+
+@pytest.mark.parametrize("key", ["a/b.parquet", "a/B.PARQUET", "a/b.pq"])
+def test_a_parquet_object_is_refused_by_name_not_read_as_csv(key: str) -> None:
+    with pytest.raises(UnreadableObject, match="Parquet is not read yet"):
+        input_format(key)
+
+
+def test_other_columns_are_only_counted_so_a_word_id_does_not_refuse_the_row() -> None:
+    data = b'id,c,a,b,label\nx1,3,1,2,yes\n,6,4,5,\n"q",9,7,8,no\nx4,1,2\nx5,1,,3,no\nx6,1,y,3,no\n'
+    parsed = parse_csv(data, SIGNATURE)
+    assert parsed.lines.tolist() == [2, 3, 4]
+    assert parsed.matrix.tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert parsed.bad == [
+        BadRow(5, "expected 5 fields, got 3"),
+        BadRow(6, "field 3 is empty"),
+        BadRow(7, "field 3 is not a number: 'y'"),
+    ]
