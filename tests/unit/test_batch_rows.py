@@ -107,3 +107,47 @@ def test_other_columns_are_only_counted_so_a_word_id_does_not_refuse_the_row() -
         BadRow(6, "field 3 is empty"),
         BadRow(7, "field 3 is not a number: 'y'"),
     ]
+
+
+NULLABLE = ModelSignature(
+    features=[
+        FeatureSpec(name="a"),
+        FeatureSpec(name="b", nullable=True),
+        FeatureSpec(name="n", type="integer", nullable=True),
+    ],
+    classes=[0, 1],
+)
+
+
+def test_a_nullable_feature_may_be_missing_as_the_predict_route_takes_it() -> None:
+    # Empty and 'nan' as training read the missing cells; other faults are still refused.
+    data = b"id,a,b,n\nx,1,,3\ny,1,2,\nz,,2,3\nw,1,nan,NaN\nv,1,2,3\nu,1,1e999,3\nt,1,2,2.5\n"
+    parsed = parse_csv(data, NULLABLE)
+
+    assert parsed.lines.tolist() == [2, 3, 5, 6]
+    assert np.array_equal(
+        parsed.matrix,
+        np.array([[1, np.nan, 3], [1, 2, np.nan], [1, np.nan, np.nan], [1, 2, 3]]),
+        equal_nan=True,
+    )
+    assert parsed.bad == [
+        BadRow(4, "field 2 is empty"),
+        BadRow(7, "a value is out of range for the model's input type"),
+        BadRow(8, "'n' must be an integer"),
+    ]
+
+
+def test_json_lines_take_null_for_a_nullable_feature_only() -> None:
+    data = b'{"a": 1, "b": null, "n": 2}\n[1, 2, null]\n{"a": null, "b": 1, "n": 2}\n[1, NaN, 2]\n'
+    parsed = parse_jsonl(data, NULLABLE)
+
+    assert parsed.lines.tolist() == [1, 2]
+    assert np.array_equal(parsed.matrix, np.array([[1, np.nan, 2], [1, 2, np.nan]]), equal_nan=True)
+    assert parsed.bad == [
+        BadRow(3, "'a' must be a finite number, got NoneType"),
+        BadRow(4, "'b' must be a finite number, got float"),
+    ]
+
+
+def test_without_nullable_features_an_empty_field_is_still_refused() -> None:
+    assert parse_csv(b"a,b,c\n1,,3\n", SIGNATURE).bad == [BadRow(2, "field 2 is empty")]

@@ -18,7 +18,9 @@ route would take it):
 - JSON Lines: each line is an object of features (other keys are ignored: ids may ride along)
   or an array in signature order.
 - Every feature value is a finite number within the model's input type; integer features
-  take whole numbers, boolean features 0 or 1 (``true``/``false`` in JSON).
+  take whole numbers, boolean features 0 or 1 (``true``/``false`` in JSON). A feature the
+  signature marks ``nullable`` may be missing: an empty CSV field or ``nan`` (as the training
+  data's missing cells were read), ``null`` in JSON; it is NaN in the matrix, as real time.
 - Blank lines are skipped. Line numbers are the file's own (1-based; the header is line 1).
 """
 
@@ -143,7 +145,9 @@ def parse_csv(data: bytes, signature: ModelSignature) -> ParsedRows:
         lines = np.arange(first_line, first_line + len(clean), dtype=np.int64)
         matrix = _cast(clean if used == list(range(n_fields)) else clean[:, used], dtype)
     else:
-        matrix, lines, bad = _parse_checked(data, columns is not None, n_fields, used, dtype)
+        # Used positions whose feature may be missing (an empty field there is not a fault).
+        nullable = {used[i] for i, spec in enumerate(signature.features) if spec.nullable}
+        matrix, lines, bad = _parse_checked(data, columns is not None, n_fields, used, dtype, nullable)
     return _checked(matrix, lines, bad, signature)
 
 
@@ -183,7 +187,7 @@ def _loadtxt(body: bytes, usecols: list[int] | None = None) -> np.ndarray | None
 
 
 def _parse_checked(
-    data: bytes, has_header: bool, n_fields: int, used: list[int], dtype: Any
+    data: bytes, has_header: bool, n_fields: int, used: list[int], dtype: Any, nullable: set[int]
 ) -> tuple[np.ndarray, np.ndarray, list[BadRow]]:
     """The object's rows (the ``used`` columns, in that order) when some line is suspect: each
     line's field count, and any byte no number can contain or empty field in a used column,
@@ -238,9 +242,40 @@ def _parse_checked(
         matrix, lines, bad = _one_by_one(
             data, starts[keep], ends[keep], numbers[keep], n_fields=n_fields, used=used, dtype=dtype
         )
+    missing_rows: list[list[float]] = []
+    missing_lines: list[int] = []
     for start, end, number in zip(starts[suspect], ends[suspect], numbers[suspect], strict=True):
-        bad.append(BadRow(int(number), _diagnose(data[start:end], n_fields, used)))
+        row = _with_missing(data[start:end], n_fields, used, nullable) if nullable else None
+        if row is not None:  # suspect only for missing values where the model takes them
+            missing_rows.append(row)
+            missing_lines.append(int(number))
+        else:
+            bad.append(BadRow(int(number), _diagnose(data[start:end], n_fields, used, nullable)))
+    if missing_rows:
+        matrix = np.concatenate([matrix, _cast(np.asarray(missing_rows, dtype=np.float64), dtype)])
+        lines = np.concatenate([lines, np.asarray(missing_lines, dtype=np.int64)])
+        order = np.argsort(lines, kind="stable")
+        matrix, lines = matrix[order], lines[order]
     return matrix, lines, bad
+
+
+def _with_missing(line: bytes, n_fields: int, used: list[int], nullable: set[int]) -> list[float] | None:
+    """A line's used values with NaN for missing ones in nullable fields, or None when the
+    line has another fault (``_diagnose`` says which)."""
+    fields = line.split(b",")
+    if len(fields) != n_fields:
+        return None
+    row = []
+    for i in used:
+        text = fields[i].strip()
+        try:
+            value = float(text) if text else math.nan
+        except ValueError:
+            return None
+        if not math.isfinite(value) and not (math.isnan(value) and i in nullable):
+            return None
+        row.append(value)
+    return row
 
 
 def _load(
@@ -288,13 +323,14 @@ def _one_by_one(
             rows.append([float(fields[i]) for i in used])
             kept.append(int(number))
         except ValueError:
-            bad.append(BadRow(int(number), _diagnose(data[start:end], n_fields, used)))
+            bad.append(BadRow(int(number), _diagnose(data[start:end], n_fields, used, set())))
     matrix = _cast(np.asarray(rows, dtype=np.float64).reshape(len(rows), len(used)), dtype)
     return matrix, np.asarray(kept, dtype=np.int64), bad
 
 
-def _diagnose(line: bytes, n_fields: int, used: list[int]) -> str:
-    """What is wrong with one CSV line, precisely (its used fields: the features)."""
+def _diagnose(line: bytes, n_fields: int, used: list[int], nullable: set[int]) -> str:
+    """What is wrong with one CSV line, precisely (its used fields: the features; a missing
+    value in a ``nullable`` one is not wrong)."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -304,10 +340,12 @@ def _diagnose(line: bytes, n_fields: int, used: list[int]) -> str:
         return f"expected {n_fields} fields, got {len(fields)}"
     for position, value in ((i + 1, fields[i]) for i in sorted(used)):
         if not value.strip():
+            if position - 1 in nullable:
+                continue
             return f"field {position} is empty"
         if not _is_number(value):
             return f"field {position} is not a number: {value[:40]!r}"
-        if not math.isfinite(float(value)):
+        if not math.isfinite(float(value)) and not (math.isnan(float(value)) and position - 1 in nullable):
             return f"field {position} is not a finite number: {value[:40]!r}"
     return "not a line of numbers"
 
@@ -325,13 +363,15 @@ def _checked(
             reasons[int(i)] = reason
         problems[mask] = True
 
-    refuse(~np.isfinite(matrix).all(axis=1), "a value is out of range for the model's input type")
+    missing = np.isnan(matrix) & np.array([spec.nullable for spec in signature.features], dtype=bool)
+    refuse(~(np.isfinite(matrix) | missing).all(axis=1), "a value is out of range for the model's input type")
     for column, spec in enumerate(signature.features):
         values = matrix[:, column]
+        present = ~missing[:, column]
         if spec.type == "integer":
-            refuse(values != np.round(values), f"'{spec.name}' must be an integer")
+            refuse(present & (values != np.round(values)), f"'{spec.name}' must be an integer")
         elif spec.type == "boolean":
-            refuse((values != 0) & (values != 1), f"'{spec.name}' must be 0 or 1")
+            refuse(present & (values != 0) & (values != 1), f"'{spec.name}' must be 0 or 1")
     if reasons:
         bad = bad + [BadRow(int(lines[i]), reason) for i, reason in reasons.items()]
         matrix, lines = matrix[~problems], lines[~problems]
@@ -386,6 +426,8 @@ def _json_row(value: Any, names: list[str], signature: ModelSignature) -> tuple[
             row.append(float(item))
         elif isinstance(item, int | float) and math.isfinite(item):
             row.append(float(item))
+        elif item is None and spec.nullable:  # missing, as the predict route takes it
+            row.append(math.nan)
         else:
             kind = "string" if isinstance(item, str) else type(item).__name__
             return f"'{spec.name}' must be a finite number, got {kind}", []
