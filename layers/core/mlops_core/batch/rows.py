@@ -147,7 +147,9 @@ def parse_csv(data: bytes, signature: ModelSignature) -> ParsedRows:
     else:
         # Used positions whose feature may be missing (an empty field there is not a fault).
         nullable = {used[i] for i, spec in enumerate(signature.features) if spec.nullable}
-        matrix, lines, bad = _parse_checked(data, columns is not None, n_fields, used, dtype, nullable)
+        matrix, lines, bad = _parse_checked(
+            data, columns is not None, n_fields, used, dtype, nullable=nullable
+        )
     return _checked(matrix, lines, bad, signature)
 
 
@@ -187,7 +189,7 @@ def _loadtxt(body: bytes, usecols: list[int] | None = None) -> np.ndarray | None
 
 
 def _parse_checked(
-    data: bytes, has_header: bool, n_fields: int, used: list[int], dtype: Any, nullable: set[int]
+    data: bytes, has_header: bool, n_fields: int, used: list[int], dtype: Any, *, nullable: set[int]
 ) -> tuple[np.ndarray, np.ndarray, list[BadRow]]:
     """The object's rows (the ``used`` columns, in that order) when some line is suspect: each
     line's field count, and any byte no number can contain or empty field in a used column,
