@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_core.registry.signature import FeatureViewInput
+from mlops_core.training.pruning import Curve, TrialPruning
 
 Task = Literal["classification", "regression"]
 
@@ -48,6 +49,8 @@ class Candidate(_State):
     validation_fraction: float
     target_metric: str
     compute: Literal["lambda", "sagemaker"] = "lambda"
+    #: A search trial that may be pruned (its family trains in steps, a pruner is declared).
+    pruning: TrialPruning | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class CandidateResult(_State):
@@ -65,6 +68,25 @@ class CandidateResult(_State):
     validation_rows: int
     duration_seconds: float
     package_versions: dict[str, str]
+    #: A trial trained in steps: its validation curve, for the study's pruner.
+    curve: Curve | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+class PrunedResult(_State):
+    """What TrainCandidate returns for a trial its pruner stopped: no model, its last step."""
+
+    candidate_id: str
+    family: str
+    params: dict[str, Any]
+    seed: int
+    state: Literal["PRUNED"] = "PRUNED"
+    step: int = Field(description="The last step trained (iterations or trees)")
+    value: float = Field(description="The validation metric at that step")
+    metric: str
+    curve: Curve
+    train_rows: int
+    validation_rows: int
+    duration_seconds: float
 
 
 class RunState(_State):
