@@ -67,6 +67,50 @@ def test_a_search_of_two_rounds_of_three_trials_runs_on_the_interpreter_and_regi
     assert json.loads(result["output"])["version"] == 1
 
 
+def test_a_search_with_a_median_pruner_runs_to_completion_and_the_record_lists_pruned_trials(
+    stack: DeployedResources,
+) -> None:
+    search = {
+        "family": "random_forest",
+        "space": {
+            "max_depth": {"type": "int", "low": 1, "high": 8},
+            "min_samples_leaf": {"type": "int", "low": 1, "high": 80},
+        },
+        "params": {"n_estimators": 40},
+        "rounds": 3,
+        "parallelism": 3,
+        "pruner": {"type": "median", "n_startup_trials": 3, "interval": 10},
+    }
+
+    result = _execute(stack, "search-pruned", candidates=None, search=search)
+
+    assert result["status"] == "SUCCEEDED", result
+    assert result["states"].count("TrainTrial") == 9
+    run = RunTracker(MetadataTable(TABLE)).get_with_candidates("search-pruned")
+    assert run["request"]["search"]["pruner"]["type"] == "median"
+    assert run["search"]["pruner"] == search["pruner"] | {
+        "n_warmup_steps": 0,
+        "interval_steps": 1,
+        "n_min_trials": 1,
+    }
+    trials = run["search"]["trials"]
+    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    assert pruned, trials
+    assert run["search"]["pruned"] == len(pruned)
+    assert all(t["round"] > 1 for t in pruned)  # the first round has no curves to compare with
+    assert all(
+        t["pruned_at_step"] in (10, 20, 30) and t["steps_trained"] == t["pruned_at_step"] for t in pruned
+    )
+    assert all(t["state"] == "COMPLETE" and t["steps_trained"] == 40 for t in trials if t not in pruned)
+    recorded = {c["candidate_id"]: c for c in run["candidates"]}
+    for trial in pruned:
+        item = recorded[trial["candidate_id"]]
+        assert item["state"] == "PRUNED" and item["step"] == trial["pruned_at_step"]
+        assert "artifact_key" not in item
+    assert run["best_candidate"] not in {t["candidate_id"] for t in pruned}
+    assert json.loads(result["output"])["version"] == 1
+
+
 def test_a_search_that_is_refused_at_validation_fails_before_any_trial(stack: DeployedResources) -> None:
     bad = SEARCH | {"space": {"C": {"type": "float", "low": -1.0, "high": 1.0}}}
 
