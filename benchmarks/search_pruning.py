@@ -3,13 +3,13 @@ and the 20-point grid of ``search_vs_grid.py``, on the sample dataset, same seed
 
 Each trial trains as TrainCandidate trains a search trial under a pruner: the study rebuilt
 from the document of the earlier rounds (``pruning.trial_in_study``), the estimator trained in
-steps of 10 iterations with ``pruning.fit_in_steps`` (validation metric reported at each step),
+steps of ``--interval`` iterations with ``pruning.fit_in_steps`` (validation metric reported at each step),
 the result told with ``search.tell`` (PRUNED with its curve, or COMPLETE). Measured: boosting
 iterations trained over all trials (the work a pruner saves, independent of load), the CPU
 seconds of the trials' training (``time.process_time``), and the best validation value against
 the grid's (the search must stay at least as good), and its holdout value. One OpenMP thread.
 
-    .venv/bin/python benchmarks/search_pruning.py [--seeds 5] [--metric roc_auc|log_loss]
+    .venv/bin/python benchmarks/search_pruning.py [--seeds 5] [--metric log_loss|roc_auc] [--interval 10]
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def _search(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="Searches per pruner, one per seed")
-    parser.add_argument("--metric", default="roc_auc", choices=["roc_auc", "log_loss", "accuracy"])
+    parser.add_argument("--metric", default="log_loss", choices=["roc_auc", "log_loss", "accuracy"])
+    parser.add_argument("--interval", type=int, default=10, help="Iterations per step (the pruners')")
     args = parser.parse_args()
     # One OpenMP thread per fit, as each parallel trial would have: on a shared machine,
     # gradient boosting's threads contend and their wait would swamp what is measured.
@@ -133,6 +134,7 @@ def main() -> None:
         "dataset": "breast-cancer sample (569 rows), validation 20 %, holdout 20 %, seed 42",
         "family": FAMILY,
         "metric": args.metric,
+        "interval": args.interval,
         "grid": {"trials": TRIALS, "iterations": TRIALS * FIXED["max_iter"], "best_validation": grid_value},
         "pruners": {},
     }
@@ -141,7 +143,8 @@ def main() -> None:
     def same(run: dict[str, Any]) -> bool:
         return bool(run["best_params"] == baseline[run["seed"]]["best_params"])
 
-    for name, pruner in PRUNERS.items():
+    for name, declared in PRUNERS.items():
+        pruner = None if declared is None else declared | {"interval": args.interval}
         runs = [_search(pruner, seed, args.metric, data) for seed in range(args.seeds)]
         if pruner is None:
             baseline = {r["seed"]: r for r in runs}
