@@ -150,3 +150,28 @@ def test_the_template_loops_search_rounds_through_a_map_of_the_same_trainer(
         == candidate["Arguments" if "Arguments" in candidate else "Parameters"]["FunctionName"]
     )
     assert trial["Catch"][0]["Next"] == "TrialFailed"
+
+
+def test_the_trainer_may_get_search_studies_but_read_no_other_run_object(synthesized: SynthesizedApp) -> None:
+    """A pruned trial reads its study: s3:GetObject on runs/*/search/*, nothing more of runs/."""
+    role = synthesized.stack.training.train_candidate.role
+    grants: dict[str, set[str]] = {}
+    for statement in synthesized.role_policy_statements(role):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        for resource in resources:
+            joined = resource.get("Fn::Join") if isinstance(resource, dict) else None
+            key = joined[1][-1] if joined else json.dumps(resource)
+            for action in actions:
+                if action.startswith("s3:"):
+                    grants.setdefault(action, set()).add(str(key))
+    assert grants["s3:GetObject"] == {"/datasets/*", "/runs/*/search/*"}
+    assert all(
+        "/runs/" not in key
+        for action, keys in grants.items()
+        if action != "s3:GetObject" and action.startswith("s3:Get")
+        for key in keys
+    )
+    assert "s3:ListBucket" not in grants and not any(a.startswith("s3:Delete") for a in grants)
