@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from infra.local.sample_data import breast_cancer
-from mlops_core.data.schema import DatasetSchema, load_csv
 from mlops_core.training import metrics
 from mlops_core.training.estimators import CandidateSpec, build, check_candidate
 from mlops_core.training.pruning import (
@@ -25,20 +23,16 @@ from mlops_core.training.pruning import (
 )
 from mlops_core.training.search import OptunaSearchSpec, StudyDocument, Trial, ask, tell
 from mlops_core.training.search_steps import _candidate, _pruner_note
-from mlops_core.training.splits import split_indices
 from mlops_core.training.state import SearchState
 
 
 @pytest.fixture(scope="module")
 def data() -> dict[str, np.ndarray]:
-    sample = breast_cancer()
-    schema = DatasetSchema.model_validate(sample.schema)
-    table = load_csv(sample.csv, schema)
-    x = table.matrix([c.name for c in schema.features])
-    y = table.columns[schema.target].astype(np.int64)
-    train, validation, _ = split_indices(
-        y, task="classification", seed=42, holdout_fraction=0.2, validation_fraction=0.2
-    )
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    order = np.random.default_rng(42).permutation(len(y))
+    train, validation = order[:400], order[400:]
     return {"x_train": x[train], "y_train": y[train], "x_val": x[validation], "y_val": y[validation]}
 
 
@@ -172,7 +166,7 @@ def test_successive_halving_and_hyperband_prune_from_the_replayed_rungs(
     """The rungs the pruner wrote (system_attrs) travel with each trial's curve in the document."""
     document = _document([])
     for number in range(8):  # good trials, each trained (and told) with its bookkeeping
-        _, curve = _train("random_forest", {"n_estimators": 50, "max_depth": 8}, document, pruner, data)
+        _, curve = _train("random_forest", {"n_estimators": 50, "max_depth": 4}, document, pruner, data)
         assert curve.pruned_at_step is None
         document.trials.append(
             _complete(number, curve.intermediate_values).model_copy(
@@ -200,39 +194,34 @@ def test_families_that_train_in_one_step_are_never_pruned_and_the_record_says_so
     assert note(median, "random_forest") is None
     assert not applies(parse_pruner({"type": "none"}), "random_forest")
 
-    spec = OptunaSearchSpec.model_validate(
-        {
-            "family": "logistic_regression",
-            "space": {"C": {"type": "float", "low": 0.01, "high": 1.0}},
-            "n_trials": 2,
-            "pruner": {"type": "median"},
-        }
-    )
-    document = StudyDocument(family=spec.family, metric="roc_auc", direction="maximize", started_at="-")
+    spec = _median_search("logistic_regression", {"C": {"type": "float", "low": 0.01, "high": 1.0}})
     state = _search_state(spec, compute="lambda")
-    (trial,) = ask(document, spec, 1, seed=1)
-    candidate = _candidate(state, spec, trial)
+    candidate = _candidate(state, spec, _first_trial(spec))
     assert candidate is not None and candidate.pruning is None
     assert "never pruned" in (_pruner_note(state, spec) or "")
 
 
 def test_trials_on_sagemaker_carry_no_pruning_and_the_record_says_why() -> None:
-    spec = OptunaSearchSpec.model_validate(
-        {
-            "family": "random_forest",
-            "space": {"max_depth": {"type": "int", "low": 1, "high": 8}},
-            "n_trials": 2,
-            "pruner": {"type": "median"},
-        }
-    )
-    document = StudyDocument(family=spec.family, metric="roc_auc", direction="maximize", started_at="-")
-    (trial,) = ask(document, spec, 1, seed=1)
+    spec = _median_search("random_forest", {"max_depth": {"type": "int", "low": 1, "high": 8}})
+    trial = _first_trial(spec)
     on_lambda = _candidate(_search_state(spec, compute="lambda"), spec, trial)
     on_sagemaker = _candidate(_search_state(spec, compute="sagemaker"), spec, trial)
     assert on_lambda is not None and on_lambda.pruning is not None
     assert on_lambda.pruning.trial == trial.number and on_lambda.pruning.pruner["type"] == "median"
     assert on_sagemaker is not None and on_sagemaker.pruning is None
     assert "SageMaker" in (_pruner_note(_search_state(spec, compute="sagemaker"), spec) or "")
+
+
+def _median_search(family: str, space: dict[str, Any]) -> OptunaSearchSpec:
+    return OptunaSearchSpec.model_validate(
+        {"family": family, "space": space, "n_trials": 2, "pruner": {"type": "median"}}
+    )
+
+
+def _first_trial(spec: OptunaSearchSpec) -> Trial:
+    document = StudyDocument(family=spec.family, metric="roc_auc", direction="maximize", started_at="-")
+    (trial,) = ask(document, spec, 1, seed=1)
+    return trial
 
 
 def _search_state(spec: OptunaSearchSpec, compute: str) -> SearchState:

@@ -53,13 +53,18 @@ class Candidate(_State):
     pruning: TrialPruning | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
-class CandidateResult(_State):
-    """What TrainCandidate returns (one Map iteration's result)."""
+class _Trained(_State):
+    """Which candidate a TrainCandidate result is of."""
 
     candidate_id: str
     family: str
     params: dict[str, Any]
     seed: int
+
+
+class CandidateResult(_Trained):
+    """What TrainCandidate returns (one Map iteration's result)."""
+
     artifact_key: str
     artifact_version_id: str | None
     sha256: str
@@ -72,13 +77,9 @@ class CandidateResult(_State):
     curve: Curve | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
-class PrunedResult(_State):
+class PrunedResult(_Trained):
     """What TrainCandidate returns for a trial its pruner stopped: no model, its last step."""
 
-    candidate_id: str
-    family: str
-    params: dict[str, Any]
-    seed: int
     state: Literal["PRUNED"] = "PRUNED"
     step: int = Field(description="The last step trained (iterations or trees)")
     value: float = Field(description="The validation metric at that step")
