@@ -580,8 +580,8 @@ def _training_request(
         if candidates is not None:
             raise _usage("give --candidates or --search, not both", "--search")
         request["search"] = _search(search)
-    else:
-        request["candidates"] = _candidates(candidates or '[{"family": "logistic_regression"}]')
+    elif candidates is not None:
+        request["candidates"] = _candidates(candidates)
     return request
 
 
@@ -595,7 +595,8 @@ def train(
     candidates: Annotated[
         str | None,
         typer.Option(
-            help='JSON list of {family, params}, or @file.json [default: [{"family": "logistic_regression"}]]'
+            help="JSON list of {family, params}, or @file.json [default: by the dataset's task: "
+            "logistic_regression and hist_gradient_boosting, or ridge and hist_gradient_boosting_regressor]"
         ),
     ] = None,
     search: Annotated[

@@ -217,6 +217,22 @@ def test_registry_role_writes_metadata_and_models_but_never_deletes_anything(
     }
 
 
+def test_register_model_reads_runs_and_models_and_writes_models_only(synthesized: SynthesizedApp) -> None:
+    # It reads the candidate under runs/, writes the version's files under models/ once, and
+    # reads an existing content-addressed file back for its version id (HeadObject).
+    role = synthesized.stack.training.register_model.role
+    bucket_id = synthesized.logical_id(synthesized.stack.storage.artifacts_bucket)
+    s3_grants = {
+        grant for grant in _grants(synthesized.role_policy_statements(role)) if grant[0][0].startswith("s3:")
+    }
+
+    assert s3_grants == {
+        (("s3:GetObject", "s3:GetObjectVersion"), _arn_with_suffix(bucket_id, "/runs/*")),
+        (("s3:GetObject", "s3:GetObjectVersion"), _arn_with_suffix(bucket_id, "/models/*")),
+        (("s3:PutObject",), _arn_with_suffix(bucket_id, "/models/*")),
+    }
+
+
 def test_function_code_excludes_caches_and_tests(tmp_path: Path) -> None:
     code_dir = tmp_path / "function"
     for relative in (

@@ -85,6 +85,41 @@ def test_concurrent_registrations_never_corrupt_artifacts(
     )
 
 
+@pytest.mark.parametrize("versioning", ["Enabled", "Suspended"])
+def test_content_addressed_files_are_written_once(registry: ModelRegistry, versioning: str) -> None:
+    # The second write of a key finds the object (If-None-Match: *), keeps it and returns its
+    # version: concurrent registrations of one signature never race on one key, and a model's
+    # versions sharing a signature leave one object version, not one per registration.
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": versioning})
+    key = "models/breast-cancer/" + "ab" * 32 + "/signature.json"
+
+    first = registry.store.put_once(key, b'{"features": []}')
+    again = registry.store.put_once(key, b'{"features": []}')
+
+    assert again.version_id == first.version_id
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=key).get("Versions", [])
+    assert [v["VersionId"] for v in versions] == [first.version_id or "null"]
+
+
+def test_versions_sharing_a_signature_share_one_signature_object(
+    registry_api: ModuleType, registry: ModelRegistry
+) -> None:
+    artifacts, signature = _distinct_artifacts(3)
+    for i, data in enumerate(artifacts):
+        upload(f"uploads/shared/{i}/model.onnx", data)
+        upload(f"uploads/shared/{i}/signature.json", signature.model_dump_json().encode())  # type: ignore[attr-defined]
+        request = RegisterVersionRequest(artifact_key=f"uploads/shared/{i}/model.onnx", run_id=f"s{i}")
+        registry.register_version("breast-cancer", request)
+
+    signature_keys = {v.artifact.signature_key for v in registry.list_versions("breast-cancer")}
+    assert len(signature_keys) == 1
+    listed = boto3.client("s3", region_name=REGION).list_object_versions(
+        Bucket=BUCKET, Prefix=signature_keys.pop()
+    )
+    assert len(listed.get("Versions", [])) == 1
+
+
 def test_registering_with_a_run_of_another_model_is_422_and_writes_nothing(
     registry_api: ModuleType, registry: ModelRegistry
 ) -> None:

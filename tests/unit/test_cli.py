@@ -300,7 +300,6 @@ def test_train_sends_the_request_with_tolerance(cli: Any) -> None:
     assert request == {
         "model_name": "breast-cancer",
         "dataset_key": "datasets/breast-cancer/v1/data.csv",
-        "candidates": [{"family": "logistic_regression"}],
         "seed": 42,
         "threshold": 0.95,
         "tolerance": 0.02,

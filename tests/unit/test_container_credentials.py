@@ -32,7 +32,9 @@ from mlops_core.storage.sigv4 import Credentials
 from tests.loopback import loopback_server
 
 TOKEN = "lambda-authorization-token"
-START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+# Credentials the fake endpoint hands out expire hours after the real now: the readers that run on
+# the wall clock must see them valid (a fixed date here failed once that date came).
+START = datetime.now(UTC).replace(microsecond=0)
 
 
 class FakeCredentialsEndpoint(http.server.BaseHTTPRequestHandler):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlops_core.errors import Invalid
-from mlops_core.training.estimators import CandidateSpec, SearchSpec, build, check_candidate, expand
+from mlops_core.training.estimators import FAMILIES, CandidateSpec, SearchSpec, build, check_candidate, expand
 from mlops_core.training.splits import split_indices
 
 
@@ -88,3 +88,28 @@ def test_split_is_deterministic_disjoint_and_stratified() -> None:
     assert len(set(train) | set(validation) | set(holdout)) == 100
     assert (len(train), len(validation), len(holdout)) == (60, 20, 20)
     assert y[holdout].mean() == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize(
+    "family", ["logistic_regression", "ridge", "random_forest", "random_forest_regressor"]
+)
+def test_a_family_without_native_missing_values_gets_a_median_imputer_first(family: str) -> None:
+    from sklearn.pipeline import Pipeline
+
+    params = FAMILIES[family][0]().model_dump()
+    estimator = build(family, params, seed=1, missing_values=True)
+
+    assert isinstance(estimator, Pipeline)
+    names = [name for name, _ in estimator.steps]
+    assert names[0] == "simpleimputer"
+    assert "simpleimputer" not in names[1:]  # one flat pipeline: the exporter finds the final step
+    assert not isinstance(estimator.steps[-1][1], Pipeline)
+    assert estimator.steps[0][1].strategy == "median"
+    without = build(family, params, seed=1)
+    assert "simpleimputer" not in dict(getattr(without, "steps", []))
+
+
+@pytest.mark.parametrize("family", ["hist_gradient_boosting", "hist_gradient_boosting_regressor"])
+def test_gradient_boosting_takes_missing_values_as_it_is(family: str) -> None:
+    params = FAMILIES[family][0]().model_dump()
+    assert type(build(family, params, seed=1, missing_values=True)) is type(build(family, params, seed=1))

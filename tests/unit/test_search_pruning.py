@@ -310,3 +310,27 @@ def test_a_bad_pruner_declaration_is_refused_by_the_model(pruner: Any) -> None:
             }
         )
     assert all(e["loc"][0] == "pruner" for e in raised.value.errors())
+
+
+def test_a_forest_on_nullable_features_trains_in_steps_inside_its_imputing_pipeline(
+    data: dict[str, np.ndarray],
+) -> None:
+    x = data["x_train"].copy()
+    x[::7, 0] = np.nan  # nullable features: the forest is Pipeline([imputer, forest])
+    holes = {**data, "x_train": x}
+    full = check_candidate(CandidateSpec(family="random_forest", params={"n_estimators": 30}), None, 0)
+    trial = trial_in_study(_document([]), parse_pruner({"type": "median"}), "run-1", 0)
+
+    model, curve = fit_in_steps(
+        build("random_forest", full, seed=7, missing_values=True),
+        "random_forest",
+        full,
+        fit=lambda m: m.fit(holes["x_train"], holes["y_train"]),
+        score=_log_loss(holes),
+        trial=trial,
+        interval=10,
+    )
+
+    whole = build("random_forest", full, seed=7, missing_values=True).fit(x, data["y_train"])
+    assert hasattr(model, "steps") and list(curve.intermediate_values) == ["10", "20", "30"]
+    assert np.array_equal(model.predict_proba(data["x_val"]), whole.predict_proba(data["x_val"]))

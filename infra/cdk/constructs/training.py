@@ -194,6 +194,9 @@ class TrainingConstruct(Construct):
         storage.grant_prefix_list(self.search_round.role, runs)
         storage.grant_prefix_write(self.search_round.role, runs)
         storage.grant_prefix_write(self.register_model.role, models)
+        # Content-addressed files are written once (If-None-Match); an existing one is read back
+        # for its version id (HeadObject needs GetObject).
+        storage.grant_prefix_read(self.register_model.role, models)
         for function in (
             self.build_training_set,
             self.validate_data,

@@ -87,12 +87,12 @@ def register_version(
     already = registry.repository.registered_version(name, checksum, request.run_id)
     if already is not None:
         return registry.get_version(name, already)
-    # Content-addressed keys: writing them again writes the same bytes, so a losing
-    # concurrent registration can never change what a winner's version points at.
-    stored = registry.store.put(keys.registered_artifact(name, checksum), source.data)
+    # Content-addressed keys, written once: a losing concurrent registration can never change
+    # what a winner's version points at, and registering the same bytes again writes nothing.
+    stored = registry.store.put_once(keys.registered_artifact(name, checksum), source.data)
     signature_bytes = signature.model_dump_json(indent=2).encode()
     signature_key = keys.registered_artifact(name, sha256_hex(signature_bytes), keys.SIGNATURE_FILE)
-    registry.store.put(signature_key, signature_bytes, content_type="application/json")
+    registry.store.put_once(signature_key, signature_bytes, content_type="application/json")
     artifact = ArtifactRef(
         key=stored.key,
         s3_version_id=stored.version_id,

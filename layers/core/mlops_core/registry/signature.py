@@ -29,6 +29,10 @@ class FeatureSpec(BaseModel):
 
     name: str
     type: FeatureType = "double"
+    nullable: bool = Field(
+        default=False,
+        description="The model takes a missing value (null) here: its training data had them",
+    )
 
     @field_validator("name")
     @classmethod

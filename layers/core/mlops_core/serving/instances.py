@@ -23,7 +23,8 @@ def _check_value(
 ) -> None:
     kind = type(value)
     if value is None:
-        problems.append(detail(loc, f"'{spec.name}' is null; a {spec.type} is required", "missing_value"))
+        if not spec.nullable:  # a nullable feature's null is NaN in the matrix: the model imputes it
+            problems.append(detail(loc, f"'{spec.name}' is null; a {spec.type} is required", "missing_value"))
     elif spec.type == "boolean":
         if kind is not bool:
             problems.append(detail(loc, f"'{spec.name}' must be a boolean, got {kind.__name__}", "bool_type"))

@@ -267,6 +267,8 @@ def _raise_for_code(what: str, code: str, error: Exception, message: str = "") -
             unavailable = Unavailable(f"{what}: transaction cancelled ({', '.join(map(str, reasons))})")
         unavailable.cancellation_reasons = reasons
         raise unavailable from error
+    if code in {"PreconditionFailed", "ConditionalRequestConflict"}:  # S3 conditional writes
+        raise Conflict(f"{what}: the object changed or already exists") from error
     if code in _NOT_FOUND:
         raise NotFound(f"{what}: object not found") from error
     if code == "ValidationException":  # retrying cannot help: an item too large, say

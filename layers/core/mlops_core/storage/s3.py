@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_core.errors import Conflict, NotFound, Unavailable
 from mlops_core.storage.clients import client, reader, translate_errors
 
 
@@ -52,6 +53,32 @@ class ArtifactStore:
                 Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
             )
         return StoredObject(key=key, version_id=response.get("VersionId"), data=data)
+
+    def put_once(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> StoredObject:
+        """Write a content-addressed object unless it is there already (S3 conditional write).
+
+        The key names the content, so an existing object holds these bytes: it is kept and its
+        version returned. Concurrent writers of one key make one object version, not one each.
+        """
+        for _ in range(3):
+            try:
+                with translate_errors(self.what):
+                    response = self._client.put_object(
+                        Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*"
+                    )
+                return StoredObject(key=key, version_id=response.get("VersionId"), data=data)
+            except Conflict:  # 412: it exists; 409: a concurrent write of it is in flight
+                try:
+                    with translate_errors(self.what):
+                        head = self._client.head_object(Bucket=self.bucket, Key=key)
+                    return StoredObject(key=key, version_id=head.get("VersionId"), data=data)
+                except NotFound:
+                    continue  # the in-flight write failed: write it ourselves
+        raise Unavailable(
+            f"{self.what}: concurrent writes of one object kept conflicting", retry_after_seconds=1
+        )
 
     def keys(self, prefix: str, *, start_after: str | None = None) -> Iterator[str]:
         """Keys under ``prefix`` in key order (after ``start_after``), following pagination lazily."""

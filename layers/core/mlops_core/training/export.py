@@ -32,13 +32,15 @@ def export_sklearn(
     feature_names: Sequence[str],
     *,
     feature_types: Sequence[FeatureType] | None = None,
+    nullable: Sequence[bool] | None = None,
     target: str | None = None,
     input_dtype: Literal["float32", "float64"] = "float32",
 ) -> tuple[bytes, ModelSignature]:
     """ONNX bytes and signature for a fitted scikit-learn estimator or pipeline.
 
     Classifiers export a ``label`` output and a ``probabilities`` matrix (no ZipMap, so
-    the output is a plain tensor); regressors a ``variable`` output.
+    the output is a plain tensor); regressors a ``variable`` output. ``nullable``: per
+    feature, whether the model takes a missing value (NaN) there.
     """
     n_features = len(feature_names)
     tensor = FloatTensorType if input_dtype == "float32" else DoubleTensorType
@@ -51,10 +53,14 @@ def export_sklearn(
         target_opset={"": TARGET_OPSET, "ai.onnx.ml": 3},
     )
     types = list(feature_types) if feature_types is not None else ["double"] * n_features
+    missing = list(nullable) if nullable is not None else [False] * n_features
     classes = [c.item() if isinstance(c, np.generic) else c for c in getattr(estimator, "classes_", [])]
     signature = ModelSignature(
         task="classification" if classifier else "regression",
-        features=[FeatureSpec(name=n, type=t) for n, t in zip(feature_names, types, strict=True)],
+        features=[
+            FeatureSpec(name=n, type=t, nullable=m)
+            for n, t, m in zip(feature_names, types, missing, strict=True)
+        ],
         classes=classes or None,
         target=target,
         input_name="input",

@@ -236,11 +236,15 @@ def fit_in_steps(
     resource = ITERATIVE[family]
     total = int(params[resource])
     steps = [*range(interval, total, interval), total]
-    estimator.set_params(warm_start=True)
+    # A forest on nullable features is a Pipeline (an imputer first, refitted the same each
+    # step): the model that trains in steps is its last step.
+    model = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    model.set_params(warm_start=True)
     trained, pruned_at = 0, None
     for step in steps:
-        fit(estimator.set_params(**{resource: step}))
-        trained = int(getattr(estimator, "n_iter_", step))
+        model.set_params(**{resource: step})
+        fit(estimator)
+        trained = int(getattr(model, "n_iter_", step))
         value = score(estimator)
         finite = math.isfinite(value)
         if finite:
@@ -250,7 +254,7 @@ def fit_in_steps(
         if finite and step < total and trial.should_prune():
             pruned_at = trained
             break
-    estimator.set_params(warm_start=False)
+    model.set_params(warm_start=False)
     frozen = trial.study.trials[trial.number]
     curve = Curve(
         intermediate_values={str(k): float(v) for k, v in sorted(frozen.intermediate_values.items())},

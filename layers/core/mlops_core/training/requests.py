@@ -16,7 +16,13 @@ from mlops_core.storage import keys
 from mlops_core.storage.dynamo import serialize
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.training import metrics
-from mlops_core.training.estimators import CandidateSpec, SearchSpec, check_candidate, expand
+from mlops_core.training.estimators import (
+    DEFAULT_CANDIDATES,
+    CandidateSpec,
+    SearchSpec,
+    check_candidate,
+    expand,
+)
 from mlops_core.training.search import Direction, OptunaSearchSpec, check_space
 from mlops_core.training.tracking import RUN_ID_PATTERN
 
@@ -157,7 +163,12 @@ class TrainingRequest(BaseModel):
     tolerance: float = Field(
         default=0.0, ge=0, description="How much worse than the champion is still accepted"
     )
-    candidates: list[CandidateSpec] | None = None
+    candidates: list[CandidateSpec] | None = Field(
+        default=None,
+        description="The models to train; unset (and no search): logistic_regression and "
+        "hist_gradient_boosting for classification, ridge and hist_gradient_boosting_regressor "
+        "for regression",
+    )
     search: Search | None = Field(
         default=None, description="A grid (candidates) or Optuna's search (a space and a budget)"
     )
@@ -268,7 +279,7 @@ def check_against_schema(request: TrainingRequest, schema: DatasetSchema) -> Che
     objective: tuple[str, Direction] | None = None
     try:
         if optuna is None:
-            specs = expand(request.candidates, request.grid())
+            specs = candidate_specs(request, schema.task)
             params = [check_candidate(spec, schema.task, i) for i, spec in enumerate(specs)]
         else:
             specs, params = [], []
@@ -305,11 +316,25 @@ def check_before_start(request: TrainingRequest, store: ArtifactStore) -> None:
     hyper-parameters, that the request can be kept in the run record (DynamoDB's numbers,
     no empty map keys), then, from the dataset's schema (read, never written), the column
     names, each family's task and the target metric (``check_against_schema``)."""
+    check_without_schema(request)
+    check_against_schema(request, read_schema(store, request))
+
+
+def candidate_specs(request: TrainingRequest, task: str) -> list[CandidateSpec]:
+    """The request's candidates (and grid), or, when it names neither candidates nor a search,
+    the defaults for the dataset's task (``DEFAULT_CANDIDATES``)."""
+    if request.candidates is None and request.search is None:
+        return [CandidateSpec(family=family) for family in DEFAULT_CANDIDATES[task]]
+    return expand(request.candidates, request.grid())
+
+
+def check_without_schema(request: TrainingRequest) -> None:
+    """The families and hyper-parameters (their task is known only from the schema), and that
+    the request can be kept in the run record (DynamoDB's numbers, no empty map keys)."""
     optuna = request.optuna()
     if optuna is not None:
         check_space(optuna, None, request.target_metric)
-    else:
+    elif request.candidates is not None or request.search is not None:
         for index, spec in enumerate(expand(request.candidates, request.grid())):
             check_candidate(spec, None, index)
     serialize(request.model_dump(mode="json"))
-    check_against_schema(request, read_schema(store, request))

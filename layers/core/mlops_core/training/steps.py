@@ -268,7 +268,9 @@ def fit_trial(raw_candidate: dict[str, Any], store: ArtifactStore) -> CandidateR
     )
     if candidate.task == "classification":
         y = y.astype(np.int64)
-    estimator = build(candidate.family, candidate.params, candidate.seed)
+    columns = {c.name: c for c in schema.columns}
+    nullable = [columns[f].nullable for f in candidate.features]
+    estimator = build(candidate.family, candidate.params, candidate.seed, missing_values=any(nullable))
     curve = None
     if candidate.pruning is not None and candidate.family in ITERATIVE:
         estimator, curve, metric = _fit_in_steps(
@@ -296,11 +298,11 @@ def fit_trial(raw_candidate: dict[str, Any], store: ArtifactStore) -> CandidateR
             )
     else:
         estimator.fit(x[train], y[train])
-    types = {c.name: c.type for c in schema.columns}
     onnx_bytes, signature = export_sklearn(
         estimator,
         candidate.features,
-        feature_types=[types[f] for f in candidate.features],
+        feature_types=[columns[f].type for f in candidate.features],
+        nullable=nullable,
         target=candidate.target,
     )
     if candidate.feature_views:

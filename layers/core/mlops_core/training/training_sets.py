@@ -46,17 +46,15 @@ from mlops_core.features.point_in_time import (
 )
 from mlops_core.features.sources import SourceMismatch, list_source_objects, read_source_object
 from mlops_core.storage import keys
-from mlops_core.storage.dynamo import serialize
 from mlops_core.storage.s3 import ArtifactStore
-from mlops_core.training.estimators import check_candidate, expand
 from mlops_core.training.requests import (
     FeatureViewRef,
     InvalidTrainingRequest,
     TrainingRequest,
     check_against_schema,
+    check_without_schema,
     validation_problems,
 )
-from mlops_core.training.search import check_space
 from mlops_core.training.tracking import RunTracker
 
 #: Feature types a training set can carry (the dataset's columns are numbers).
@@ -183,13 +181,7 @@ def check_feature_view_request(request: TrainingRequest, store: ArtifactStore, v
         raise InvalidTrainingRequest(
             message, details=[detail(["body", "feature_view_versions"], message, "forbidden")]
         )
-    optuna = request.optuna()
-    if optuna is not None:
-        check_space(optuna, None, request.target_metric)
-    else:
-        for index, spec in enumerate(expand(request.candidates, request.grid())):
-            check_candidate(spec, None, index)
-    serialize(request.model_dump(mode="json"))
+    check_without_schema(request)
     found = registered_views(request, views)
     labels = read_labels(request, store, request.options.entity_column or found[0].definition.entity.name)
     check_against_schema(request, training_schema(request, [v.definition for v in found], labels))
