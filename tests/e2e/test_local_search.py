@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import test_local_stack as local_stack_test
+from tests.support import PRUNED_FOREST_SEARCH
 
 pytestmark = pytest.mark.e2e
 state_dir = local_stack_test.state_dir
@@ -75,21 +76,7 @@ def test_a_search_with_pruner_median_runs_on_the_local_stack_and_lists_its_prune
     local_stack: dict[str, Any], state_dir: Path, tmp_path: Path
 ) -> None:
     space = tmp_path / "forest.json"
-    space.write_text(
-        json.dumps(
-            {
-                "family": "random_forest",
-                "space": {
-                    "max_depth": {"type": "int", "low": 1, "high": 8},
-                    "min_samples_leaf": {"type": "int", "low": 1, "high": 80},
-                },
-                "params": {"n_estimators": 40},
-                "rounds": 3,
-                "parallelism": 3,
-                "pruner": {"type": "median", "n_startup_trials": 3},
-            }
-        )
-    )
+    space.write_text(json.dumps(PRUNED_FOREST_SEARCH))
 
     trained = local_stack_test._mlops(
         state_dir,

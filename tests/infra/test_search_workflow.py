@@ -18,7 +18,7 @@ from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.training.tracking import RunTracker
 from tests.infra.test_training_workflow import _execute, _with_test_names
-from tests.support import BUCKET, TABLE, upload
+from tests.support import BUCKET, PRUNED_FOREST_SEARCH, TABLE, upload
 
 pytestmark = pytest.mark.infra
 
@@ -70,17 +70,7 @@ def test_a_search_of_two_rounds_of_three_trials_runs_on_the_interpreter_and_regi
 def test_a_search_with_a_median_pruner_runs_to_completion_and_the_record_lists_pruned_trials(
     stack: DeployedResources,
 ) -> None:
-    search = {
-        "family": "random_forest",
-        "space": {
-            "max_depth": {"type": "int", "low": 1, "high": 8},
-            "min_samples_leaf": {"type": "int", "low": 1, "high": 80},
-        },
-        "params": {"n_estimators": 40},
-        "rounds": 3,
-        "parallelism": 3,
-        "pruner": {"type": "median", "n_startup_trials": 3, "interval": 10},
-    }
+    search = PRUNED_FOREST_SEARCH
 
     result = _execute(stack, "search-pruned", candidates=None, search=search)
 
