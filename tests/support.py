@@ -304,3 +304,17 @@ CSV_COLUMN_NAMES = [
     "%_of_total",
     "x" * 128,
 ]
+
+#: A random-forest search on the breast-cancer sample that its median pruner prunes (trials of
+#: rounds 2 and 3 with shallow trees or large leaves): the workflow and local-stack tests run it.
+PRUNED_FOREST_SEARCH: dict[str, Any] = {
+    "family": "random_forest",
+    "space": {
+        "max_depth": {"type": "int", "low": 1, "high": 8},
+        "min_samples_leaf": {"type": "int", "low": 1, "high": 80},
+    },
+    "params": {"n_estimators": 40},
+    "rounds": 3,
+    "parallelism": 3,
+    "pruner": {"type": "median", "n_startup_trials": 3, "interval": 10},
+}

@@ -21,5 +21,8 @@ tracker = RunTracker(MetadataTable(settings.metadata_table))
 def lambda_handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.get("run_id"), candidate=event.get("candidate_id"))
     result = train_candidate(event, store, tracker)
-    logger.info("candidate trained", extra={"metrics": result["validation_metrics"]})
+    if result.get("state") == "PRUNED":  # a search trial its pruner stopped (no model)
+        logger.info("trial pruned", extra={"step": result["step"], "value": result["value"]})
+    else:
+        logger.info("candidate trained", extra={"metrics": result["validation_metrics"]})
     return result

@@ -499,6 +499,23 @@ def _search(raw: str) -> dict[str, Any]:
     return search
 
 
+class PrunerChoice(StrEnum):
+    median = "median"
+    successive_halving = "successive_halving"
+    hyperband = "hyperband"
+    none = "none"
+
+
+def _with_pruner(search: dict[str, Any] | None, pruner: PrunerChoice) -> dict[str, Any]:
+    """``--pruner``: the search with Optuna's pruner of that type (the API checks the rest)."""
+    if search is None:
+        raise _usage("--pruner goes with --search", "--pruner")
+    declared = search.get("pruner")
+    if isinstance(declared, dict) and declared.get("type") not in (None, pruner.value):
+        raise _usage(f"--pruner {pruner.value} but the search declares {declared.get('type')}", "--pruner")
+    return search | {"pruner": (declared if isinstance(declared, dict) else {}) | {"type": pruner.value}}
+
+
 def _follow(client: ApiClient, run_id: str, timeout: float, json_flag: bool) -> None:
     """Wait for the run, print its summary (or JSON), exit with the run's outcome."""
     from infra.cli.runs import wait_for_run
@@ -591,6 +608,13 @@ def train(
             "timeout_seconds, parallelism, ...}, or @space.json (docs/training.md)"
         ),
     ] = None,
+    pruner: Annotated[
+        PrunerChoice | None,
+        typer.Option(
+            help="With --search: Optuna's pruner for families that train in steps (boosting, forests), "
+            "its defaults; the search's own 'pruner' object sets its options"
+        ),
+    ] = None,
     metric: Annotated[str | None, typer.Option(help="Target metric (roc_auc, accuracy, rmse, ...)")] = None,
     threshold: Annotated[
         float | None, typer.Option(help="The gate: minimum (or maximum) target metric")
@@ -675,6 +699,8 @@ def train(
     request = _training_request(
         model, seed, dataset=dataset, labels=labels, candidates=candidates, search=search
     )
+    if pruner is not None:
+        request["search"] = _with_pruner(request.get("search"), pruner)
     for key, value in (
         ("target_metric", metric),
         ("threshold", threshold),

@@ -170,16 +170,22 @@ def search_lines(search: dict[str, Any]) -> list[str]:
     best = (search.get("best") or {}).get("candidate_id")
     rounds = search.get("rounds", 0)
     stopped = f", {search['stopped']}" if search.get("stopped") else ""
+    pruner = search.get("pruner") or {}
+    pruned = f", {search.get('pruned', 0)} pruned ({pruner.get('type')})" if pruner else ""
     lines = [
         f"  {'search':<11} {len(trials)} trials in {rounds} round(s) of {search.get('family')}, "
-        f"{search.get('direction')} {search.get('metric')}{stopped}"
+        f"{search.get('direction')} {search.get('metric')}{stopped}{pruned}"
     ]
+    if search.get("pruner_note"):
+        lines.append(f"  {'':<11} {search['pruner_note']}")
     for trial in trials:
         value = trial.get("value")
         scored = f"{value:.4f}" if isinstance(value, int | float) else "-"
         params = ", ".join(f"{k}={_value(v)}" for k, v in sorted((trial.get("params") or {}).items()))
         mark = "*" if trial.get("candidate_id") == best else " "
         why = f"  ({trial['error'][:80]})" if trial.get("error") else ""
+        if trial.get("state") == "PRUNED":
+            why = f"  (pruned at step {trial.get('pruned_at_step')})"
         lines.append(
             f"  {mark}{trial.get('candidate_id')} r{trial.get('round')} {trial.get('state'):<8} "
             f"{scored:<8} {params}{why}"

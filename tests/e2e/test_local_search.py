@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import test_local_stack as local_stack_test
+from tests.support import PRUNED_FOREST_SEARCH
 
 pytestmark = pytest.mark.e2e
 state_dir = local_stack_test.state_dir
@@ -69,3 +70,26 @@ def test_sagemaker_is_refused_on_the_local_stack_before_any_run_starts(
     assert "compute 'sagemaker' is not available on the local stack" in refused.stderr
     after = json.loads(local_stack_test._mlops(state_dir, "runs", "list", "breast-cancer").stdout)
     assert len(after) == len(before)
+
+
+def test_a_search_with_pruner_median_runs_on_the_local_stack_and_lists_its_pruned_trials(
+    local_stack: dict[str, Any], state_dir: Path, tmp_path: Path
+) -> None:
+    space = tmp_path / "forest.json"
+    space.write_text(json.dumps(PRUNED_FOREST_SEARCH))
+
+    trained = local_stack_test._mlops(
+        state_dir,
+        "train", "--model", "breast-cancer", "--dataset", DATASET, "--search", f"@{space}",
+        "--pruner", "median", "--tolerance", "0.1", "--wait", "--timeout", "600",
+    )  # fmt: skip
+
+    assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
+    run = json.loads(trained.stdout)
+    assert run["status"] == "SUCCEEDED"
+    pruned = [t for t in run["search"]["trials"] if t["state"] == "PRUNED"]
+    assert pruned and run["search"]["pruned"] == len(pruned)
+    assert run["best_candidate"] not in {t["candidate_id"] for t in pruned}
+    shown = local_stack_test._mlops(state_dir, "--table", "runs", "show", run["run_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert sum("(pruned at step" in line for line in shown.stdout.splitlines()) == len(pruned)

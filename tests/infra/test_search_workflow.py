@@ -18,7 +18,7 @@ from mlops_core.storage.dynamo import MetadataTable
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.training.tracking import RunTracker
 from tests.infra.test_training_workflow import _execute, _with_test_names
-from tests.support import BUCKET, TABLE, upload
+from tests.support import BUCKET, PRUNED_FOREST_SEARCH, TABLE, upload
 
 pytestmark = pytest.mark.infra
 
@@ -67,6 +67,40 @@ def test_a_search_of_two_rounds_of_three_trials_runs_on_the_interpreter_and_regi
     assert json.loads(result["output"])["version"] == 1
 
 
+def test_a_search_with_a_median_pruner_runs_to_completion_and_the_record_lists_pruned_trials(
+    stack: DeployedResources,
+) -> None:
+    search = PRUNED_FOREST_SEARCH
+
+    result = _execute(stack, "search-pruned", candidates=None, search=search)
+
+    assert result["status"] == "SUCCEEDED", result
+    assert result["states"].count("TrainTrial") == 9
+    run = RunTracker(MetadataTable(TABLE)).get_with_candidates("search-pruned")
+    assert run["request"]["search"]["pruner"]["type"] == "median"
+    assert run["search"]["pruner"] == search["pruner"] | {
+        "n_warmup_steps": 0,
+        "interval_steps": 1,
+        "n_min_trials": 1,
+    }
+    trials = run["search"]["trials"]
+    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    assert pruned, trials
+    assert run["search"]["pruned"] == len(pruned)
+    assert all(t["round"] > 1 for t in pruned)  # the first round has no curves to compare with
+    assert all(
+        t["pruned_at_step"] in (10, 20, 30) and t["steps_trained"] == t["pruned_at_step"] for t in pruned
+    )
+    assert all(t["state"] == "COMPLETE" and t["steps_trained"] == 40 for t in trials if t not in pruned)
+    recorded = {c["candidate_id"]: c for c in run["candidates"]}
+    for trial in pruned:
+        item = recorded[trial["candidate_id"]]
+        assert item["state"] == "PRUNED" and item["step"] == trial["pruned_at_step"]
+        assert "artifact_key" not in item
+    assert run["best_candidate"] not in {t["candidate_id"] for t in pruned}
+    assert json.loads(result["output"])["version"] == 1
+
+
 def test_a_search_that_is_refused_at_validation_fails_before_any_trial(stack: DeployedResources) -> None:
     bad = SEARCH | {"space": {"C": {"type": "float", "low": -1.0, "high": 1.0}}}
 
@@ -106,3 +140,28 @@ def test_the_template_loops_search_rounds_through_a_map_of_the_same_trainer(
         == candidate["Arguments" if "Arguments" in candidate else "Parameters"]["FunctionName"]
     )
     assert trial["Catch"][0]["Next"] == "TrialFailed"
+
+
+def test_the_trainer_may_get_search_studies_but_read_no_other_run_object(synthesized: SynthesizedApp) -> None:
+    """A pruned trial reads its study: s3:GetObject on runs/*/search/*, nothing more of runs/."""
+    role = synthesized.stack.training.train_candidate.role
+    grants: dict[str, set[str]] = {}
+    for statement in synthesized.role_policy_statements(role):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        for resource in resources:
+            joined = resource.get("Fn::Join") if isinstance(resource, dict) else None
+            key = joined[1][-1] if joined else json.dumps(resource)
+            for action in actions:
+                if action.startswith("s3:"):
+                    grants.setdefault(action, set()).add(str(key))
+    assert grants["s3:GetObject"] == {"/datasets/*", "/runs/*/search/*"}
+    assert all(
+        "/runs/" not in key
+        for action, keys in grants.items()
+        if action != "s3:GetObject" and action.startswith("s3:Get")
+        for key in keys
+    )
+    assert "s3:ListBucket" not in grants and not any(a.startswith("s3:Delete") for a in grants)

@@ -129,3 +129,46 @@ def test_a_search_without_a_budget_is_422(training_api: ModuleType) -> None:
 
     assert response["statusCode"] == 422, response["body"]
     assert "a search needs a budget" in json.dumps(body(response))
+
+
+@pytest.mark.parametrize(
+    ("pruner", "loc", "message"),
+    [
+        ({"type": "percentile"}, [], "does not match any of the expected tags"),
+        ({"type": "median", "reduction_factor": 3}, ["median", "reduction_factor"], "Extra inputs"),
+        (
+            {"type": "hyperband", "min_resource": 50, "max_resource": 10},
+            ["hyperband"],
+            "max_resource must be above min_resource",
+        ),
+        (
+            {"type": "successive_halving", "reduction_factor": 1},
+            ["successive_halving", "reduction_factor"],
+            "2",
+        ),
+    ],
+)
+def test_a_bad_pruner_is_422_naming_it_before_any_run(
+    training_api: ModuleType, pruner: dict[str, Any], loc: list[str], message: str
+) -> None:
+    response = _post(training_api, {"pruner": pruner})
+
+    assert response["statusCode"] == 422, response["body"]
+    (problem,) = body(response)["detail"]
+    assert problem["loc"] == ["body", "search", "optuna", "pruner", *loc]
+    assert message in problem["msg"]
+    assert _executions() == []
+
+
+def test_a_search_with_a_pruner_starts_a_run_carrying_it(training_api: ModuleType) -> None:
+    pruner = {"type": "successive_halving", "min_resource": 10}
+
+    response = _post(training_api, {"pruner": pruner})
+
+    assert response["statusCode"] == 202, response["body"]
+    (execution,) = _executions()
+    started = boto3.client("stepfunctions", region_name=REGION).describe_execution(
+        executionArn=execution["executionArn"]
+    )
+    carried = json.loads(started["input"])["search"]["pruner"]
+    assert pruner.items() <= carried.items() and carried["reduction_factor"] == 4  # Optuna's default

@@ -87,3 +87,62 @@ def test_runs_show_lists_every_trial_and_marks_the_best(cli: Any) -> None:
     assert len(trial_lines) == 6
     assert trial_lines[4].startswith("  *t004 r2 COMPLETE 0.9400")
     assert "FAIL" in trial_lines[5] and "MemoryError" in trial_lines[5]
+
+
+def test_train_pruner_adds_optunas_pruner_to_the_search(cli: Any) -> None:
+    client = FakeClient(start_training={"run_id": RUN_ID})
+    space = SPACE | {"family": "random_forest", "pruner": {"type": "median", "n_startup_trials": 2}}
+
+    result = cli(client, *TRAIN, "--search", json.dumps(space), "--pruner", "median")
+
+    assert result.exit_code == 0, result.output
+    (_, (request,), _), *_ = client.calls
+    assert request["search"]["pruner"] == {"type": "median", "n_startup_trials": 2}
+
+
+def test_train_pruner_without_search_or_against_the_searchs_own_or_unknown_is_a_usage_error(
+    cli: Any,
+) -> None:
+    alone = cli(FakeClient(), *TRAIN, "--pruner", "median")
+    against = cli(
+        FakeClient(),
+        *TRAIN,
+        "--search",
+        json.dumps(SPACE | {"pruner": {"type": "hyperband"}}),
+        "--pruner",
+        "median",
+    )
+    unknown = cli(FakeClient(), *TRAIN, "--search", json.dumps(SPACE), "--pruner", "percentile")
+
+    assert alone.exit_code == against.exit_code == unknown.exit_code == 2
+    assert "--pruner goes with --search" in alone.stderr
+    assert "declares hyperband" in against.stderr
+
+
+def test_runs_show_marks_pruned_trials_with_their_step(cli: Any) -> None:
+    pruned = SEARCHED | {
+        "search": SEARCHED["search"]
+        | {
+            "pruner": {"type": "median"},
+            "pruned": 1,
+            "trials": [
+                *SEARCHED["search"]["trials"][:5],
+                {
+                    "number": 5,
+                    "candidate_id": "t005",
+                    "round": 2,
+                    "params": {"C": 9.0},
+                    "state": "PRUNED",
+                    "value": 0.61,
+                    "pruned_at_step": 20,
+                },
+            ],
+        }
+    }
+
+    result = cli(FakeClient(run_sequence=[pruned]), "runs", "show", RUN_ID)
+
+    assert result.exit_code == 0, result.output
+    assert "budget spent: 6 trials, 1 pruned (median)" in result.stdout
+    (line,) = [x for x in result.stdout.splitlines() if "t005" in x]
+    assert "PRUNED" in line and "(pruned at step 20)" in line

@@ -43,6 +43,7 @@ from infra.cdk.constructs.functions import ServiceFunction, acknowledge_step_inv
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.sagemaker_training import SageMakerTraining
 from infra.cdk.constructs.storage import StorageConstruct
+from mlops_core.storage import keys
 from mlops_core.training.search import MAX_PARALLELISM
 
 #: Parallel TrainCandidate invocations per execution.
@@ -174,6 +175,8 @@ class TrainingConstruct(Construct):
         storage.grant_prefix_write(self.validate_data.role, runs)
         storage.grant_prefix_read(self.train_candidate.role, datasets)
         storage.grant_prefix_write(self.train_candidate.role, runs)
+        # A search trial under a pruner reads its study (runs/{run}/search/study.json), never lists.
+        storage.grant_prefix_get(self.train_candidate.role, keys.SEARCH_STUDIES_PATTERN)
         for prefix in (datasets, runs, models):
             storage.grant_prefix_read(self.evaluate.role, prefix)
         # Evaluate adds the output distribution and the metric baseline to the run's profile.

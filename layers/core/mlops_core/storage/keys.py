@@ -353,3 +353,7 @@ def batch_errors(job_id: str, relative_key: str) -> str:
 
 def _with_suffix(key: str, suffix: str) -> str:
     return key if key.endswith(suffix) else f"{key}{suffix}"
+
+
+#: Every search run's study (``search_study``), as an IAM key pattern: what a pruned trial reads.
+SEARCH_STUDIES_PATTERN = f"{RUNS_PREFIX}*/search/"

@@ -26,6 +26,7 @@ from mlops_core.errors import Invalid, detail
 from mlops_core.registry.entities import HIGHER_IS_BETTER
 from mlops_core.training import metrics
 from mlops_core.training.estimators import FAMILIES, CandidateSpec, check_candidate
+from mlops_core.training.pruning import Pruner, PrunerSpec, build_pruner, replayed
 
 #: The most trials a search may ask for, and the most it trains at once (the Map's concurrency).
 MAX_TRIALS = 256
@@ -35,7 +36,7 @@ MAX_ROUNDS = 64
 CANDIDATE_PARAMS_LOC = ("body", "candidates", 0, "params")
 SEARCH_LOC: list[str | int] = ["body", "search"]
 Direction = Literal["maximize", "minimize"]
-TrialState = Literal["RUNNING", "COMPLETE", "FAIL"]
+TrialState = Literal["RUNNING", "COMPLETE", "FAIL", "PRUNED"]
 
 
 class _Dimension(BaseModel):
@@ -86,6 +87,11 @@ class OptunaSearchSpec(BaseModel):
     metric: str | None = Field(default=None, description="Validation metric to optimize; the target metric")
     direction: Direction | None = Field(default=None, description="Must agree with the metric if given")
     sampler: Literal["tpe", "random"] = "tpe"
+    pruner: PrunerSpec | None = Field(
+        default=None,
+        description="Optuna's pruner for families that train in steps (boosting by iterations, "
+        "forests by trees); other families' trials are never pruned",
+    )
 
     @model_validator(mode="after")
     def _budget(self) -> OptunaSearchSpec:
@@ -227,6 +233,12 @@ class Trial(BaseModel):
     value: float | None = None
     error: str | None = None
     result: dict[str, Any] | None = Field(default=None, description="TrainCandidate's result")
+    pruned_at_step: int | None = Field(default=None, description="A PRUNED trial's last step")
+    steps_trained: int | None = Field(default=None, description="Iterations (trees) trained in steps")
+    intermediate_values: dict[str, float] | None = Field(
+        default=None, description="Step -> validation value, for pruners (a trial trained in steps)"
+    )
+    system_attrs: dict[str, Any] | None = Field(default=None, description="The pruner's bookkeeping")
 
 
 class StudyDocument(BaseModel):
@@ -240,6 +252,8 @@ class StudyDocument(BaseModel):
     started_at: str
     round: int = 0
     trials: list[Trial] = Field(default_factory=list)
+    pruner: dict[str, Any] | None = Field(default=None, description="The search's pruner, as declared")
+    pruner_note: str | None = Field(default=None, description="Why the pruner prunes nothing, if so")
 
     def told(self) -> list[Trial]:
         return [t for t in self.trials if t.state != "RUNNING"]
@@ -260,7 +274,13 @@ class StudyDocument(BaseModel):
             "metric": self.metric,
             "direction": self.direction,
             "rounds": self.round,
-            "trials": [t.model_dump(exclude={"result"}, exclude_none=True) for t in self.trials],
+            "trials": [
+                t.model_dump(exclude={"result", "intermediate_values", "system_attrs"}, exclude_none=True)
+                for t in self.trials
+            ],
+            **({"pruner": self.pruner} if self.pruner is not None else {}),
+            **({"pruner_note": self.pruner_note} if self.pruner_note else {}),
+            **({"pruned": sum(t.state == "PRUNED" for t in self.trials)} if self.pruner is not None else {}),
             "best": None
             if best is None
             else {
@@ -280,7 +300,9 @@ def tell(document: StudyDocument, results: list[dict[str, Any]]) -> None:
     """Record the Map's results on the trials still RUNNING (a retried tell changes nothing).
 
     A result is TrainCandidate's output, or its input with ``error`` when it failed (the
-    Map's Catch): a FAIL trial. A result without a finite value of the metric fails too.
+    Map's Catch): a FAIL trial. A result without a finite value of the metric fails too. A
+    result with ``state: PRUNED`` (``pruning``) is a PRUNED trial: its last step's value, its
+    curve; a completed trial trained in steps keeps its curve too, for later rounds' pruners.
     """
     by_id = {t.candidate_id: t for t in document.trials}
     for result in results:
@@ -293,6 +315,15 @@ def tell(document: StudyDocument, results: list[dict[str, Any]]) -> None:
                 "FAIL",
                 f"{error.get('Error', 'Error')}: {error.get('Cause', '')}"[:500],
             )
+            continue
+        curve = result.get("curve")
+        if isinstance(curve, dict):
+            trial.intermediate_values = curve.get("intermediate_values")
+            trial.system_attrs = curve.get("system_attrs") or None
+            trial.steps_trained = curve.get("steps_trained")
+        if result.get("state") == "PRUNED":
+            trial.state, trial.result = "PRUNED", result
+            trial.pruned_at_step, trial.value = result.get("step"), result.get("value")
             continue
         value = result.get("validation_metrics", {}).get(document.metric)
         if not isinstance(value, int | float) or not math.isfinite(value):
@@ -316,7 +347,13 @@ def distributions(spec: OptunaSearchSpec) -> dict[str, Any]:
     return out
 
 
-def ask(document: StudyDocument, spec: OptunaSearchSpec, count: int, seed: int) -> list[Trial]:
+def ask(
+    document: StudyDocument,
+    spec: OptunaSearchSpec,
+    count: int,
+    seed: int,
+    study_name: str | None = None,
+) -> list[Trial]:
     """``count`` new trials from a study rebuilt from ``document`` (imports Optuna).
 
     The sampler is seeded from the run's seed and the round, so a run is reproducible;
@@ -333,21 +370,14 @@ def ask(document: StudyDocument, spec: OptunaSearchSpec, count: int, seed: int) 
     else:
         startup = max(spec.parallelism, min(10, spec.max_trials // 3))
         sampler = optuna.samplers.TPESampler(seed=round_seed, constant_liar=True, n_startup_trials=startup)
-    study = optuna.create_study(direction=document.direction, sampler=sampler)
+    # With the search's pruner: Hyperband's brackets (by study name and trial number) tell
+    # TPE which trials to learn from, as in the trainer (``pruning.trial_in_study``).
+    study = optuna.create_study(
+        study_name=study_name, direction=document.direction, sampler=sampler, pruner=_pruner(spec.pruner)
+    )
     for old in document.trials:
-        state = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "FAIL": optuna.trial.TrialState.FAIL}.get(
-            old.state
-        )
-        if state is None:
-            continue
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=old.params,
-                distributions={k: space[k] for k in old.params if k in space},
-                value=old.value if state == optuna.trial.TrialState.COMPLETE else None,
-                state=state,
-            )
-        )
+        if old.state != "RUNNING":  # PRUNED ones too: TPE ranks them by their last value
+            study.add_trial(replayed(old, space))
     document.round += 1
     asked = []
     for _ in range(count):
@@ -363,6 +393,10 @@ def ask(document: StudyDocument, spec: OptunaSearchSpec, count: int, seed: int) 
         document.trials.append(record)
         asked.append(record)
     return asked
+
+
+def _pruner(pruner: Pruner | None) -> Any:
+    return None if pruner is None else build_pruner(pruner)
 
 
 def budget_spent(document: StudyDocument, spec: OptunaSearchSpec, elapsed_seconds: float) -> str | None:

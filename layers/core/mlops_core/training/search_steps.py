@@ -19,6 +19,7 @@ from mlops_core.storage import keys
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.training.compute import stage_for_jobs
 from mlops_core.training.estimators import CandidateSpec, check_candidate
+from mlops_core.training.pruning import TrialPruning, applies, note
 from mlops_core.training.requests import InvalidTrainingRequest
 from mlops_core.training.search import (
     OptunaSearchSpec,
@@ -38,7 +39,21 @@ def _load(store: ArtifactStore, state: SearchState, spec: OptunaSearchSpec) -> S
         return StudyDocument.model_validate_json(store.get(keys.search_study(state.run_id)).data)
     except NotFound:
         metric, direction = check_space(spec, state.task, state.target_metric)
-        return StudyDocument(family=spec.family, metric=metric, direction=direction, started_at=now_iso())
+        return StudyDocument(
+            family=spec.family,
+            metric=metric,
+            direction=direction,
+            started_at=now_iso(),
+            pruner=None if spec.pruner is None else spec.pruner.model_dump(mode="json"),
+            pruner_note=_pruner_note(state, spec),
+        )
+
+
+def _pruner_note(state: SearchState, spec: OptunaSearchSpec) -> str | None:
+    """Why the search's pruner prunes nothing, if so (the run record says it)."""
+    if applies(spec.pruner, spec.family) and state.compute != "lambda":
+        return "trials on SageMaker train to the end: a training job does not read the study"
+    return note(spec.pruner, spec.family)
 
 
 def _save(store: ArtifactStore, run_id: str, document: StudyDocument) -> None:
@@ -74,6 +89,9 @@ def _candidate(state: SearchState, spec: OptunaSearchSpec, trial: Trial) -> Cand
         validation_fraction=state.validation_fraction,
         target_metric=state.target_metric,
         compute=state.compute,
+        pruning=TrialPruning(pruner=spec.pruner.model_dump(mode="json"), trial=trial.number)
+        if spec.pruner is not None and applies(spec.pruner, spec.family) and state.compute == "lambda"
+        else None,
     )
 
 
@@ -93,7 +111,7 @@ def search_round(raw_state: dict[str, Any], store: ArtifactStore, tracker: RunTr
         if spent is not None:
             return _finish(store, tracker, state=state, document=document, carried=carried, spent=spent)
         count = min(spec.parallelism, spec.max_trials - len(document.trials))
-        pending = ask(document, spec, count, state.seed)
+        pending = ask(document, spec, count, state.seed, study_name=state.run_id)
     candidates = [c for t in pending if (c := _candidate(state, spec, t)) is not None]
     stage_for_jobs(store, candidates)
     _save(store, state.run_id, document)

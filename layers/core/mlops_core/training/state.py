@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_core.registry.signature import FeatureViewInput
+from mlops_core.training.pruning import Curve, TrialPruning
 
 Task = Literal["classification", "regression"]
 
@@ -48,15 +49,22 @@ class Candidate(_State):
     validation_fraction: float
     target_metric: str
     compute: Literal["lambda", "sagemaker"] = "lambda"
+    #: A search trial that may be pruned (its family trains in steps, a pruner is declared).
+    pruning: TrialPruning | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
-class CandidateResult(_State):
-    """What TrainCandidate returns (one Map iteration's result)."""
+class _Trained(_State):
+    """Which candidate a TrainCandidate result is of."""
 
     candidate_id: str
     family: str
     params: dict[str, Any]
     seed: int
+
+
+class CandidateResult(_Trained):
+    """What TrainCandidate returns (one Map iteration's result)."""
+
     artifact_key: str
     artifact_version_id: str | None
     sha256: str
@@ -65,6 +73,21 @@ class CandidateResult(_State):
     validation_rows: int
     duration_seconds: float
     package_versions: dict[str, str]
+    #: A trial trained in steps: its validation curve, for the study's pruner.
+    curve: Curve | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+class PrunedResult(_Trained):
+    """What TrainCandidate returns for a trial its pruner stopped: no model, its last step."""
+
+    state: Literal["PRUNED"] = "PRUNED"
+    step: int = Field(description="The last step trained (iterations or trees)")
+    value: float = Field(description="The validation metric at that step")
+    metric: str
+    curve: Curve
+    train_rows: int
+    validation_rows: int
+    duration_seconds: float
 
 
 class RunState(_State):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.training import compute, metrics
 from mlops_core.training.evaluation import holdout_baseline, predict_onnx, score_onnx, why_not_comparable
 from mlops_core.training.events import TrainingRunFailed
+from mlops_core.training.pruning import ITERATIVE, Curve, TrialPruning, fit_in_steps, trial_in_study
 from mlops_core.training.requests import (
     InvalidTrainingRequest,
     TrainingRequest,
@@ -38,6 +40,7 @@ from mlops_core.training.requests import (
     read_schema,
     validation_problems,
 )
+from mlops_core.training.search import StudyDocument
 from mlops_core.training.splits import split_indices, target_problems
 from mlops_core.training.state import (
     Candidate,
@@ -45,6 +48,7 @@ from mlops_core.training.state import (
     DatasetRef,
     EvaluatedState,
     Evaluation,
+    PrunedResult,
     Registered,
     RunState,
     SearchState,
@@ -228,8 +232,9 @@ def _record_training_set(request: TrainingRequest, store: ArtifactStore, tracker
 def train_candidate(
     raw_candidate: dict[str, Any], store: ArtifactStore, tracker: RunTracker
 ) -> dict[str, Any]:
-    """Fit one candidate, export it to ONNX, score it on the validation rows; record it."""
-    result = fit_candidate(raw_candidate, store)
+    """Fit one candidate, export it to ONNX, score it on the validation rows; record it.
+    A search trial that may be pruned trains in steps and may come back PRUNED (no model)."""
+    result = fit_trial(raw_candidate, store)
     tracker.record_candidate(Candidate.model_validate(raw_candidate).run_id, result.model_dump(mode="json"))
     return result.model_dump(mode="json")
 
@@ -237,6 +242,16 @@ def train_candidate(
 def fit_candidate(raw_candidate: dict[str, Any], store: ArtifactStore) -> CandidateResult:
     """What TrainCandidate and a SageMaker training job both do: fit, export to ONNX (and
     its signature) beside the run, score on the validation rows. Writes only to S3."""
+    result = fit_trial(raw_candidate, store)
+    if not isinstance(result, CandidateResult):  # only a trial carrying `pruning` is pruned
+        raise InvalidTrainingRequest(f"candidate {result.candidate_id} was pruned: it has no model")
+    return result
+
+
+def fit_trial(raw_candidate: dict[str, Any], store: ArtifactStore) -> CandidateResult | PrunedResult:
+    """``fit_candidate``, and for a search trial carrying ``pruning`` whose family trains in
+    steps, training in steps under the study's pruner (``pruning.fit_in_steps``): a pruned
+    trial is a ``PrunedResult`` (nothing exported), a completed one keeps its curve."""
     from mlops_core.training.estimators import build
     from mlops_core.training.export import export_sklearn
 
@@ -256,7 +271,33 @@ def fit_candidate(raw_candidate: dict[str, Any], store: ArtifactStore) -> Candid
     columns = {c.name: c for c in schema.columns}
     nullable = [columns[f].nullable for f in candidate.features]
     estimator = build(candidate.family, candidate.params, candidate.seed, missing_values=any(nullable))
-    estimator.fit(x[train], y[train])
+    curve = None
+    if candidate.pruning is not None and candidate.family in ITERATIVE:
+        estimator, curve, metric = _fit_in_steps(
+            candidate,
+            candidate.pruning,
+            store,
+            estimator,
+            fit=lambda model: model.fit(x[train], y[train]),
+            x_validation=x[validation_rows],
+            y_validation=y[validation_rows],
+        )
+        if curve.pruned_at_step is not None:
+            return PrunedResult(
+                candidate_id=candidate.candidate_id,
+                family=candidate.family,
+                params=candidate.params,
+                seed=candidate.seed,
+                step=curve.pruned_at_step,
+                value=curve.intermediate_values[str(curve.pruned_at_step)],
+                metric=metric,
+                curve=curve,
+                train_rows=int(train.size),
+                validation_rows=int(validation_rows.size),
+                duration_seconds=round(time.perf_counter() - started, 3),
+            )
+    else:
+        estimator.fit(x[train], y[train])
     onnx_bytes, signature = export_sklearn(
         estimator,
         candidate.features,
@@ -293,8 +334,48 @@ def fit_candidate(raw_candidate: dict[str, Any], store: ArtifactStore) -> Candid
         validation_rows=int(validation_rows.size),
         duration_seconds=round(time.perf_counter() - started, 3),
         package_versions=package_versions(),
+        curve=curve,
     )
     return result
+
+
+def _fit_in_steps(
+    candidate: Candidate,
+    pruning: TrialPruning,
+    store: ArtifactStore,
+    estimator: Any,
+    *,
+    fit: Callable[[Any], Any],
+    x_validation: np.ndarray,
+    y_validation: np.ndarray,
+) -> tuple[Any, Curve, str]:
+    """Train a trial in steps against the study SearchRound left in S3 (its earlier rounds'
+    trials and curves): the estimator, its curve, the metric reported."""
+    document = StudyDocument.model_validate_json(store.get(keys.search_study(candidate.run_id)).data)
+    pruner = pruning.spec()
+    trial = trial_in_study(document, pruner, candidate.run_id, pruning.trial)
+
+    def score(model: Any) -> float:
+        classes = [c.item() if isinstance(c, np.generic) else c for c in getattr(model, "classes_", [])]
+        probabilities = model.predict_proba(x_validation) if candidate.task == "classification" else None
+        try:
+            scores = metrics.score(
+                candidate.task, y_validation, model.predict(x_validation), probabilities, classes or None
+            )
+        except metrics.UndefinedMetric:
+            return float("nan")
+        return float(scores.get(document.metric, float("nan")))
+
+    estimator, curve = fit_in_steps(
+        estimator,
+        candidate.family,
+        candidate.params,
+        fit=fit,
+        score=score,
+        trial=trial,
+        interval=pruner.interval,
+    )
+    return estimator, curve, document.metric
 
 
 # ---- SelectBest -------------------------------------------------------------------------
