@@ -29,7 +29,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -73,24 +73,24 @@ def _run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+def _once_per_run(directory: Path, made: Callable[[], bool], command: list[str], env: dict[str, str]) -> None:
+    """Run ``command`` unless ``made()``, holding the lock of ``directory`` that every worker shares."""
+    directory.mkdir(exist_ok=True)
+    with (directory / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # whichever worker comes first makes it; the others wait
+        if not made():
+            done = subprocess.run(
+                command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+            )
+            assert done.returncode == 0 and made(), done.stdout[-4000:] + done.stderr[-4000:]
+
+
 def synthesized_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run's ``template-<digest>.json``, synthesized by `mlops up`'s own code the first time."""
     cache = _run_root(tmp_path_factory) / "local-stack-template"
-    cache.mkdir(exist_ok=True)
-    with (cache / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one synthesis, whichever worker comes first
-        if not list(cache.glob("template-*.json")):
-            done = subprocess.run(
-                [sys.executable, "-c", "from infra.local.stack import synthesize_template as s; s()"],
-                cwd=ROOT,
-                env=stack_env(cache),
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )
-            assert done.returncode == 0, done.stderr[-4000:]
-        (template,) = cache.glob("template-*.json")
+    command = [sys.executable, "-c", "from infra.local.stack import synthesize_template as s; s()"]
+    _once_per_run(cache, lambda: any(cache.glob("template-*.json")), command, stack_env(cache))
+    (template,) = cache.glob("template-*.json")
     return template
 
 
@@ -104,27 +104,15 @@ def stack_state_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path
 
 def trained_demo_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run's trained demo, as `mlops up --state` keeps it: `mlops up --demo` trains, promotes
-    and serves breast-cancer v1 once per test run (under the run's lock), then stops, saving."""
+    and serves breast-cancer v1 once per test run, then stops, saving its state."""
     root = _run_root(tmp_path_factory) / "local-stack-demo"
-    root.mkdir(exist_ok=True)
     state = root / "state"
-    with (root / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (state / "snapshot.json").exists():
-            runtime = stack_state_dir(tmp_path_factory, "demo-training")
-            done = subprocess.run(
-                [
-                    *MLOPS, "up", "--demo", "--state", str(state), "--exit-after-demo",
-                    "--api-port", str(free_port()), "--moto-port", str(free_port()),
-                ],
-                cwd=ROOT,
-                env=stack_env(runtime),
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )  # fmt: skip
-            assert done.returncode == 0 and (state / "snapshot.json").exists(), done.stdout + done.stderr
+    command = [
+        *MLOPS, "up", "--demo", "--state", str(state), "--exit-after-demo",
+        "--api-port", str(free_port()), "--moto-port", str(free_port()),
+    ]  # fmt: skip
+    runtime = stack_state_dir(tmp_path_factory, "demo-training")
+    _once_per_run(root, (state / "snapshot.json").exists, command, stack_env(runtime))
     return state
 
 
