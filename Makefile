@@ -36,8 +36,11 @@ demo: install ## Run the local stack: train the sample model with the workflow, 
 up: install ## Run the local stack without the demo (empty registry)
 	$(VENV)/bin/mlops up
 
+# --no-loadscope-reorder: xdist otherwise hands out the files with the most tests first, which
+# leaves the e2e modules (few tests, each minutes long) for the end of the run; in collection
+# order they start first (tests/e2e) and the many short files fill in around them.
 test: install browser ## Install, then run the whole test suite (what CI runs), on every core
-	$(VENV)/bin/python -m pytest -n auto --dist loadfile
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 test-fast: install ## Unit and integration tests only (no CDK synth, no local stack)
 	$(VENV)/bin/python -m pytest -n auto tests/unit tests/integration

@@ -1,11 +1,18 @@
-"""`mlops up --demo` in a subprocess for a module of e2e tests: started on free ports, ready
-once the banner prints its example call, stopped (terminate, then kill) when the module ends."""
+"""The demo's stack for a module of e2e tests that needs a trained model, not the demo's training.
+
+    from tests.e2e import demo_stack
+
+    state_dir = demo_stack.state_dir  # the module's MLOPS_STATE_DIR (its endpoint.json)
+    local_stack = demo_stack.local_stack  # its running stack (tests/e2e/stack_process.py)
+
+The module's own stack (module-scoped fixtures), started from a copy of the run's trained demo
+(``stack_process.restored_demo_stack``): breast-cancer v1 trained by the demo's run and in
+production, as right after `mlops up --demo`, without training it again. The modules that
+test the demo itself (test_local_stack.py, test_readme_commands.py) run `mlops up --demo`.
+"""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,48 +20,22 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import test_local_stack as local_stack_test
-from tests.support import ROOT
+from tests.e2e.stack_process import restored_demo_stack, running_stack
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with restored_demo_stack(tmp_path_factory, "demo-stack") as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def state_dir(local_stack: dict[str, Any]) -> Path:
+    return Path(local_stack["state_dir"])
 
 
 @contextmanager
 def demo_stack(state_dir: Path, *options: str, ready_within: float = 300) -> Iterator[dict[str, Any]]:
-    """``{"description": endpoint.json, "state_dir", "process"}`` of a running demo stack."""
-    api_port, moto_port = local_stack_test._free_port(), local_stack_test._free_port()
-    process = subprocess.Popen(
-        [
-            *local_stack_test.MLOPS,
-            "up",
-            "--demo",
-            *options,
-            "--api-port",
-            str(api_port),
-            "--moto-port",
-            str(moto_port),
-        ],
-        cwd=ROOT,
-        env=local_stack_test._env(state_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    seen = []
-    deadline = time.monotonic() + ready_within
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith("curl -s -X POST"):
-            break
-        assert time.monotonic() < deadline, "".join(seen)
-    else:
-        pytest.fail("mlops up --demo exited early:\n" + "".join(seen))
-    description = json.loads((state_dir / "endpoint.json").read_text())
-    try:
-        yield {"description": description, "state_dir": state_dir, "process": process}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    """`mlops up --demo *options` in ``state_dir`` (kept for modules written against this name)."""
+    with running_stack(state_dir, "--demo", *options, ready_within=ready_within) as stack:
+        yield stack

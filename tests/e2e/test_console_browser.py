@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.test_local_stack import local_stack, state_dir  # noqa: F401 - module fixtures
+from tests.e2e.demo_stack import local_stack, state_dir  # noqa: F401 - module fixtures (a trained demo)
 from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e

@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from tests.batch_data import csv_object
+from tests.e2e import demo_stack
 from tests.e2e import test_local_stack as local_stack_test
 from tests.support import ROOT, local_stack_client
 
@@ -33,8 +34,9 @@ OBJECTS = 20
 ROWS_PER_OBJECT = int(os.environ.get("MLOPS_BATCH_E2E_ROWS_PER_OBJECT", "10000"))
 SAMPLE = 1000
 
-state_dir = local_stack_test.state_dir
-local_stack = local_stack_test.local_stack
+# The module's own stack, started as `mlops up --demo` ends (a copy of the run's trained demo).
+state_dir = demo_stack.state_dir
+local_stack = demo_stack.local_stack
 
 
 def _mlops(state_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

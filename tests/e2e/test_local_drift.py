@@ -1,7 +1,8 @@
-"""Drift monitoring on the local stack, for real: `mlops up --demo --schedule-speedup 60` in a
-subprocess (the template's rate(5 minutes) schedule fires every 5 s), traffic sent over HTTP,
-runs started and followed with the CLI, the DriftDetected event read from the notifications
-queue that the template's DriftFindings rule feeds."""
+"""Drift monitoring on the local stack, for real: `mlops up --schedule-speedup 60` in a
+subprocess serving the demo's trained model (a copy of the run's trained demo; the template's
+rate(5 minutes) schedule fires every 5 s), traffic sent over HTTP, runs started and followed
+with the CLI, the DriftDetected event read from the notifications queue that the template's
+DriftFindings rule feeds."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 import requests
 
 from tests.e2e import test_local_stack as local_stack_test
-from tests.e2e.demo_stack import demo_stack
+from tests.e2e.stack_process import restored_demo_stack
 from tests.support import ROOT, breast_cancer_xy, local_stack_client
 
 pytestmark = pytest.mark.e2e
@@ -28,9 +29,8 @@ SHIFTED = ["mean_radius", "mean_texture", "mean_smoothness"]  # columns 0, 1, 4:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    with demo_stack(
-        tmp_path_factory.mktemp("local-drift"), "--schedule-speedup", "60", ready_within=240
-    ) as running:
+    # The demo's trained model (a copy of the run's trained demo), its schedules 60 times faster.
+    with restored_demo_stack(tmp_path_factory, "local-drift", "--schedule-speedup", "60") as running:
         yield running
 
 

@@ -1,6 +1,7 @@
 """The whole drift loop on the local stack, for real, with nothing put on the bus by hand:
-`mlops up --demo --schedule-speedup 60` in a subprocess (the demo trains breast-cancer v1 and
-promotes it to production; the template's rate(5 minutes) schedule fires every 5 s).
+`mlops up --schedule-speedup 60` in a subprocess, serving breast-cancer v1 as `mlops up --demo`
+trained and promoted it (a copy of the run's trained demo; the template's rate(5 minutes)
+schedule fires every 5 s).
 
 Over HTTP: predictions whose features are shifted by 2 sd on three columns, then feedback
 whose labels disagree with every prediction. Monitoring is configured with retraining on
@@ -29,7 +30,7 @@ import requests
 
 from mlops_core.monitoring.config import MonitoringConfig, RetrainingSettings
 from tests.e2e import test_local_stack as local_stack_test
-from tests.e2e.demo_stack import demo_stack
+from tests.e2e.stack_process import restored_demo_stack
 from tests.support import ROOT, breast_cancer_xy, local_stack_client
 
 pytestmark = pytest.mark.e2e
@@ -41,9 +42,8 @@ TRAINING_ROWS = 569  # the demo's dataset
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    with demo_stack(
-        tmp_path_factory.mktemp("local-drift-loop"), "--schedule-speedup", "60", ready_within=300
-    ) as running:
+    # The demo's trained model (a copy of the run's trained demo), its schedules 60 times faster.
+    with restored_demo_stack(tmp_path_factory, "local-drift-loop", "--schedule-speedup", "60") as running:
         yield running
 
 

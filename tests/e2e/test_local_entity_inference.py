@@ -15,14 +15,15 @@ import pytest
 import requests
 
 from infra.local.sample_data import FEATURE_VIEW, breast_cancer_features
+from tests.e2e import demo_stack
 from tests.e2e import test_local_stack as local_stack_test
 
 pytestmark = pytest.mark.e2e
 MODEL = "breast-cancer"
 
-# One `mlops up --demo` for this module, as in test_local_stack.py.
-state_dir = local_stack_test.state_dir
-local_stack = local_stack_test.local_stack
+# The module's own stack, started as `mlops up --demo` ends (a copy of the run's trained demo).
+state_dir = demo_stack.state_dir
+local_stack = demo_stack.local_stack
 
 
 def _rows() -> list[list[float]]:

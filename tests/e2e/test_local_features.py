@@ -6,14 +6,9 @@ and materialized again on demand (nothing new: nothing written)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,70 +16,24 @@ import pytest
 import requests
 
 from infra.local.sample_data import FEATURE_SOURCE_KEY, FEATURE_VIEW, breast_cancer_features
+from tests.e2e.stack_process import MLOPS, running_stack, stack_env, stack_state_dir
 from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
-MLOPS = [sys.executable, "-m", "infra.cli.main"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _env(state_dir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "ARTIFACTS_", "METADATA_", "FEATURES_"))
-    }
-    return env | {"MLOPS_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    state_dir = tmp_path_factory.mktemp("local-features")
-    process = subprocess.Popen(
-        [
-            *MLOPS,
-            "up",
-            "--schedule-speedup",
-            "60",
-            "--api-port",
-            str(_free_port()),
-            "--moto-port",
-            str(_free_port()),
-        ],
-        cwd=ROOT,
-        env=_env(state_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    seen: list[str] = []
-    for line in process.stdout:
-        seen.append(line)
-        if "serving; Ctrl-C stops the stack" in line:
-            break
-    else:
-        pytest.fail("mlops up exited early:\n" + "".join(seen))
-    description = json.loads((state_dir / "endpoint.json").read_text())
-    yield {"process": process, "description": description, "state_dir": state_dir}
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    state_dir = stack_state_dir(tmp_path_factory, "local-features")
+    with running_stack(state_dir, "--schedule-speedup", "60") as running:
+        yield running
 
 
 def mlops(stack: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*MLOPS, *args],
         cwd=ROOT,
-        env=_env(stack["state_dir"]),
+        env=stack_env(stack["state_dir"]),
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,10 +1,10 @@
-"""The retraining loop on the local stack, for real: `mlops up --demo` in a subprocess trains
-and serves breast-cancer v1; predictions and labelled feedback go over HTTP; the template's
-second stream mapping copies the feedback to feedback/ in S3; a DriftDetected event put on
-the stack's bus reaches the retrain function through the template's rule (the local stack
-delivers Lambda targets itself: moto cannot); the training workflow runs on the captured,
-labelled rows with the demo run's configuration, and its outcome is recorded with the
-drift run it came from.
+"""The retraining loop on the local stack, for real: `mlops up` in a subprocess serves
+breast-cancer v1 as `mlops up --demo` trained it (a copy of the run's trained demo);
+predictions and labelled feedback go over HTTP; the template's second stream mapping copies
+the feedback to feedback/ in S3; a DriftDetected event put on the stack's bus reaches the
+retrain function through the template's rule (the local stack delivers Lambda targets
+itself: moto cannot); the training workflow runs on the captured, labelled rows with the
+demo run's configuration, and its outcome is recorded with the drift run it came from.
 
 The MONITORING item is written straight to the stack's table (the configuration's API is
 another piece of issue #12)."""
@@ -12,10 +12,6 @@ another piece of issue #12)."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,47 +23,18 @@ import requests
 from infra.local.demo import DEMO_CANDIDATES
 from mlops_core.monitoring.config import MonitoringConfig, RetrainingSettings
 from mlops_core.storage.dynamo import serialize
-from tests.support import ROOT, breast_cancer_xy, local_stack_client
+from tests.e2e.stack_process import restored_demo_stack
+from tests.support import breast_cancer_xy, local_stack_client
 
 pytestmark = pytest.mark.e2e
-MLOPS = [sys.executable, "-m", "infra.cli.main"]
 MODEL = "breast-cancer"
 LABELLED = 100
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    state_dir = tmp_path_factory.mktemp("local-retraining")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ARTIFACTS_", "METADATA_"))}
-    process = subprocess.Popen(
-        [*MLOPS, "up", "--demo", "--api-port", str(_free_port()), "--moto-port", str(_free_port())],
-        cwd=ROOT,
-        env=env | {"MLOPS_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + 300
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith("curl -s -X POST"):
-            break
-        assert time.monotonic() < deadline, "".join(seen)
-    else:
-        pytest.fail("mlops up --demo exited early:\n" + "".join(seen))
-    description = json.loads((state_dir / "endpoint.json").read_text())
-    yield {"process": process, "description": description, "state_dir": state_dir}
-    if process.poll() is None:
-        process.kill()
-        process.wait(timeout=10)
+    with restored_demo_stack(tmp_path_factory, "local-retraining") as running:  # trained and served
+        yield running
 
 
 def _post(stack: dict[str, Any], path: str, body: Any) -> requests.Response:

@@ -10,11 +10,8 @@ its own; `tests/e2e/test_local_stack.py` sends it through `POST /feedback` on th
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,55 +20,17 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.stack_process import running_stack, stack_state_dir
 from tests.integration.rewards_support import feedback, record_feedback, stream_records
-from tests.support import ROOT, local_stack_client
+from tests.support import local_stack_client
 
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    state_dir = tmp_path_factory.mktemp("local-rewards")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ARTIFACTS_", "METADATA_"))}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "infra.cli.main",
-            "up",
-            "--api-port",
-            str(_free_port()),
-            "--moto-port",
-            str(_free_port()),
-        ],
-        cwd=ROOT,
-        env=env | {"MLOPS_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    seen: list[str] = []
-    for line in process.stdout:
-        seen.append(line)
-        if "serving; Ctrl-C stops the stack" in line:
-            break
-    else:
-        pytest.fail("mlops up exited early:\n" + "".join(seen))
-    description = json.loads((state_dir / "endpoint.json").read_text())
-    yield {"process": process, "description": description, "state_dir": state_dir}
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with running_stack(stack_state_dir(tmp_path_factory, "local-rewards")) as running:
+        yield running
 
 
 def _client_options(description: dict[str, Any]) -> dict[str, Any]:

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import demo_stack
 from tests.e2e import test_local_stack as local_stack_test
 from tests.support import PRUNED_FOREST_SEARCH
 
 pytestmark = pytest.mark.e2e
-state_dir = local_stack_test.state_dir
-local_stack = local_stack_test.local_stack
+# The module's own stack, started as `mlops up --demo` ends (a copy of the run's trained demo).
+state_dir = demo_stack.state_dir
+local_stack = demo_stack.local_stack
 DATASET = "datasets/breast-cancer/v1/data.csv"
 SEARCH = {
     "family": "logistic_regression",

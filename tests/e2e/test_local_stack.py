@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,16 +21,15 @@ from typing import Any
 import pytest
 import requests
 
+from tests.e2e import stack_process
 from tests.support import ROOT, ROW0
 
 pytestmark = pytest.mark.e2e
-MLOPS = [sys.executable, "-m", "infra.cli.main"]
+MLOPS = stack_process.MLOPS
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+_free_port = stack_process.free_port  # (the names other modules import from here)
+_env = stack_process.cli_env
 
 
 def _nothing_listens_on(port: int) -> bool:
@@ -41,48 +39,14 @@ def _nothing_listens_on(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("local-stack")
-
-
-def _env(state_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ARTIFACTS_", "METADATA_"))}
-    return env | {"MLOPS_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+    return stack_process.stack_state_dir(tmp_path_factory, "local-stack")
 
 
 @pytest.fixture(scope="module")
 def local_stack(state_dir: Path) -> Iterator[dict[str, Any]]:
-    api_port, moto_port = _free_port(), _free_port()
-    started = time.monotonic()
-    process = subprocess.Popen(
-        [*MLOPS, "up", "--demo", "--api-port", str(api_port), "--moto-port", str(moto_port)],
-        cwd=ROOT,
-        env=_env(state_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    seen = []
-    deadline = time.monotonic() + 240
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith("curl -s -X POST"):
-            break
-        assert time.monotonic() < deadline, "".join(seen)
-    else:
-        pytest.fail("mlops up --demo exited early:\n" + "".join(seen))
-    description = json.loads((state_dir / "endpoint.json").read_text())
-    yield {
-        "process": process,
-        "api": description["api_url"],
-        "key": description["api_key"],
-        "ports": (api_port, moto_port),
-        "output": "".join(seen),
-        "seconds": time.monotonic() - started,
-    }
-    if process.poll() is None:
-        process.kill()
-        process.wait(timeout=10)
+    """`mlops up --demo`, this module's own (tests/e2e/stack_process.py)."""
+    with stack_process.running_stack(state_dir, "--demo", ready_within=240) as stack:
+        yield stack
 
 
 def test_demo_trains_promotes_and_serves_over_http(local_stack: dict[str, Any]) -> None:

@@ -5,10 +5,7 @@ its feedback is recorded once, answered as a duplicate after, and refused when i
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,69 +14,34 @@ from typing import Any
 import pytest
 import requests
 
+from tests.e2e.stack_process import MLOPS, cli_env, running_stack, stack_state_dir
 from tests.support import ROOT, ROW0, local_stack_client, trained_model
 
 pytestmark = pytest.mark.e2e
-MLOPS = [sys.executable, "-m", "infra.cli.main"]
 MODEL = "feedback-demo"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _env(state_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ARTIFACTS_", "METADATA_"))}
-    return env | {"MLOPS_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+_env = cli_env
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """`mlops up` with a logistic regression registered and promoted through the API."""
-    state_dir = tmp_path_factory.mktemp("feedback-stack")
-    process = subprocess.Popen(
-        [*MLOPS, "up", "--api-port", str(_free_port()), "--moto-port", str(_free_port())],
-        cwd=ROOT,
-        env=_env(state_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if "serving; Ctrl-C stops the stack" in line:
-            break
-    else:
-        pytest.fail("mlops up exited early:\n" + "".join(seen))
-    description = json.loads((state_dir / "endpoint.json").read_text())
-    api = description["api_url"]
-    _, data, signature = trained_model("logistic_regression")
-    s3 = local_stack_client("s3", description)
-    s3.put_object(Bucket=description["artifacts_bucket"], Key=f"uploads/{MODEL}/model.onnx", Body=data)
-    s3.put_object(
-        Bucket=description["artifacts_bucket"],
-        Key=f"uploads/{MODEL}/signature.json",
-        Body=signature.model_dump_json(),
-    )
-    registered = requests.post(
-        f"{api}/models/{MODEL}/versions", json={"artifact_key": f"uploads/{MODEL}/model.onnx"}, timeout=60
-    )
-    assert registered.status_code == 201, registered.text
-    promoted = requests.put(f"{api}/models/{MODEL}/aliases/production", json={"version": 1}, timeout=30)
-    assert promoted.status_code == 200, promoted.text
-    yield {"api": api, "key": description["api_key"], "description": description, "state_dir": state_dir}
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    with running_stack(stack_state_dir(tmp_path_factory, "feedback-stack")) as running:
+        description, api = running["description"], running["api"]
+        _, data, signature = trained_model("logistic_regression")
+        s3 = local_stack_client("s3", description)
+        s3.put_object(Bucket=description["artifacts_bucket"], Key=f"uploads/{MODEL}/model.onnx", Body=data)
+        s3.put_object(
+            Bucket=description["artifacts_bucket"],
+            Key=f"uploads/{MODEL}/signature.json",
+            Body=signature.model_dump_json(),
+        )
+        registered = requests.post(
+            f"{api}/models/{MODEL}/versions", json={"artifact_key": f"uploads/{MODEL}/model.onnx"}, timeout=60
+        )
+        assert registered.status_code == 201, registered.text
+        promoted = requests.put(f"{api}/models/{MODEL}/aliases/production", json={"version": 1}, timeout=30)
+        assert promoted.status_code == 200, promoted.text
+        yield running
 
 
 def _predict(stack: dict[str, Any], rows: int = 1) -> tuple[list[str], list[Any]]:

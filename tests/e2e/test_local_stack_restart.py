@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.e2e.stack_process import free_port, stack_env, stack_state_dir
 from tests.support import ROOT, ROW0, local_stack_client
 
 pytestmark = pytest.mark.e2e
@@ -36,21 +37,11 @@ LAUNCH = (
 )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Up:
     """One `mlops up` process in its own process group, its output collected as it comes."""
 
     def __init__(self, runtime_dir: Path, *args: str) -> None:
-        self.ports = (_free_port(), _free_port())
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ARTIFACTS_", "METADATA_"))}
-        env |= {"MLOPS_STATE_DIR": str(runtime_dir), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        self.ports = (free_port(), free_port())
         self.runtime_dir = runtime_dir
         self.process = subprocess.Popen(
             [
@@ -65,7 +56,7 @@ class Up:
                 *args,
             ],
             cwd=ROOT,
-            env=env,
+            env=stack_env(runtime_dir),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -119,7 +110,7 @@ def _children(pid: int) -> list[str]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("state")
-    runtime = tmp_path_factory.mktemp("runtime")
+    runtime = stack_state_dir(tmp_path_factory, "runtime")  # the run's template in it
     first = Up(runtime, "--demo", "--state", str(state))
     second: Up | None = None
     try:

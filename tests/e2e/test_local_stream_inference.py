@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import demo_stack
 from tests.e2e import test_local_stack as local_stack_test
 from tests.support import ROW0, local_stack_client
 
 pytestmark = pytest.mark.e2e
 
-# The same module-scoped fixtures as test_local_stack.py: one `mlops up --demo` for this module.
-state_dir = local_stack_test.state_dir
-local_stack = local_stack_test.local_stack
+# The module's own stack, started as `mlops up --demo` ends (a copy of the run's trained demo).
+state_dir = demo_stack.state_dir
+local_stack = demo_stack.local_stack
 KEYS = [f"patient-{i}" for i in range(8)]
 #: The issue's must-show is 10,000 records with 10 poison ones:
 #: STREAM_E2E_RECORDS=10000 STREAM_E2E_POISON=10 (a few minutes more on 2 cores).

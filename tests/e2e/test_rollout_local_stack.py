@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.e2e import demo_stack
 from tests.e2e import test_local_stack as local_stack_test
 from tests.support import FEATURES, ROOT, ROW0, breast_cancer_xy, local_stack_client
 
@@ -30,9 +31,9 @@ pytestmark = pytest.mark.e2e
 MODEL = "breast-cancer"
 ALIAS_CACHE_TTL_SECONDS = 10  # the inference function's default (InferenceSettings)
 
-# One `mlops up --demo` for this module (the fixtures of test_local_stack.py).
-state_dir = local_stack_test.state_dir
-local_stack = local_stack_test.local_stack
+# The module's own stack, started as `mlops up --demo` ends (a copy of the run's trained demo).
+state_dir = demo_stack.state_dir
+local_stack = demo_stack.local_stack
 
 
 class Traffic:
