@@ -353,3 +353,7 @@ def batch_errors(job_id: str, relative_key: str) -> str:
 
 def _with_suffix(key: str, suffix: str) -> str:
     return key if key.endswith(suffix) else f"{key}{suffix}"
+
+
+#: Partitioned feature materialization: the Distributed Map's ResultWriter prefix (as batch's).
+FEATURE_MAP_RUNS_PREFIX = "feature-map-runs"
