@@ -25,18 +25,8 @@ pytestmark = pytest.mark.infra
 FEATURE_VIEW_ITEMS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["FEATURE_VIEW#*"]}}
 
 
-def _machine(synthesized: SynthesizedApp) -> dict[str, Any]:
-    machine: dict[str, Any] = synthesized.resources[
-        synthesized.logical_id(synthesized.stack.features.partitions.state_machine)
-    ]
-    return machine
-
-
 def _definition(synthesized: SynthesizedApp) -> dict[str, Any]:
-    parts = _machine(synthesized)["Properties"]["DefinitionString"]["Fn::Join"][1]
-    text = "".join(part if isinstance(part, str) else json.dumps(json.dumps(part))[1:-1] for part in parts)
-    definition: dict[str, Any] = json.loads(text)
-    return definition
+    return synthesized.state_machine_definition(synthesized.stack.features.partitions.state_machine)
 
 
 def test_a_distributed_map_over_the_view_s_sources_then_one_record(synthesized: SynthesizedApp) -> None:

@@ -24,7 +24,9 @@ from constructs import Construct
 from infra.cdk.constructs.functions import ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.object_map import (
+    close_after,
     invoke_step,
+    manifest_payload,
     map_state_machine,
     objects_map,
     per_object_step,
@@ -167,21 +169,14 @@ class BatchConstruct(Construct):
             max_concurrency=MAX_CONCURRENCY,
             tolerated_failure_percentage=TOLERATED_FAILURE_PERCENTAGE,
         )
-        score_objects.add_catch(mark_failed, errors=["States.ALL"], result_path="$.failure")
         finalize = invoke_step(
             scope,
             "Finalize",
             self.finalize,
             "Counts from the Map's result files.",
-            payload=sfn.TaskInput.from_object(
-                {
-                    "job_id": sfn.JsonPath.string_at("$.job_id"),
-                    "manifest_key": sfn.JsonPath.string_at("$.map.manifest_key"),
-                }
-            ),
+            payload=manifest_payload(job_id="$.job_id"),
         )
-        finalize.add_catch(mark_failed, errors=["States.ALL"], result_path="$.failure")
-        definition = score_objects.next(finalize).next(sfn.Succeed(scope, "Scored"))
+        definition = close_after(score_objects, finalize, mark_failed, sfn.Succeed(scope, "Scored"))
         return map_state_machine(
             self,
             definition=definition,

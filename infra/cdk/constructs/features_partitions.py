@@ -30,7 +30,14 @@ from constructs import Construct
 
 from infra.cdk.constructs.functions import ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
-from infra.cdk.constructs.object_map import invoke_step, map_state_machine, objects_map, per_object_step
+from infra.cdk.constructs.object_map import (
+    close_after,
+    invoke_step,
+    manifest_payload,
+    map_state_machine,
+    objects_map,
+    per_object_step,
+)
 from infra.cdk.constructs.storage import StorageConstruct
 from mlops_core.features.partitions import PARTITIONED_LEASE_SECONDS
 from mlops_core.storage import keys
@@ -167,21 +174,14 @@ class FeaturePartitionsConstruct(Construct):
             max_concurrency=MAX_CONCURRENCY,
             tolerated_failure_percentage=TOLERATED_FAILURE_PERCENTAGE,
         )
-        objects.add_catch(fail, errors=["States.ALL"], result_path="$.failure")
         finish = invoke_step(
             scope,
             "FinishMaterialization",
             self.finish,
             "One run record from the Map's result files; the lease released.",
-            payload=sfn.TaskInput.from_object(
-                {
-                    "run": sfn.JsonPath.object_at("$"),
-                    "manifest_key": sfn.JsonPath.string_at("$.map.manifest_key"),
-                }
-            ),
+            payload=manifest_payload(run="$"),
         )
-        finish.add_catch(fail, errors=["States.ALL"], result_path="$.failure")
-        definition = objects.next(finish).next(sfn.Succeed(scope, "Materialized"))
+        definition = close_after(objects, finish, fail, sfn.Succeed(scope, "Materialized"))
         return map_state_machine(
             self,
             definition=definition,

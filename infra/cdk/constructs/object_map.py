@@ -93,6 +93,26 @@ def objects_map(
     return objects
 
 
+def close_after(
+    objects: sfn.DistributedMap, close: tasks.LambdaInvoke, on_failure: sfn.IChainable, done: sfn.Succeed
+) -> sfn.IChainable:
+    """The Map, then the step that closes the run from its results, then ``done``; a failure of
+    either goes to ``on_failure`` with the error at ``$.failure``."""
+    objects.add_catch(on_failure, errors=["States.ALL"], result_path="$.failure")
+    close.add_catch(on_failure, errors=["States.ALL"], result_path="$.failure")
+    return objects.next(close).next(done)
+
+
+def manifest_payload(**fields: str) -> sfn.TaskInput:
+    """The closing step's payload: ``fields`` (name -> JSONPath of a string, or ``$`` for the
+    whole state) and the Map's manifest key."""
+    payload: dict[str, Any] = {
+        name: sfn.JsonPath.object_at(path) if path == "$" else sfn.JsonPath.string_at(path)
+        for name, path in fields.items()
+    }
+    return sfn.TaskInput.from_object(payload | {"manifest_key": sfn.JsonPath.string_at("$.map.manifest_key")})
+
+
 def map_state_machine(
     owner: Construct,
     *,
