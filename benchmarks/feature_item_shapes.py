@@ -13,9 +13,12 @@ to one moto server process, and reports the moto process's CPU seconds per 1,000
 - ``feast``: Feast's shape (entity key, a map of 10 binary values, timestamps as strings).
 
 Also: conditional PutItem (one per item, the partitioned materialization's writes) and
-BatchGetItem of the stored shape, per 1,000 items.
+BatchGetItem of the stored shape, per 1,000 items. ``--in-process`` instead runs moto in this
+process (``mock_aws``) and splits the cost: CPU inside moto's DynamoDB ``batch_write_item``
+handler (its item model: validation, sizes) against the whole request (client and moto).
 
     PYTHONPATH=layers/core .venv/bin/python benchmarks/feature_item_shapes.py [--items 20000]
+    PYTHONPATH=layers/core .venv/bin/python benchmarks/feature_item_shapes.py --in-process
 """
 
 from __future__ import annotations
@@ -111,7 +114,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--in-process", action="store_true", help="split moto's handler from the request")
     args = parser.parse_args()
+    if args.in_process:
+        in_process(args.items, args.repeats)
+        return
     busy = cpu_busy_percent()
     port = free_port()
     os.environ.update(
@@ -185,6 +192,51 @@ def main() -> None:
     finally:
         moto.kill()
         moto.wait(timeout=30)
+
+
+def in_process(count: int, repeats: int) -> None:
+    import boto3
+    from moto import mock_aws
+    from moto.dynamodb.responses import DynamoHandler
+
+    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
+    spent = [0.0]
+    original = DynamoHandler.batch_write_item
+
+    def timed(self: Any) -> Any:
+        started = time.process_time()
+        try:
+            return original(self)
+        finally:
+            spent[0] += time.process_time() - started
+
+    with mock_aws():
+        DynamoHandler.batch_write_item = timed  # type: ignore[method-assign]
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        for repeat in range(repeats):
+            for name, shape in SHAPES.items():
+                table = f"inproc-{name}-{repeat}"
+                ddb.create_table(
+                    TableName=table,
+                    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+                rng = random.Random(7)
+                items = [shape(i, rng) for i in range(count)]
+                spent[0], started = 0.0, time.process_time()
+                for i in range(0, count, 25):
+                    ddb.batch_write_item(
+                        RequestItems={table: [{"PutRequest": {"Item": it}} for it in items[i : i + 25]]}
+                    )
+                total = time.process_time() - started
+                print(
+                    f"[{repeat}] {name:14s} {len(items[0])} attributes: moto's handler "
+                    f"{1e6 * spent[0] / count:4.0f} µs/item, "
+                    f"the whole request {1e6 * total / count:4.0f} µs/item",
+                    flush=True,
+                )
+        DynamoHandler.batch_write_item = original  # type: ignore[method-assign]
 
 
 def _refused_ok(put: Callable[[Item], None], item: Item) -> None:
