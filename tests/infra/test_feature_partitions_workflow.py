@@ -23,7 +23,7 @@ from infra.local import lambda_runtime
 from infra.local.stack import deploy_template
 from mlops_core.features.entities import FeatureViewDefinition, MaterializationRecord
 from mlops_core.features.online import OnlineStore
-from mlops_core.features.partitions import PartitionedRuns
+from mlops_core.features.partitions import FinishRequest, PartitionedRuns, PartitionRun
 from mlops_core.features.repository import FeatureViewRepository
 from mlops_core.features.service import FeatureStoreService
 from mlops_core.storage.dynamo import KeyedTable, MetadataTable
@@ -170,6 +170,20 @@ def test_the_partitioned_run_stores_what_one_function_stores_and_a_second_run_wr
         one.newest_event_ms,
     )
     assert two.last_run_status == "succeeded" and two.view_version == 1
+    # The last step retried (e.g. its answer lost): the run is answered as recorded, STATE as it is.
+    retried = PartitionRun(
+        view="partitioned",
+        run_id=split.run_id,
+        view_version=1,
+        source_prefix="feature-sources/partitioned/",
+        incremental=True,
+        compare=False,
+        end_ms=NOW_MS,
+        now_ms=NOW_MS,
+    )
+    assert world.partitioned.partitions is not None
+    assert world.partitioned.partitions.finish(world.partitioned, FinishRequest(run=retried)) == split
+    assert world.views.state("partitioned") == two
 
     again = world.partitioned.materialize(
         "partitioned", trigger="on_demand"

@@ -301,11 +301,15 @@ class PartitionedRuns:
     # ---- FinishMaterialization ---------------------------------------------------------------
     def finish(self, service: FeatureStoreService, request: FinishRequest) -> MaterializationRecord:
         """One record of the whole run from its children's outcomes; STATE updated; the lease
-        released. Idempotent for the record (a retried step sums the same files again)."""
+        released. Idempotent: the record is saved last, and a run already recorded as ended
+        is answered as it is (a retried step never applies the histogram's changes twice)."""
         run = request.run
         record = service.views.record(run.view, run.run_id)
         if record is None:
             raise NotFound(f"materialization {run.run_id} of feature view {run.view} not found")
+        if record.status in ("succeeded", "failed"):  # a retried step: STATE has its changes already
+            service.views.release_lease(run.view, run.run_id)
+            return record
         stored = service.get(run.view)
         state = service.views.state(run.view)
         failed: list[FailedSource] = []
@@ -332,25 +336,10 @@ class PartitionedRuns:
             )
         record.status = "failed" if record.error is not None else "succeeded"
 
-        histogram = histogram_of(state, stored.definition)
-        # Summed first: one child's -1 in a bucket may meet another child's +1 there.
-        delta: dict[str, int] = {}
-        for outcome in outcomes:
-            for start, change in outcome.histogram_delta.items():
-                delta[start] = delta.get(start, 0) + change
-        histogram.apply(delta)
         now = service._now_ms()
-        histogram.compact(now - stored.definition.ttl * 1000)
-        state.histogram, state.bucket_ms = histogram.as_state(), histogram.width_ms
-        state.entities = histogram.total
-        newest = [o.newest_event_ms for o in outcomes if o.newest_event_ms is not None]
-        if state.newest_event_ms is not None:
-            newest.append(state.newest_event_ms)
-        state.newest_event_ms = max(newest) if newest else None
-        state.view_version = run.view_version
-        state.last_run_id, state.last_run_status = run.run_id, record.status
-        if record.status == "succeeded":
-            state.last_success_at_ms = run.now_ms
+        # A retried step whose STATE was saved before its record: the changes are in already.
+        if not (state.last_run_id == run.run_id and state.last_run_status in ("succeeded", "failed")):
+            _apply_to_state(state, stored, run, outcomes, record, now_ms=now)
         record.finished_at = iso_ms(now)
         record.duration_ms = now - run.now_ms
         try:
@@ -365,6 +354,35 @@ class PartitionedRuns:
                 )
             )
         return record
+
+
+def _apply_to_state(
+    state: ViewState,
+    stored: StoredFeatureView,
+    run: PartitionRun,
+    outcomes: Sequence[PartitionOutcome],
+    record: MaterializationRecord,
+    *,
+    now_ms: int,
+) -> None:
+    histogram = histogram_of(state, stored.definition)
+    # Summed first: one child's -1 in a bucket may meet another child's +1 there.
+    delta: dict[str, int] = {}
+    for outcome in outcomes:
+        for start, change in outcome.histogram_delta.items():
+            delta[start] = delta.get(start, 0) + change
+    histogram.apply(delta)
+    histogram.compact(now_ms - stored.definition.ttl * 1000)
+    state.histogram, state.bucket_ms = histogram.as_state(), histogram.width_ms
+    state.entities = histogram.total
+    newest = [o.newest_event_ms for o in outcomes if o.newest_event_ms is not None]
+    if state.newest_event_ms is not None:
+        newest.append(state.newest_event_ms)
+    state.newest_event_ms = max(newest) if newest else None
+    state.view_version = run.view_version
+    state.last_run_id, state.last_run_status = run.run_id, record.status
+    if record.status == "succeeded":
+        state.last_success_at_ms = run.now_ms
 
 
 def _sum_into(record: MaterializationRecord, outcomes: Sequence[PartitionOutcome]) -> None:
