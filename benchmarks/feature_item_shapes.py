@@ -187,8 +187,8 @@ def main() -> None:
                     results.setdefault("BatchGetItem (ours)", []).append(1e6 * cpu / len(keys))
         print(f"\nCPU busy before the run: {busy}%; load average {os.getloadavg()}")
         print("emulator CPU µs per item (each repeat):")
-        for name, per_thousand in results.items():
-            print(f"  {name:40s} " + "  ".join(f"{v:6.1f}" for v in per_thousand))
+        for name, per_item in results.items():
+            print(f"  {name:40s} " + "  ".join(f"{v:6.0f}" for v in per_item))
     finally:
         moto.kill()
         moto.wait(timeout=30)
