@@ -136,15 +136,7 @@ def main() -> None:
     try:
         for repeat in range(args.repeats):
             for name, shape in SHAPES.items():
-                table = f"shape-{name}-{repeat}"
-                ddb.create_table(
-                    TableName=table,
-                    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                    BillingMode="PAY_PER_REQUEST",
-                )
-                rng = random.Random(7)
-                items = [shape(i, rng) for i in range(args.items)]
+                table, items = _table_and_items(ddb, f"shape-{name}-{repeat}", shape, args.items)
                 chunks = [items[i : i + 25] for i in range(0, len(items), 25)]
 
                 def write(chunk: list[Item], table: str = table) -> None:
@@ -194,6 +186,20 @@ def main() -> None:
         moto.wait(timeout=30)
 
 
+def _table_and_items(
+    ddb: Any, table: str, shape: Callable[[int, random.Random], Item], count: int
+) -> tuple[str, list[Item]]:
+    """A new table keyed like the features table, and ``count`` items of ``shape`` (seeded)."""
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    rng = random.Random(7)
+    return table, [shape(i, rng) for i in range(count)]
+
+
 def in_process(count: int, repeats: int) -> None:
     import boto3
     from moto import mock_aws
@@ -215,15 +221,7 @@ def in_process(count: int, repeats: int) -> None:
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         for repeat in range(repeats):
             for name, shape in SHAPES.items():
-                table = f"inproc-{name}-{repeat}"
-                ddb.create_table(
-                    TableName=table,
-                    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                    BillingMode="PAY_PER_REQUEST",
-                )
-                rng = random.Random(7)
-                items = [shape(i, rng) for i in range(count)]
+                table, items = _table_and_items(ddb, f"inproc-{name}-{repeat}", shape, count)
                 spent[0], started = 0.0, time.process_time()
                 for i in range(0, count, 25):
                     ddb.batch_write_item(
