@@ -10,6 +10,9 @@ Three triggers, one function (one role):
   that is due is materialized, then every view's freshness is emitted as metrics;
 - **FeatureMaterializationRequested** (the project's bus, a rule): the on-demand run.
 
+A run whose chosen source objects are larger than ``MATERIALIZE_SINGLE_RUN_MAX_BYTES`` is
+handed to the partitioned workflow (``partition.py`` per object, ``finish.py`` at the end).
+
 Thin entry point over ``mlops_core.features.service``.
 """
 
@@ -21,7 +24,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -38,15 +41,17 @@ from mlops_core.features.entities import (
 )
 from mlops_core.features.events import FeatureMaterializationRequested
 from mlops_core.features.online import OnlineStore
+from mlops_core.features.partitions import PartitionedRuns
 from mlops_core.features.repository import FeatureViewRepository
+from mlops_core.features.run_metrics import NAMESPACE, emit_run, view_metric
 from mlops_core.features.service import RUN_ID_PATTERN, DispatchReport, FeatureStoreService, record_summary
 from mlops_core.http import READ_ERRORS, WRITE_ERRORS, resolve, responses, rest_app
 from mlops_core.registry.repository import RegistryRepository
 from mlops_core.storage.dynamo import KeyedTable, MetadataTable
 from mlops_core.storage.eventbridge import EventPublisher
 from mlops_core.storage.s3 import ArtifactStore
+from mlops_core.storage.stepfunctions import MaterializationWorkflow
 
-NAMESPACE = "ServerlessMLOps"
 logger = Logger()
 tracer = make_tracer()
 metrics = Metrics(namespace=NAMESPACE)
@@ -62,6 +67,13 @@ service = FeatureStoreService(
     conditional_writes=settings.conditional_writes,
     # apply refuses a definition that breaks a registered version's signature
     registry=RegistryRepository(MetadataTable(settings.metadata_table)),
+    # a run whose chosen objects exceed one function's memory goes to the Distributed Map
+    partitions=PartitionedRuns(
+        MaterializationWorkflow(settings.partition_state_machine_arn)
+        if settings.partition_state_machine_arn
+        else None,
+        single_run_max_bytes=settings.single_run_max_bytes,
+    ),
 )
 
 ViewName = Annotated[str, Path(pattern=VIEW_NAME_PATTERN, max_length=63)]
@@ -172,28 +184,13 @@ def get_freshness(view: ViewName) -> Freshness:
 
 
 # ---- the schedule and the bus --------------------------------------------------------------
-def _view_metric(view: str, name: str, unit: MetricUnit, value: float) -> None:
-    """One EMF metric with the view as its dimension (Powertools' single_metric holds one)."""
-    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
-        metric.add_dimension(name="view", value=view)
-
-
-def _emit_run(record: MaterializationRecord) -> None:
-    _view_metric(record.view, "FeatureItemsWritten", MetricUnit.Count, record.items_written)
-    _view_metric(record.view, "FeatureRowsRead", MetricUnit.Count, record.rows_read)
-    _view_metric(record.view, "FeatureRowsRejected", MetricUnit.Count, record.rows_rejected)
-    if record.status == "failed":
-        _view_metric(record.view, "MaterializationFailures", MetricUnit.Count, 1)
-    logger.info("materialization", extra=record_summary(record))
-
-
 def _emit_freshness(report: DispatchReport) -> None:
     stale = 0
     for fresh in report.freshness:
-        _view_metric(fresh.view, "FeatureExpiredShare", MetricUnit.Percent, 100 * fresh.expired_share)
-        _view_metric(fresh.view, "FeatureEntities", MetricUnit.Count, fresh.entities)
+        view_metric(fresh.view, "FeatureExpiredShare", MetricUnit.Percent, 100 * fresh.expired_share)
+        view_metric(fresh.view, "FeatureEntities", MetricUnit.Count, fresh.entities)
         if fresh.age_seconds is not None:
-            _view_metric(fresh.view, "FeatureAgeSeconds", MetricUnit.Seconds, fresh.age_seconds)
+            view_metric(fresh.view, "FeatureAgeSeconds", MetricUnit.Seconds, fresh.age_seconds)
         if fresh.freshness_target_seconds is not None and fresh.stale:
             stale += 1
     # The alarm's metric (no per-view dimension: views are data, the alarm is in the template).
@@ -215,7 +212,7 @@ def _on_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if kind == "Scheduled Event":
         report = service.dispatch(time_left_s=lambda: context.get_remaining_time_in_millis() / 1000)
         for record in report.runs:
-            _emit_run(record)
+            emit_run(record, logger)
         _emit_freshness(report)
         return {
             "runs": [record_summary(r) for r in report.runs],
@@ -228,7 +225,7 @@ def _on_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if ran is None:
             logger.info("materialization already claimed", extra={"run_id": requested.run_id})
             return {"run_id": requested.run_id, "status": "already_claimed"}
-        _emit_run(ran)
+        emit_run(ran, logger)
         return record_summary(ran)
     logger.warning("ignored an event of an unknown kind", extra={"detail_type": kind})
     return {"ignored": kind}

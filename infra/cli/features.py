@@ -156,6 +156,9 @@ def run_lines(run: dict[str, Any]) -> list[str]:
         )
         for reason, count in sorted((run.get("rejected_reasons") or {}).items()):
             lines.append(f"  rejected {count}: {reason}")
+    if run.get("partitioned"):
+        lines.insert(1, "  partitioned: one child per source object (the sources exceed one function)")
+    lines.extend(f"  failed object {f['object_key']}: {f['error']}" for f in run.get("failed_objects") or [])
     return lines
 
 

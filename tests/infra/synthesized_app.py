@@ -73,3 +73,12 @@ class SynthesizedApp:
             if {"Ref": role_id} in policy["Properties"].get("Roles", []):
                 statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
         return statements
+
+    def state_machine_definition(self, machine: IConstruct) -> dict[str, Any]:
+        """A state machine's definition as JSON (its tokens, as CloudFormation writes them)."""
+        parts = self.resources[self.logical_id(machine)]["Properties"]["DefinitionString"]["Fn::Join"][1]
+        text = "".join(
+            part if isinstance(part, str) else json.dumps(json.dumps(part))[1:-1] for part in parts
+        )
+        definition: dict[str, Any] = json.loads(text)
+        return definition

@@ -26,11 +26,7 @@ ITEM_READ_WRITE = (
 
 
 def _definition(synthesized: SynthesizedApp) -> dict[str, Any]:
-    machine = synthesized.resources[synthesized.logical_id(synthesized.stack.batch.state_machine)]
-    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
-    text = "".join(part if isinstance(part, str) else json.dumps(json.dumps(part))[1:-1] for part in parts)
-    definition: dict[str, Any] = json.loads(text)
-    return definition
+    return synthesized.state_machine_definition(synthesized.stack.batch.state_machine)
 
 
 def _grants_of(synthesized: SynthesizedApp, function: ServiceFunction) -> set[tuple[tuple[str, ...], str]]:

@@ -15,17 +15,22 @@ after the retries) is a failed item; the Map fails when more than
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import cast
 
-from aws_cdk import Acknowledgment, CfnResource, Duration, Stack, Validations, aws_logs
+from aws_cdk import Duration, aws_logs
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.cdk.constructs.functions import ServiceFunction, acknowledge_step_invocations
+from infra.cdk.constructs.functions import ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
+from infra.cdk.constructs.object_map import (
+    close_after,
+    invoke_step,
+    manifest_payload,
+    map_state_machine,
+    objects_map,
+    per_object_step,
+)
 from infra.cdk.constructs.storage import MODELS_PREFIX, StorageConstruct
 from mlops_core.storage import keys
 
@@ -33,10 +38,6 @@ from mlops_core.storage import keys
 MAX_CONCURRENCY = 40
 #: The Map fails (and the job with it) when more than this share of the objects failed.
 TOLERATED_FAILURE_PERCENTAGE = 10
-#: Our adapters raise Unavailable on throttling and timeouts of S3 and DynamoDB.
-TRANSIENT_ERRORS = ["Unavailable"]
-#: Lambda's own throttling when many objects are scored at once.
-THROTTLING_ERRORS = ["Lambda.TooManyRequestsException"]
 ROUTES = [
     ("/batch-predictions", "POST"),
     ("/batch-predictions", "GET"),
@@ -126,21 +127,6 @@ class BatchConstruct(Construct):
         storage.grant_prefix_list(self.api.role, keys.BATCH_INPUT_PREFIX)  # an empty input is a 422
         self.state_machine.grant_start_execution(self.api.role)
 
-    def _invoke(
-        self, scope: Construct, name: str, step: ServiceFunction, comment: str, **kwargs: object
-    ) -> tasks.LambdaInvoke:
-        task = tasks.LambdaInvoke(
-            scope,
-            name,
-            lambda_function=step.function,
-            output_path="$.Payload",
-            comment=comment,
-            retry_on_service_exceptions=True,
-            **kwargs,  # type: ignore[arg-type]
-        )
-        task.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
-        return task
-
     def _state_machine(self, log_retention: aws_logs.RetentionDays) -> sfn.StateMachine:
         scope = Construct(self, "Workflow")
         bucket = self.storage.artifacts_bucket
@@ -151,7 +137,7 @@ class BatchConstruct(Construct):
             error_path="$.error",
             cause_path="$.cause",
         )
-        mark_failed = self._invoke(
+        mark_failed = invoke_step(
             scope,
             "MarkFailed",
             self.mark_failed,
@@ -165,112 +151,41 @@ class BatchConstruct(Construct):
         )
         mark_failed.next(failed)
 
-        score = self._invoke(scope, "ScoreObject", self.score, "One object: predictions and refused rows.")
-        score.add_retry(
-            errors=THROTTLING_ERRORS,
-            interval=Duration.seconds(1),
-            max_attempts=8,
-            backoff_rate=2,
-            max_delay=Duration.seconds(60),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        score_objects = sfn.DistributedMap(
+        score = per_object_step(scope, "ScoreObject", self.score, "One object: predictions and refused rows.")
+        score_objects = objects_map(
             scope,
             "ScoreObjects",
             comment="One child execution per input object.",
-            item_reader=sfn.S3ObjectsItemReader(
-                bucket=bucket, prefix=sfn.JsonPath.string_at("$.input_prefix")
-            ),
+            bucket=bucket,
+            prefix_path="$.input_prefix",
             item_selector={
                 "job_id.$": "$.job_id",
                 "model_name.$": "$.model_name",
                 "version.$": "$.version",
                 "input_prefix.$": "$.input_prefix",
-                "key.$": "$$.Map.Item.Value.Key",
-                "size.$": "$$.Map.Item.Value.Size",
             },
+            processor=score,
+            results_prefix=keys.BATCH_MAP_RUNS_PREFIX,
             max_concurrency=MAX_CONCURRENCY,
             tolerated_failure_percentage=TOLERATED_FAILURE_PERCENTAGE,
-            result_writer_v2=sfn.ResultWriterV2(bucket=bucket, prefix=keys.BATCH_MAP_RUNS_PREFIX),
-            result_selector={"manifest_key.$": "$.ResultWriterDetails.Key"},
-            result_path="$.map",
-            map_execution_type=sfn.StateMachineType.STANDARD,
         )
-        score_objects.item_processor(score)
-        score_objects.add_catch(mark_failed, errors=["States.ALL"], result_path="$.failure")
-        finalize = self._invoke(
+        finalize = invoke_step(
             scope,
             "Finalize",
             self.finalize,
             "Counts from the Map's result files.",
-            payload=sfn.TaskInput.from_object(
-                {
-                    "job_id": sfn.JsonPath.string_at("$.job_id"),
-                    "manifest_key": sfn.JsonPath.string_at("$.map.manifest_key"),
-                }
-            ),
+            payload=manifest_payload(job_id="$.job_id"),
         )
-        finalize.add_catch(mark_failed, errors=["States.ALL"], result_path="$.failure")
-        definition = score_objects.next(finalize).next(sfn.Succeed(scope, "Scored"))
-
-        log_group = aws_logs.LogGroup(self, "StateMachineLogs", retention=log_retention)
-        machine = sfn.StateMachine(
+        definition = close_after(score_objects, finalize, mark_failed, sfn.Succeed(scope, "Scored"))
+        return map_state_machine(
             self,
-            "StateMachine",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=log_group, level=sfn.LogLevel.ERROR, include_execution_data=False
-            ),
+            definition=definition,
+            bucket=bucket,
+            steps=(self.score, self.finalize, self.mark_failed),
+            log_retention=log_retention,
             comment="Batch scoring: every object under a job's input prefix scored by a Distributed Map.",
+            reader_reason="The Map's ItemReader lists the job's input prefix (known at run time).",
         )
-        self._acknowledge(machine)
-        return machine
-
-    def _acknowledge(self, machine: sfn.StateMachine) -> None:
-        stack = Stack.of(self)
-        Validations.of(machine).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SF1",
-                reason="Logs ERROR, not ALL: a Distributed Map runs one child execution per input "
-                "object, and ALL would log every state of every child (thousands of events a job); "
-                "the job record keeps the counts and failures, and no row data is logged.",
-            )
-        )
-        bucket_id = stack.get_logical_id(cast(CfnResource, self.storage.artifacts_bucket.node.default_child))
-        machine_id = stack.get_logical_id(cast(CfnResource, machine.node.default_child))
-        machine_name = json.dumps(
-            {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": machine_id}]}]}, separators=(",", ":")
-        )
-        acknowledge = Validations.of(machine.role).acknowledge
-        acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::<{bucket_id}>/*]",
-                reason="The Map's ItemReader lists the job's input prefix (known at run time) and its "
-                "ResultWriter writes and reads back the map-run results (multipart uploads); CDK's "
-                "DistributedMap grants these on the artifacts bucket. No delete, no other bucket.",
-            )
-        )
-        # CDK puts the Map's own execution grants in a policy of their own beside the role's.
-        map_policy = machine.node.find_child("DistributedMapPolicy")
-        for suffix in (":*", "/*:*"):
-            Validations.of(map_policy).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
-                    f"<AWS::AccountId>:execution:{machine_name}{suffix}]",
-                    reason="The Distributed Map describes, stops and redrives its own child executions, "
-                    "named at run time; the grant covers this state machine's executions only.",
-                )
-            )
-        acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="Tracing (xray:PutTraceSegments, PutTelemetryRecords, GetSampling*) and log "
-                "delivery (logs:CreateLogDelivery and related) support no resource-level permissions.",
-            )
-        )
-        acknowledge_step_invocations(machine.role, (self.score, self.finalize, self.mark_failed))
 
     @property
     def functions(self) -> list[ServiceFunction]:

@@ -17,7 +17,8 @@ of that id). See docs/decision_log.md.
 Roles: the lookup function may only GetItem/BatchGetItem the features table and GetItem the
 views' items of the metadata table; the materialize function reads sources under
 ``feature-sources/``, reads and writes the features table (no deletes: DynamoDB's TTL
-expires rows) and the ``FEATURE_VIEW#`` items of the metadata table, and puts events.
+expires rows) and the ``FEATURE_VIEW#`` items of the metadata table, puts events, and
+starts the partitioned workflow (``features_partitions.py``) for a run too large for it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from aws_cdk import (
 from constructs import Construct
 
 from infra.cdk.constructs.api import ApiConstruct
+from infra.cdk.constructs.features_partitions import FeaturePartitionsConstruct, single_run_max_bytes
 from infra.cdk.constructs.functions import METRICS_NAMESPACE, ServiceFunction
 from infra.cdk.constructs.layers import LayersConstruct
 from infra.cdk.constructs.storage import StorageConstruct
@@ -57,6 +59,8 @@ ADMIN_ROUTES = [
 ]
 #: The materializer's timeout: one run (and the view's writer lease) lasts at most this long.
 MATERIALIZE_TIMEOUT = Duration.minutes(15)
+#: The materializer's memory: what one run holds decides when a run is partitioned.
+MATERIALIZE_MEMORY_MB = 2048
 #: What the freshness alarm watches (emitted by the dispatcher every DISPATCH_MINUTES).
 STALE_VIEWS_METRIC = "StaleFeatureViews"
 
@@ -132,7 +136,7 @@ class FeaturesConstruct(Construct):
             handler="handler.lambda_handler",
             layers=[layers.core],
             # 1,769 MB is one full vCPU: parsing 300,000 rows and encoding 100,000 items is CPU work.
-            memory_size=2048,
+            memory_size=MATERIALIZE_MEMORY_MB,
             timeout=MATERIALIZE_TIMEOUT,
             environment={
                 "ARTIFACTS_BUCKET": storage.artifacts_bucket.bucket_name,
@@ -195,6 +199,25 @@ class FeaturesConstruct(Construct):
         api.inference.role.add_to_principal_policy(
             aws_iam.PolicyStatement(actions=["dynamodb:BatchGetItem"], resources=[self.table.table_arn])
         )
+
+        # A run whose chosen objects are more than this function holds: a Distributed Map.
+        self.partitions = FeaturePartitionsConstruct(
+            self,
+            "Partitions",
+            storage=storage,
+            layers=layers,
+            features_table=self.table,
+            event_bus=event_bus,
+            functions_dir=functions_dir,
+            log_retention=log_retention,
+        )
+        self.materialize.function.add_environment(
+            "MATERIALIZE_PARTITION_STATE_MACHINE_ARN", self.partitions.state_machine.state_machine_arn
+        )
+        self.materialize.function.add_environment(
+            "MATERIALIZE_SINGLE_RUN_MAX_BYTES", str(single_run_max_bytes(MATERIALIZE_MEMORY_MB))
+        )
+        self.partitions.state_machine.grant_start_execution(role)
 
         target = aws_events_targets.LambdaFunction(
             self.materialize.function, retry_attempts=2, max_event_age=Duration.hours(1)

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from mlops_core.registry.lookup import RegistryLookup
 from mlops_core.serving.predictor import Predictor
 from mlops_core.storage import keys
 from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.map_runs import entry_input, read_map_run, readable_cause
 from mlops_core.storage.s3 import ArtifactStore
 from mlops_core.storage.stepfunctions import BatchWorkflow
 
@@ -179,16 +179,10 @@ class BatchJobs:
         """Counts from the Map's ResultWriter output: its manifest names a file of succeeded
         items (each output an ``ObjectSummary``) and one of failed items (input, error, cause)."""
         job = self.get(job_id)
-        manifest = json.loads(self.store.get(manifest_key).data)
-        files = manifest.get("ResultFiles", {})
-        summaries: list[ObjectSummary] = []
-        failed: list[FailedObject] = []
-        for entry in _result_entries(self.store, files.get("SUCCEEDED", [])):
-            summaries.append(ObjectSummary.model_validate_json(entry["Output"]))
-        for entry in _result_entries(self.store, files.get("FAILED", [])):
-            failed.append(_failed_object(job, entry))
-        for entry in _result_entries(self.store, files.get("PENDING", [])):
-            failed.append(_failed_object(job, entry, "NotRun"))
+        results = read_map_run(self.store, manifest_key)
+        summaries = [ObjectSummary.model_validate_json(entry["Output"]) for entry in results.succeeded]
+        failed = [_failed_object(job, entry) for entry in results.failed]
+        failed += [_failed_object(job, entry, "NotRun") for entry in results.pending]
         rows_failed = sum(s.failed for s in summaries)
         failed_rows = [row for s in sorted(summaries, key=lambda s: s.key) for row in s.failed_rows]
         finished = self.now()
@@ -219,7 +213,7 @@ class BatchJobs:
                 "finished_at": finished,
                 "duration_seconds": _seconds_between(job.created_at, finished),
                 "error": error[:256],
-                "cause": _readable_cause(cause)[:2000],
+                "cause": readable_cause(cause)[:2000],
             }
         )
         self.repository.save(job)
@@ -236,36 +230,15 @@ def execution_input(job: BatchJob) -> dict[str, Any]:
     }
 
 
-def _result_entries(store: ArtifactStore, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
-    for file in files:
-        entries.extend(json.loads(store.get(str(file["Key"])).data))
-    return entries
-
-
 def _failed_object(job: BatchJob, entry: dict[str, Any], error: str | None = None) -> FailedObject:
-    try:
-        key = str(json.loads(entry.get("Input") or "{}").get("key", "?"))
-    except ValueError:
-        key = "?"
+    key = str(entry_input(entry).get("key", "?"))
     if key.startswith(job.input_prefix):
         key = key[len(job.input_prefix) :]
     return FailedObject(
         key=key,
         error=str(error or entry.get("Error") or "Failed"),
-        cause=_readable_cause(str(entry.get("Cause") or ""))[:1000],
+        cause=readable_cause(str(entry.get("Cause") or ""))[:1000],
     )
-
-
-def _readable_cause(cause: str) -> str:
-    """A Lambda error's cause is its error payload as JSON: keep the message, drop the trace."""
-    try:
-        payload = json.loads(cause)
-    except ValueError:
-        return cause
-    if isinstance(payload, dict) and "errorMessage" in payload:
-        return str(payload["errorMessage"])
-    return cause
 
 
 def _seconds_between(start: str, end: str) -> float:

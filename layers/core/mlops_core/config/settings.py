@@ -158,6 +158,14 @@ class MaterializeSettings(EventSettings):
     write_workers: int = Field(default=8, ge=1, le=64, validation_alias="MATERIALIZE_WORKERS")
     # One conditional PutItem per row instead of BatchWriteItem (for writers that may race).
     conditional_writes: bool = Field(default=False, validation_alias="MATERIALIZE_CONDITIONAL_WRITES")
+    # Partitioned materialization (mlops_core.features.partitions): the Distributed Map's state
+    # machine (none: every run in this function), and the source bytes one function reads.
+    partition_state_machine_arn: str | None = Field(
+        default=None, validation_alias="MATERIALIZE_PARTITION_STATE_MACHINE_ARN"
+    )
+    single_run_max_bytes: int = Field(
+        default=100_000_000, ge=1, validation_alias="MATERIALIZE_SINGLE_RUN_MAX_BYTES"
+    )
 
 
 @lru_cache(maxsize=1)

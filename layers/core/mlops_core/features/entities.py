@@ -266,6 +266,14 @@ class RejectedRow(BaseModel):
     reason: str
 
 
+class FailedSource(BaseModel):
+    """A source object a partitioned run could not materialize (its rows were not written)."""
+
+    object_key: str = Field(description="The object's key, relative to the view's path")
+    error: str
+    error_detail: list[dict[str, Any]] | None = None
+
+
 Trigger = Literal["schedule", "on_demand"]
 RunStatus = Literal["requested", "running", "succeeded", "failed", "skipped"]
 
@@ -320,6 +328,14 @@ class MaterializationRecord(BaseModel):
     duration_ms: int | None = None
     error: str | None = None
     error_detail: list[dict[str, Any]] | None = None
+    partitioned: bool = Field(
+        default=False,
+        description="True: the chosen objects were too large for one function and were materialized by a "
+        "Distributed Map, one child per object (entities then counts an entity once per object holding it)",
+    )
+    failed_objects: list[FailedSource] = Field(
+        default_factory=list, description="Partitioned runs: the objects whose child failed (the first 100)"
+    )
 
 
 class ViewState(BaseModel):

@@ -169,6 +169,16 @@ class Histogram:
         else:
             self.counts.pop(bucket, None)
 
+    def apply(self, delta: Mapping[str, int]) -> None:
+        """Add a partition's changes (bucket start as text -> rows added less rows replaced)."""
+        for start, change in delta.items():
+            bucket = self._bucket(int(start))
+            left = self.counts.get(bucket, 0) + int(change)
+            if left > 0:
+                self.counts[bucket] = left
+            else:
+                self.counts.pop(bucket, None)
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

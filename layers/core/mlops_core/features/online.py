@@ -114,19 +114,20 @@ class OnlineStore:
         """BatchWriteItem, 25 a call (no conditions: the caller holds the view's writer lease)."""
         self.table.batch_put(items, workers=workers)
 
-    def write_if_newer(self, items: Sequence[Mapping[str, Any]], *, workers: int) -> tuple[int, int]:
-        """Conditional puts (the fallback where writers may race): (written, refused because a
-        newer row was stored meanwhile)."""
+    def write_if_newer(
+        self, items: Sequence[Mapping[str, Any]], *, workers: int
+    ) -> list[tuple[bool, dict[str, Any] | None]]:
+        """Conditional puts (the fallback where writers may race), one outcome per item in
+        order: written or refused because a newer row was stored meanwhile, and the row a
+        written item replaced (None: there was none), so counts of stored rows stay exact."""
         from concurrent.futures import ThreadPoolExecutor
 
         # The materializer's side: kept off the read path's imports (inference's cold start).
         from mlops_core.features.materialization import newer_condition
 
-        def put(item: Mapping[str, Any]) -> bool:
+        def put(item: Mapping[str, Any]) -> tuple[bool, dict[str, Any] | None]:
             condition, names, values = newer_condition(item)
-            return self.table.put_if(item, condition=condition, names=names, values=values)
+            return self.table.put_if_replacing(item, condition=condition, names=names, values=values)
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            outcomes = list(pool.map(put, items))
-        written = sum(outcomes)
-        return written, len(outcomes) - written
+            return list(pool.map(put, items))

@@ -10,7 +10,7 @@ freshness histogram), ``LEASE`` (the one writer of the view's online rows at a t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from mlops_core.errors import Conflict
 from mlops_core.features.entities import MaterializationRecord, StoredFeatureView, ViewState
 from mlops_core.storage import keys
 from mlops_core.storage.dynamo import MetadataTable
+from mlops_core.storage.s3 import ListedObject
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,14 @@ class SourceMark:
     rows: int
     read_at_ms: int
     pending_after_ms: int | None = None
+
+
+def object_due(listed: ListedObject, mark: SourceMark | None, end_ms: int) -> bool:
+    """Whether a run ending at ``end_ms`` reads ``listed`` (the watermark): never read, changed
+    since (ETag), or holding rows dated after an earlier run's end that are now due."""
+    if mark is None or mark.etag != listed.etag:
+        return True
+    return mark.pending_after_ms is not None and mark.pending_after_ms <= end_ms
 
 
 class FeatureViewRepository:
@@ -141,15 +150,14 @@ class FeatureViewRepository:
     def sources(self, view: str) -> dict[str, SourceMark]:
         marks = {}
         for item in self.table.query(keys.feature_view_pk(view), sk_prefix=keys.FEATURE_SOURCE_PREFIX):
-            mark = SourceMark(
-                key=str(item["key"]),
-                etag=str(item["etag"]),
-                rows=int(item["rows"]),
-                read_at_ms=int(item["read_at_ms"]),
-                pending_after_ms=item.get("pending_after_ms"),
-            )
+            mark = _source_mark(item)
             marks[mark.key] = mark
         return marks
+
+    def source(self, view: str, object_key: str) -> SourceMark | None:
+        """One object's mark (a partition of a run reads only its own)."""
+        item = self.table.get(keys.feature_view_pk(view), keys.feature_source_sk(object_key), consistent=True)
+        return _source_mark(item) if item else None
 
     def mark_sources(self, view: str, marks: Sequence[SourceMark]) -> None:
         self.table.batch_put(
@@ -212,3 +220,13 @@ class FeatureViewRepository:
                 limit=limit,
             )
         ]
+
+
+def _source_mark(item: Mapping[str, Any]) -> SourceMark:
+    return SourceMark(
+        key=str(item["key"]),
+        etag=str(item["etag"]),
+        rows=int(item["rows"]),
+        read_at_ms=int(item["read_at_ms"]),
+        pending_after_ms=item.get("pending_after_ms"),
+    )

@@ -25,7 +25,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlops_core.errors import Conflict, MlopsError, NotFound
 from mlops_core.events import DomainEvent
@@ -53,12 +53,15 @@ from mlops_core.features.materialization import (
     online_item,
 )
 from mlops_core.features.online import OnlineStore
-from mlops_core.features.repository import FeatureViewRepository, SourceMark
+from mlops_core.features.repository import FeatureViewRepository, SourceMark, object_due
 from mlops_core.features.sources import ParsedObject, parse_object
 from mlops_core.features.usage import breaking_users, broken_features
 from mlops_core.registry.repository import RegistryRepository
 from mlops_core.storage import keys
 from mlops_core.storage.s3 import ArtifactStore, ListedObject
+
+if TYPE_CHECKING:  # partitions uses the service's pieces
+    from mlops_core.features.partitions import PartitionedRuns
 
 #: A scheduled view is due when its schedule has passed, less this (the dispatcher's ticks drift).
 SCHEDULE_SLACK_MS = 60_000
@@ -104,8 +107,11 @@ class FeatureStoreService:
         lease_wait_seconds: float = 30,
         sleep: Callable[[float], None] = time.sleep,
         registry: RegistryRepository | None = None,
+        partitions: PartitionedRuns | None = None,
     ) -> None:
         self.views = views
+        #: Runs whose chosen objects are too large for this function go to a Distributed Map.
+        self.partitions = partitions
         #: Where the versions reading each view are recorded (``apply`` refuses to break them).
         self.registry = registry
         self.online = online
@@ -291,10 +297,15 @@ class FeatureStoreService:
         self.views.acquire_lease(name, run_id, now_ms=started, seconds=self.lease_seconds)
         reads, writes = self.online.table.read_requests, self.online.table.write_requests
         state = self.views.state(name)
+        handed_off = False
         try:
             if trigger == "schedule":
                 state.last_scheduled_at_ms = started
-            self._run(stored, state, record, start_ms=start_ms, end_ms=window_end, incremental=incremental)
+            handed_off = self._run(
+                stored, state, record, start_ms=start_ms, end_ms=window_end, incremental=incremental
+            )
+            if handed_off:  # a Distributed Map runs it; its last step records it and frees the lease
+                return record
             record.status = "succeeded"
         except MlopsError as error:
             record.status = "failed"
@@ -306,26 +317,34 @@ class FeatureStoreService:
             record.error = "internal error (see the materialize function's log)"
             raise
         finally:
-            finished = self._now_ms()
-            record.finished_at = iso_ms(finished)
-            record.duration_ms = finished - started
-            record.read_requests = self.online.table.read_requests - reads
-            record.write_requests = self.online.table.write_requests - writes
-            state.last_run_id, state.last_run_status, state.last_run_at_ms = run_id, record.status, started
-            if record.status == "succeeded":
-                state.last_success_at_ms = started
-            try:
-                self.views.save_state(name, state)
-                self.views.put_record(record)
-            finally:
-                self.views.release_lease(name, run_id)
-            if record.status == "failed":
-                self._publish(
-                    FeatureMaterializationFailed(
-                        view=name, run_id=run_id, trigger=trigger, error=record.error or ""
-                    )
-                )
+            if not handed_off:
+                self._close(record, state, started=started, reads=reads, writes=writes)
         return record
+
+    def _close(
+        self, record: MaterializationRecord, state: ViewState, *, started: int, reads: int, writes: int
+    ) -> None:
+        """Record the run, save the state and release the lease (a run in this function)."""
+        name, run_id, trigger = record.view, record.run_id, record.trigger
+        finished = self._now_ms()
+        record.finished_at = iso_ms(finished)
+        record.duration_ms = finished - started
+        record.read_requests = self.online.table.read_requests - reads
+        record.write_requests = self.online.table.write_requests - writes
+        state.last_run_id, state.last_run_status, state.last_run_at_ms = run_id, record.status, started
+        if record.status == "succeeded":
+            state.last_success_at_ms = started
+        try:
+            self.views.save_state(name, state)
+            self.views.put_record(record)
+        finally:
+            self.views.release_lease(name, run_id)
+        if record.status == "failed":
+            self._publish(
+                FeatureMaterializationFailed(
+                    view=name, run_id=run_id, trigger=trigger, error=record.error or ""
+                )
+            )
 
     def _run(
         self,
@@ -336,7 +355,8 @@ class FeatureStoreService:
         start_ms: int | None,
         end_ms: int,
         incremental: bool,
-    ) -> None:
+    ) -> bool:
+        """Materialize here (False), or hand the run to the partitioned workflow (True)."""
         view = stored.definition
         new_version = state.view_version != stored.version
         listed = self._list_sources(view)
@@ -344,9 +364,20 @@ class FeatureStoreService:
         # A run from the beginning of time has applied every row of its objects up to its end:
         # it marks them read (a run with a window start has not seen the rows before it).
         marks_sources = start_ms is None
-        chosen = [o for o in listed if _due(o, marks.get(o.key), end_ms)]
+        chosen = [o for o in listed if object_due(o, marks.get(o.key), end_ms)]
         record.objects_skipped = len(listed) - len(chosen)
         record.objects_read = len(chosen)
+        if self.partitions is not None and self.partitions.needed(view, chosen):
+            self.partitions.start(
+                self,
+                stored,
+                state,
+                record,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                incremental=incremental and not new_version,
+            )
+            return True
         # Every chosen object is read and checked before anything is written.
         parsed = [self._parse(view, o) for o in chosen]
         record.rows_read = sum(p.rows_read for p in parsed)
@@ -395,6 +426,7 @@ class FeatureStoreService:
                     for o, p in zip(chosen, parsed, strict=True)
                 ],
             )
+        return False
 
     def _write(
         self, name: str, state: ViewState, record: MaterializationRecord, items: list[dict[str, Any]]
@@ -403,8 +435,9 @@ class FeatureStoreService:
             state.ever_written = True
             self.views.save_state(name, state)  # before the first write (see ViewState)
         if self.conditional_writes:
-            written, lost = self.online.write_if_newer(items, workers=self.workers)
-            record.items_written, record.items_lost_race = written, lost
+            outcomes = self.online.write_if_newer(items, workers=self.workers)
+            written = sum(1 for done, _ in outcomes if done)
+            record.items_written, record.items_lost_race = written, len(outcomes) - written
         else:
             self.online.write(items, workers=self.workers)
             record.items_written = len(items)
@@ -510,12 +543,6 @@ class FeatureStoreService:
     def _publish(self, event: DomainEvent) -> None:
         if self.publisher is not None:
             self.publisher.publish(event)
-
-
-def _due(listed: ListedObject, mark: SourceMark | None, end_ms: int) -> bool:
-    if mark is None or mark.etag != listed.etag:
-        return True
-    return mark.pending_after_ms is not None and mark.pending_after_ms <= end_ms
 
 
 def record_summary(record: MaterializationRecord) -> dict[str, Any]:

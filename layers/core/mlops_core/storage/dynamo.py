@@ -419,16 +419,33 @@ class KeyedTable:
         values: Mapping[str, Any] | None = None,
     ) -> bool:
         """Put ``item`` if ``condition`` holds for the stored one; False if it did not."""
-        request: dict[str, Any] = {"TableName": self.table_name, "Item": serialize(item)}
+        return self.put_if_replacing(item, condition=condition, names=names, values=values)[0]
+
+    def put_if_replacing(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> tuple[bool, Item | None]:
+        """``put_if``, also answering the item the put replaced (``ReturnValues=ALL_OLD``; None
+        when there was none or the put was refused)."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": serialize(item),
+            "ReturnValues": "ALL_OLD",
+        }
         _add_condition(request, condition, names, values)
         try:
             with translate_errors(self.what):
-                client("dynamodb").put_item(**request)
+                response = client("dynamodb").put_item(**request)
         except Conflict:
-            return False
+            return False, None
         finally:
             self._count(write=1)
-        return True
+        old = response.get("Attributes")
+        return True, deserialize(old) if old else None
 
     def get(self, key_value: str, *, consistent: bool = False) -> Item | None:
         with translate_errors(self.what):

@@ -357,3 +357,6 @@ def _with_suffix(key: str, suffix: str) -> str:
 
 #: Every search run's study (``search_study``), as an IAM key pattern: what a pruned trial reads.
 SEARCH_STUDIES_PATTERN = f"{RUNS_PREFIX}*/search/"
+
+#: Partitioned feature materialization: the Distributed Map's ResultWriter prefix (as batch's).
+FEATURE_MAP_RUNS_PREFIX = "feature-map-runs"

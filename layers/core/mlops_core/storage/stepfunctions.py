@@ -1,5 +1,5 @@
-"""Starting and reading training executions, starting and stopping rollout executions
-(Step Functions)."""
+"""Starting and reading training executions, starting and stopping rollout executions,
+starting batch scoring and partitioned materialization executions (Step Functions)."""
 
 from __future__ import annotations
 
@@ -105,22 +105,39 @@ class RolloutWorkflow:
                 raise
 
 
-class BatchWorkflow:
-    """Starting batch scoring executions, each named after its job id."""
+class NamedWorkflow:
+    """Starting executions of one state machine, each named after the id of what it runs (a
+    second start of a name is a ``Conflict``: starting is idempotent)."""
 
-    what = "batch scoring workflow"
+    what = "workflow"
+    #: How a message names one execution: "a {noun} named 'x' was started already".
+    noun = "run"
 
     def __init__(self, state_machine_arn: str) -> None:
         self.state_machine_arn = state_machine_arn
 
-    def start(self, job_id: str, execution_input: dict[str, Any]) -> str:
+    def start(self, name: str, execution_input: dict[str, Any]) -> str:
         with translate_errors(self.what):
             try:
                 response = client("stepfunctions").start_execution(
-                    stateMachineArn=self.state_machine_arn, name=job_id, input=json.dumps(execution_input)
+                    stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input)
                 )
             except ClientError as error:
                 if error_code(error) == "ExecutionAlreadyExists":
-                    raise Conflict(f"a batch job named '{job_id}' was started already") from error
+                    raise Conflict(f"a {self.noun} named '{name}' was started already") from error
                 raise
         return str(response["executionArn"])
+
+
+class BatchWorkflow(NamedWorkflow):
+    """Starting batch scoring executions, each named after its job id."""
+
+    what = "batch scoring workflow"
+    noun = "batch job"
+
+
+class MaterializationWorkflow(NamedWorkflow):
+    """Starting partitioned feature materializations, each named after its run id."""
+
+    what = "feature materialization workflow"
+    noun = "materialization"
