@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from infra.local.stack import LOCAL_ROUTING_HISTORY_BUCKET_SECONDS
-from tests.e2e.demo_stack import demo_stack
+from tests.e2e.stack_process import restored_demo_stack
 from tests.e2e.test_console_browser import CHROMIUM, _render
 from tests.support import ROOT, ROW0, local_stack_client, trained_model
 
@@ -38,7 +38,7 @@ EARNS = {1: lambda i: float(i % 4 == 0), 2: lambda i: float(i % 5 != 0)}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    with demo_stack(tmp_path_factory.mktemp("routing-history")) as running:
+    with restored_demo_stack(tmp_path_factory, "routing-history") as running:
         yield running
 
 
