@@ -10,10 +10,12 @@ import pytest
 from hypothesis import settings
 
 from tests.support import (
+    BATCH_STATE_MACHINE_ARN,
     BUCKET,
     FEATURES_TABLE,
     PREDICTIONS_TABLE,
     REGION,
+    ROLLOUT_STATE_MACHINE_ARN,
     STATE_MACHINE_ARN,
     TABLE,
     FakeLambdaContext,
@@ -38,6 +40,10 @@ os.environ.update(
         "PREDICTIONS_TABLE": PREDICTIONS_TABLE,
         "FEATURES_TABLE": FEATURES_TABLE,
         "STATE_MACHINE_ARN": STATE_MACHINE_ARN,
+        # Set here, not by the modules that test these handlers: a handler imported first by
+        # another test (the OpenAPI generator sets placeholders) would keep another machine.
+        "ROLLOUT_STATE_MACHINE_ARN": ROLLOUT_STATE_MACHINE_ARN,
+        "BATCH_STATE_MACHINE_ARN": BATCH_STATE_MACHINE_ARN,
         "POWERTOOLS_SERVICE_NAME": "tests",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",

@@ -22,6 +22,8 @@ PREDICTIONS_TABLE = "mlops-predictions-test"
 FEATURES_TABLE = "mlops-features-test"
 REGION = "us-east-1"
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:training"
+ROLLOUT_STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:rollout"
+BATCH_STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:batch"
 # The sample dataset's features (scikit-learn's breast-cancer "mean" columns), as in events/.
 FEATURES = [
     "mean_radius",

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -16,17 +15,25 @@ from mlops_core.registry.entities import RegisterVersionRequest
 from mlops_core.registry.service import ModelRegistry
 from tests.batch_data import csv_object
 from tests.integration.conftest import call
-from tests.support import BUCKET, REGION, FakeLambdaContext, body, load_event, trained_model, upload
+from tests.support import (
+    BATCH_STATE_MACHINE_ARN,
+    BUCKET,
+    REGION,
+    FakeLambdaContext,
+    body,
+    load_event,
+    trained_model,
+    upload,
+)
 
 MODEL = "breast-cancer"
-MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:batch"
+MACHINE = BATCH_STATE_MACHINE_ARN  # tests/conftest.py sets it before any handler is imported
 JOB = "batch-20261127T120000Z-1a2b3c4d"
 
 
 @pytest.fixture
 def batch_api(aws: None, production_model: int) -> Iterator[ModuleType]:
     """breast-cancer v1 in production; the API's workflow is a one-Wait-state machine."""
-    os.environ.setdefault("BATCH_STATE_MACHINE_ARN", MACHINE)  # read when the handler is imported
     sfn = boto3.client("stepfunctions", region_name=REGION)
     definition = {"StartAt": "Accepted", "States": {"Accepted": {"Type": "Wait", "Seconds": 60, "End": True}}}
     created = sfn.create_state_machine(

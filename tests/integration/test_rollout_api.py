@@ -4,7 +4,6 @@ stand-in state machine under its ARN; and the step functions fed theirs."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -15,16 +14,15 @@ import pytest
 from mlops_core.registry.service import ModelRegistry
 from mlops_core.routing.rollout.entities import RolloutNotRunning
 from tests.integration.conftest import call
-from tests.support import EVENTS, REGION, body, load_event
+from tests.support import EVENTS, REGION, ROLLOUT_STATE_MACHINE_ARN, body, load_event
 
 MODEL = "breast-cancer"
-MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:rollout"
+MACHINE = ROLLOUT_STATE_MACHINE_ARN  # tests/conftest.py sets it before any handler is imported
 
 
 @pytest.fixture
 def rollout_api(aws: None, registry: ModelRegistry, versions: list[int]) -> Iterator[ModuleType]:
     """v1 in production, v2-v4 registered; the API's workflow is a one-Pass-state machine."""
-    os.environ.setdefault("ROLLOUT_STATE_MACHINE_ARN", MACHINE)  # read when the handler is imported
     sfn = boto3.client("stepfunctions", region_name=REGION)
     definition = {"StartAt": "Accepted", "States": {"Accepted": {"Type": "Wait", "Seconds": 60, "End": True}}}
     created = sfn.create_state_machine(
