@@ -120,20 +120,24 @@ NULLABLE = ModelSignature(
 
 
 def test_a_nullable_feature_may_be_missing_as_the_predict_route_takes_it() -> None:
-    # Empty and 'nan' as training read the missing cells; other faults are still refused.
-    data = b"id,a,b,n\nx,1,,3\ny,1,2,\nz,,2,3\nw,1,nan,NaN\nv,1,2,3\nu,1,1e999,3\nt,1,2,2.5\n"
+    # Missing as training reads missing cells (empty, NA, nan, null, none); other faults refused.
+    data = (
+        b"id,a,b,n\nx,1,,3\ny,1,2,\nz,,2,3\nw,1,nan,NA\nv,1,2,3\nu,1,1e999,3\nt,1,2,2.5\n"
+        b"s,1,Null,none\nr,NA,2,3\n"
+    )
     parsed = parse_csv(data, NULLABLE)
 
-    assert parsed.lines.tolist() == [2, 3, 5, 6]
+    assert parsed.lines.tolist() == [2, 3, 5, 6, 9]
     assert np.array_equal(
         parsed.matrix,
-        np.array([[1, np.nan, 3], [1, 2, np.nan], [1, np.nan, np.nan], [1, 2, 3]]),
+        np.array([[1, np.nan, 3], [1, 2, np.nan], [1, np.nan, np.nan], [1, 2, 3], [1, np.nan, np.nan]]),
         equal_nan=True,
     )
     assert parsed.bad == [
         BadRow(4, "field 2 is empty"),
         BadRow(7, "a value is out of range for the model's input type"),
         BadRow(8, "'n' must be an integer"),
+        BadRow(10, "field 2 is not a number: 'NA'"),
     ]
 
 

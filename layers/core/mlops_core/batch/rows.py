@@ -19,8 +19,9 @@ route would take it):
   or an array in signature order.
 - Every feature value is a finite number within the model's input type; integer features
   take whole numbers, boolean features 0 or 1 (``true``/``false`` in JSON). A feature the
-  signature marks ``nullable`` may be missing: an empty CSV field or ``nan`` (as the training
-  data's missing cells were read), ``null`` in JSON; it is NaN in the matrix, as real time.
+  signature marks ``nullable`` may be missing: in CSV a cell training reads as missing (empty,
+  ``NA``, ``nan``, ``null``, ``none``: ``MISSING_CELLS``), ``null`` in JSON; it is NaN in the
+  matrix, as in real time.
 - Blank lines are skipped. Line numbers are the file's own (1-based; the header is line 1).
 """
 
@@ -36,6 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mlops_core.data.schema import MISSING_CELLS
 from mlops_core.registry.signature import ModelSignature
 
 InputFormat = Literal["csv", "jsonl"]
@@ -270,8 +272,11 @@ def _with_missing(line: bytes, n_fields: int, used: list[int], nullable: set[int
     row = []
     for i in used:
         text = fields[i].strip()
+        if i in nullable and text.decode("ascii", "replace").lower() in MISSING_CELLS:
+            row.append(math.nan)
+            continue
         try:
-            value = float(text) if text else math.nan
+            value = float(text)
         except ValueError:
             return None
         if not math.isfinite(value) and not (math.isnan(value) and i in nullable):
@@ -341,9 +346,9 @@ def _diagnose(line: bytes, n_fields: int, used: list[int], nullable: set[int]) -
     if len(fields) != n_fields:
         return f"expected {n_fields} fields, got {len(fields)}"
     for position, value in ((i + 1, fields[i]) for i in sorted(used)):
+        if position - 1 in nullable and value.strip().lower() in MISSING_CELLS:
+            continue
         if not value.strip():
-            if position - 1 in nullable:
-                continue
             return f"field {position} is empty"
         if not _is_number(value):
             return f"field {position} is not a number: {value[:40]!r}"

@@ -89,7 +89,8 @@ class DataValidationError(Exception):
         super().__init__(f"{len(violations)} violation(s){more}: " + "; ".join(shown))
 
 
-_NULLS = {"", "na", "nan", "null", "none"}
+#: The cells read as a missing value (case-insensitive), in datasets and in batch inputs.
+MISSING_CELLS = frozenset({"", "na", "nan", "null", "none"})
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
 
@@ -97,7 +98,7 @@ _FALSE = {"false", "0"}
 def parse_cell(raw: str, column: ColumnSchema) -> float:
     """A CSV cell as float64 (NaN for null); raises ValueError naming the problem."""
     text = raw.strip()
-    if text.lower() in _NULLS:
+    if text.lower() in MISSING_CELLS:
         return math.nan
     if column.type == "boolean":
         lowered = text.lower()
