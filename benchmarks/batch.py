@@ -9,8 +9,9 @@ class, model version):
 - **ours**: ``mlops_core.batch.scoring.score_object`` (what ``functions/batch/score.py``
   runs per Map item): a clean object checked with one ``bytes.translate`` and parsed by one
   ``np.loadtxt`` call (the per-line checked path only when a row is bad), the version's ONNX
-  session (onnxruntime, one thread) in chunks of 8,192 rows, the CSV written in one ``%``
-  formatting per chunk; malformed rows would be reported by line (none here).
+  session (onnxruntime, one thread) in chunks of 8,192 rows, the CSV written per chunk with
+  numpy (``mlops_core.batch.csv_output``, what ``%`` formatting writes, byte for byte);
+  malformed rows would be reported by line (none here).
 - **peer**: ``pd.read_csv`` -> ``estimator.predict_proba`` on the feature columns ->
   a ``DataFrame`` of the same columns -> ``to_csv(index=False)``; the estimator loaded
   once with ``joblib.load`` (not per object: in the peer's favour). It checks nothing.

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlops_core.batch.csv_output import format_rows
 from mlops_core.batch.rows import BadRow, InputFormat, ParsedRows, parse_rows
 from mlops_core.serving.sessions import LoadedModel
 
@@ -54,8 +54,9 @@ def output_header(model: LoadedModel) -> list[str]:
 def score_rows(model: LoadedModel, parsed: ParsedRows) -> ScoredObject:
     """Score parsed rows; rows whose output is not finite are refused like malformed ones."""
     version = model.version.version
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(output_header(model))
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(output_header(model))
+    out = [header.getvalue().encode()]
     bad = list(parsed.bad)
     scored = 0
     for start in range(0, len(parsed.matrix), CHUNK_ROWS):
@@ -68,12 +69,12 @@ def score_rows(model: LoadedModel, parsed: ParsedRows) -> ScoredObject:
             bad.extend(BadRow(int(lines[i]), "the model's output is not finite") for i in not_finite)
             labels, lines = labels[keep], lines[keep]
             scores = scores[keep] if scores is not None else None
-        out.write(_format(lines, labels, scores, version))
+        out.append(format_rows(lines, labels[:, 0], scores, version))
         scored += len(lines)
     bad.sort(key=lambda row: row.line)
     errors = "".join(json.dumps({"line": row.line, "reason": row.reason}) + "\n" for row in bad)
     return ScoredObject(
-        predictions=out.getvalue().encode(),
+        predictions=b"".join(out),
         errors=errors.encode(),
         rows=parsed.total,
         scored=scored,
@@ -83,32 +84,3 @@ def score_rows(model: LoadedModel, parsed: ParsedRows) -> ScoredObject:
 
 def score_object(model: LoadedModel, data: bytes, fmt: InputFormat) -> ScoredObject:
     return score_rows(model, parse_rows(data, model.version.signature, fmt))
-
-
-def _format(lines: np.ndarray, labels: np.ndarray, scores: np.ndarray | None, version: int) -> str:
-    """Rows of the output CSV, formatted in one ``%`` operation per chunk (C speed)."""
-    n = len(lines)
-    if n == 0:
-        return ""
-    label_column = labels[:, 0]  # one label per row (the signature's label output)
-    if label_column.dtype.kind in "iub":
-        label_format, label_values = "%d", label_column.tolist()
-    elif label_column.dtype.kind == "f":
-        label_format, label_values = "%.9g", label_column.astype(np.float64).tolist()
-    else:
-        label_format, label_values = "%s", [_csv_text(str(v)) for v in label_column.tolist()]
-    columns: list[list[object]] = [lines.tolist(), label_values]
-    width = 0
-    if scores is not None:
-        scores = scores.reshape(n, -1)
-        width = scores.shape[1]
-        columns.extend(scores[:, j].tolist() for j in range(width))
-    row_format = "%d," + label_format + ",%.9g" * width + f",{version}\n"
-    flat = tuple(itertools.chain.from_iterable(zip(*columns, strict=True)))
-    return (row_format * n) % flat
-
-
-def _csv_text(text: str) -> str:
-    if any(c in text for c in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
