@@ -75,12 +75,8 @@ _TIE_MARGIN = 1e-6
 # A float's source bytes (5 words): its first digit, ".0e", the next 4 digits, the last 4,
 # "-+", the exponent's 3 digits.
 _FIRST_WORD = _word(b"\0.0e")
-_EXPONENT_WORDS = np.stack(
-    [
-        _words(b"".join(b"-+" + b"%03d" % e + b"\0\0\0" for e in range(1000))).reshape(1000, 2)[:, i]
-        for i in (0, 1)
-    ]
-)
+_EXPONENT_WORDS = _words(b"".join(b"-+%03d\0\0\0" % e for e in range(1000))).reshape(1000, 2)
+_EXPONENT_HIGH, _EXPONENT_LOW = _EXPONENT_WORDS[:, 0].copy(), _EXPONENT_WORDS[:, 1].copy()
 _FIRST, _POINT, _ZERO, _E, _MINUS, _PLUS, _EXPONENT = 0, 1, 2, 3, 12, 13, 14
 _DIGIT_SOURCE = [_FIRST, 4, 5, 6, 7, 8, 9, 10, 11]  # source byte of digit k
 # Every shape of %.9g output is a subsequence of this layout: sign, "0.000" (numbers below 1),
@@ -160,25 +156,27 @@ def float_field(values: np.ndarray) -> Field:
     q = np.rint(product)
     certain = in_table & (np.abs(product - np.floor(product) - 0.5) >= _TIE_MARGIN) & (q >= 1e8) & (q <= 1e9)
     carry = q == 1e9  # 9.9999999996 -> 10.0000000: one more digit before the point
-    q = np.where(carry, 1e8, np.where(certain, q, 1e8)).astype(np.int64)
+    q = np.where(carry, 1e8, np.where(certain, q, 1e8))  # whole numbers, below 2**30: exact
     d += carry
-    for i in np.flatnonzero(~certain & ~zero):  # rare: near-ties and extremes, read from %
+    for i in np.flatnonzero(~certain & ~zero):  # rare: near-ties and extremes, read from format()
         text = format(float(magnitude[i]), ".8e")
-        q[i], d[i] = int(text[0] + text[2:10]), int(text[11:])
-    high, low = np.divmod(q, 10_000)
-    first, middle = np.divmod(high, 10_000)
-    trailing_zeros = np.where(
-        low == 0, 4 + np.where(middle == 0, 4, _TRAILING_ZEROS4[middle]), _TRAILING_ZEROS4[low]
-    )
+        q[i], d[i] = float(text[0] + text[2:10]), int(text[11:])
+    # The digits in blocks: first (1), middle (4), low (4). Dividing whole numbers below 2**30
+    # by 10**4 in float64 floors exactly (a remainder of 1 is 1e-4, far above the rounding).
+    high = np.floor(q / 1e4)
+    low = (q - high * 1e4).astype(np.intp)
+    first = np.floor(high / 1e4)
+    middle = (high - first * 1e4).astype(np.intp)
+    trailing_zeros = _TRAILING_ZEROS4[low] + (low == 0) * _TRAILING_ZEROS4[middle]  # [0] is 4
     shape = _float_shape(d, 9 - trailing_zeros, negative)
     shape[zero] = _ZERO_SHAPE + negative[zero]
-    exponent = _EXPONENT_WORDS[:, np.minimum(np.abs(d), 999)]
+    exponent = np.abs(d)  # at most 324
     words: list[np.ndarray | int] = [
         (first + 48).astype(_WORD) | _FIRST_WORD,
         _DIGITS4[middle],
         _DIGITS4[low],
-        exponent[0],
-        exponent[1],
+        _EXPONENT_HIGH[exponent],
+        _EXPONENT_LOW[exponent],
     ]
     return Field(words, _LAYOUT, _FLOAT_MASKS, shape)
 
