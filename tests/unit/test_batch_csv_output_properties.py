@@ -7,37 +7,14 @@ classes with commas, quotes and non-ASCII text, line numbers of any width."""
 
 from __future__ import annotations
 
-import itertools
 from fractions import Fraction
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops_core.batch.csv_output import float_field, format_rows, join_rows
-
-
-def reference(lines: np.ndarray, labels: np.ndarray, scores: np.ndarray | None, version: int) -> bytes:
-    """The rows as ``%`` wrote them before (one ``%`` per chunk: ``%d``, ``%.9g``, quoted text)."""
-    kind = labels.dtype.kind
-    if kind in "iub":
-        label_format, label_values = "%d", labels.tolist()
-    elif kind == "f":
-        label_format, label_values = "%.9g", labels.astype(np.float64).tolist()
-    else:
-        label_format, label_values = "%s", [quoted(str(v)) for v in labels.tolist()]
-    columns: list[list[object]] = [lines.tolist(), label_values]
-    if scores is not None:
-        columns.extend(scores[:, j].tolist() for j in range(scores.shape[1]))
-    width = 0 if scores is None else scores.shape[1]
-    row_format = "%d," + label_format + ",%.9g" * width + f",{version}\n"
-    return (
-        (row_format * len(lines)) % tuple(itertools.chain.from_iterable(zip(*columns, strict=True)))
-    ).encode()
-
-
-def quoted(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
+from mlops_core.batch.csv_output import NUMPY_FROM_ROWS, float_field, format_rows, join_rows, numpy_rows
+from mlops_core.batch.csv_output import percent_rows as reference
 
 
 def formatted(values: list[float]) -> bytes:
@@ -143,7 +120,7 @@ def test_rows_are_written_as_percent_wrote_them(
     chunk: tuple[np.ndarray, np.ndarray, np.ndarray | None], version: int
 ) -> None:
     lines, labels, scores = chunk
-    assert format_rows(lines, labels, scores, version) == reference(lines, labels, scores, version)
+    assert numpy_rows(lines, labels, scores, version) == reference(lines, labels, scores, version)
 
 
 def test_a_chunk_of_every_shape_at_once_is_written_as_percent_wrote_it() -> None:
@@ -158,5 +135,13 @@ def test_a_chunk_of_every_shape_at_once_is_written_as_percent_wrote_it() -> None
     assert format_rows(lines, labels, scores, 12) == reference(lines, labels, scores, 12)
 
 
+def test_a_few_rows_take_percent_formatting_and_as_many_numpy_the_same_bytes() -> None:
+    rng = np.random.default_rng(11)
+    for n in (NUMPY_FROM_ROWS - 1, NUMPY_FROM_ROWS):
+        lines, labels, scores = np.arange(2, n + 2), rng.integers(0, 3, n), rng.random((n, 3))
+        assert format_rows(lines, labels, scores, 4) == numpy_rows(lines, labels, scores, 4)
+
+
 def test_no_rows_write_nothing() -> None:
-    assert format_rows(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), None, 1) == b""
+    empty = np.empty(0, dtype=np.int64)
+    assert format_rows(empty, empty, None, 1) == numpy_rows(empty, empty, None, 1) == b""

@@ -10,6 +10,8 @@ constant bytes), a *layout* (the source byte behind each of its output columns) 
 The fields' words are laid side by side in one matrix, one fancy index turns it into the
 rows' output columns, one gather from a table of the shapes present builds the mask of the
 bytes each row uses, and one ``np.compress`` takes them, row after row, as the output.
+That costs about 0.2 ms a call before its 170 ns a row, so a chunk of fewer than
+``NUMPY_FROM_ROWS`` rows is formatted by ``%`` itself (``percent_rows``).
 
 ``%.9g`` of a float ``x`` is ``%.8e``'s 9 significant digits ``q`` (the integer nearest
 ``|x| * 10**(8 - d)``, ties to even on the exact binary value, ``d`` the decimal exponent
@@ -27,6 +29,7 @@ infinity or NaN (the scoring step refuses such rows first) is formatted by Pytho
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -322,8 +325,20 @@ def _group_mask(group: list[tuple[np.ndarray, np.ndarray | None]], n: int) -> np
     return used
 
 
+#: Below this many rows, ``%`` formatting is the faster (the numpy path costs about 0.2 ms a
+#: call, then about 170 ns a row against ``%``'s 400).
+NUMPY_FROM_ROWS = 1024
+
+
 def format_rows(lines: np.ndarray, labels: np.ndarray, scores: np.ndarray | None, version: int) -> bytes:
     """``line,prediction,score...,version`` lines, one per row (``labels``: one per row)."""
+    if len(lines) < NUMPY_FROM_ROWS:
+        return percent_rows(lines, labels, scores, version)
+    return numpy_rows(lines, labels, scores, version)
+
+
+def numpy_rows(lines: np.ndarray, labels: np.ndarray, scores: np.ndarray | None, version: int) -> bytes:
+    """The rows, formatted with numpy (any number of them: ``format_rows`` picks)."""
     n = len(lines)
     if n == 0:
         return b""
@@ -334,6 +349,27 @@ def format_rows(lines: np.ndarray, labels: np.ndarray, scores: np.ndarray | None
             fields.extend([comma, float_field(column)])
     fields.append(constant_field(f",{version}\n"))
     return join_rows(fields, n)
+
+
+def percent_rows(lines: np.ndarray, labels: np.ndarray, scores: np.ndarray | None, version: int) -> bytes:
+    """The rows, formatted by one ``%`` operation (``%d``, ``%.9g``, quoted text): what
+    ``numpy_rows`` must equal, and the faster for a few rows."""
+    kind = labels.dtype.kind
+    if kind in "iub":
+        label_format, label_values = "%d", labels.tolist()
+    elif kind == "f":
+        label_format, label_values = "%.9g", labels.astype(np.float64).tolist()
+    else:
+        label_format, label_values = "%s", [_csv_text(str(v)) for v in labels.tolist()]
+    columns: list[list[object]] = [lines.tolist(), label_values]
+    width = 0
+    if scores is not None:
+        scores = np.asarray(scores, dtype=np.float64).reshape(len(lines), -1)
+        width = scores.shape[1]
+        columns.extend(scores[:, j].tolist() for j in range(width))
+    row_format = "%d," + label_format + ",%.9g" * width + f",{version}\n"
+    flat = tuple(itertools.chain.from_iterable(zip(*columns, strict=True)))
+    return ((row_format * len(lines)) % flat).encode()
 
 
 def _csv_text(text: str) -> str:
