@@ -91,10 +91,9 @@ def test_the_key_says_the_format() -> None:
     ]
 
 
-@pytest.mark.parametrize("key", ["a/b.parquet", "a/B.PARQUET", "a/b.pq"])
-def test_a_parquet_object_is_refused_by_name_not_read_as_csv(key: str) -> None:
-    with pytest.raises(UnreadableObject, match="Parquet is not read yet"):
-        input_format(key)
+@pytest.mark.parametrize("key", ["a/b.parquet", "a/B.PARQUET", "a/b.pq", "a/b.parq"])
+def test_a_parquet_key_says_parquet_not_csv(key: str) -> None:
+    assert input_format(key) == "parquet"
 
 
 def test_other_columns_are_only_counted_so_a_word_id_does_not_refuse_the_row() -> None:

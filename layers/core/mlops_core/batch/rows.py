@@ -40,7 +40,7 @@ import numpy as np
 from mlops_core.data.schema import MISSING_CELLS
 from mlops_core.registry.signature import ModelSignature
 
-InputFormat = Literal["csv", "jsonl"]
+InputFormat = Literal["csv", "jsonl", "parquet"]
 _NEWLINE, _COMMA = 10, 44
 
 
@@ -70,15 +70,19 @@ class UnreadableObject(Exception):
 
 
 def input_format(key: str) -> InputFormat:
-    """The format an object's key says: ``.jsonl`` / ``.ndjson`` or CSV (anything else but
-    Parquet, which is refused by name rather than read as CSV: docs/batch.md says why)."""
+    """The format an object's key says: ``.parquet`` (``.parq``, ``.pq``), ``.jsonl`` /
+    ``.ndjson``, or CSV (anything else)."""
     lowered = key.lower()
     if lowered.endswith((".parquet", ".parq", ".pq")):
-        raise UnreadableObject("Parquet is not read yet: export the object as CSV or JSON Lines")
+        return "parquet"
     return "jsonl" if lowered.endswith((".jsonl", ".ndjson", ".jsonl.gz")) else "csv"
 
 
 def parse_rows(data: bytes, signature: ModelSignature, fmt: InputFormat) -> ParsedRows:
+    if fmt == "parquet":
+        from mlops_core.batch.parquet import parse_parquet  # its reader lives in the parquet layer
+
+        return parse_parquet(data, signature)
     if fmt == "jsonl":
         return parse_jsonl(data, signature)
     return parse_csv(data, signature)
