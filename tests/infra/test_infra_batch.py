@@ -99,7 +99,7 @@ def test_the_scoring_function_reads_inputs_and_models_and_writes_batch_outputs_o
     layers = {json.dumps(layer, sort_keys=True) for layer in properties["Layers"]}
     assert layers == {
         json.dumps({"Ref": synthesized.logical_id(getattr(synthesized.stack.layers, name))})
-        for name in ("core", "serving")
+        for name in ("core", "serving", "parquet")  # parquet: Parquet inputs (arro3-io)
     }
     grants = _grants_of(synthesized, batch.score)
     assert grants == {

@@ -33,7 +33,7 @@ MIB = 2**20
 LAMBDA_UNZIPPED_LIMIT = 250 * MIB
 #: Every function carries core, so it must leave room for serving or science.
 CORE_LAYER_BUDGET = 160 * MIB
-LAYER_NAMES = ("core", "serving", "science")
+LAYER_NAMES = ("core", "serving", "science", "parquet")
 
 
 def _layer_dirs(synthesized: SynthesizedApp) -> dict[str, Path]:
@@ -54,8 +54,9 @@ def _function_footprints(synthesized: SynthesizedApp) -> dict[str, list[Path]]:
         for name, path in _layer_dirs(synthesized).items()
     }
     footprints = {}
-    for name in ("inference", "registry"):
-        function = getattr(synthesized.stack.api, name).function
+    functions = {name: getattr(synthesized.stack.api, name).function for name in ("inference", "registry")}
+    functions["batch scoring"] = synthesized.stack.batch.score.function  # core + serving + parquet
+    for name, function in functions.items():
         properties = synthesized.resources[synthesized.logical_id(function)]["Properties"]
         footprints[name] = [
             synthesized.asset_dir(properties["Code"]),
@@ -101,6 +102,17 @@ def test_functions_and_layers_fit_lambda_size_limits(
     assert {
         name: size for name, size in {**functions, **combinations}.items() if size > LAMBDA_UNZIPPED_LIMIT
     } == {}
+
+
+def test_the_parquet_layer_goes_to_the_batch_scoring_function_only(synthesized: SynthesizedApp) -> None:
+    parquet = {"Ref": synthesized.logical_id(synthesized.stack.layers.parquet)}
+    holders = [
+        logical_id
+        for logical_id, resource in synthesized.resources.items()
+        if resource["Type"] == "AWS::Lambda::Function" and parquet in resource["Properties"].get("Layers", [])
+    ]
+
+    assert holders == [synthesized.logical_id(synthesized.stack.batch.score.function)]
 
 
 def test_layers_ship_no_foreign_bytecode_and_no_aws_sdk(synthesized: SynthesizedApp) -> None:
@@ -216,12 +228,23 @@ def test_layers_import_and_run_models_under_the_lambda_python(
         print(int(label[0]), np.__file__, boto3.__file__)
         """
 
+    parquet = """
+        import io, numpy as np
+        from arro3.core import Array, Table
+        from arro3.io import read_parquet, write_parquet
+        out = io.BytesIO()
+        write_parquet(Table.from_pydict({"a": Array.from_numpy(np.arange(3.0))}), out)
+        print(read_parquet(out.getvalue()).read_all().column("a").to_numpy().sum(), np.__file__)
+        """
+
     numpy_origin = run(("core", "science"), training).split()[-1]
     label, serving_numpy, boto3_origin = run(("core", "serving"), serving).split()
 
     assert numpy_origin.startswith(str(layers["core"])) and serving_numpy.startswith(str(layers["core"]))
     assert boto3_origin.startswith(str(runtime))
     assert label == "1"
+    total, parquet_numpy = run(("core", "serving", "parquet"), parquet).split()
+    assert total == "3.0" and parquet_numpy.startswith(str(layers["core"]))
 
 
 # -- the builder's cache -------------------------------------------------------------

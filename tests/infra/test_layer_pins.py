@@ -23,6 +23,7 @@ LAYER_SOURCES = {
     "core": PYPROJECT["project"]["dependencies"],
     "serving": PYPROJECT["project"]["optional-dependencies"]["serving"],
     "science": PYPROJECT["project"]["optional-dependencies"]["science"],
+    "parquet": PYPROJECT["project"]["optional-dependencies"]["parquet"],
 }
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(?P<extras>\[[^\]]*\])?==(?P<version>[^\s;#]+)$")
 

@@ -69,6 +69,7 @@ class BatchConstruct(Construct):
             description: str,
             *,
             serving: bool = False,
+            parquet: bool = False,
             memory_size: int = 512,
             timeout: Duration | None = None,
             extra: dict[str, str] | None = None,
@@ -80,7 +81,11 @@ class BatchConstruct(Construct):
                 description=description,
                 code_dir=functions_dir / "batch",
                 handler=f"{module}.lambda_handler",
-                layers=[layers.core, layers.serving] if serving else [layers.core],
+                layers=[
+                    layers.core,
+                    *([layers.serving] if serving else []),
+                    *([layers.parquet] if parquet else []),
+                ],
                 memory_size=memory_size,
                 timeout=timeout or Duration.seconds(60),
                 environment={**environment, **(extra or {})},
@@ -93,6 +98,7 @@ class BatchConstruct(Construct):
             "score",
             "Scores one input object of a batch job with its pinned model version.",
             serving=True,
+            parquet=True,  # Parquet inputs (arro3-io); the only function with this layer
             memory_size=1769,
             timeout=Duration.minutes(10),
         )

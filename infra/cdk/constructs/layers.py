@@ -1,11 +1,13 @@
-"""The Lambda layers every function composes: `core`, `serving` and `science`.
+"""The Lambda layers every function composes: `core`, `serving`, `science` and `parquet`.
 
 Layers split the dependencies so that each function takes only what it needs and
 stays under Lambda's 250 MiB (code plus all layers, unzipped):
   * core    — `mlops_core` + numpy + pydantic + Powertools; every function;
   * serving — onnxruntime; inference and any step that runs an exported model;
-  * science — scipy + scikit-learn + skl2onnx + onnx + optuna; training and drift.
-`serving` and `science` are stacked on `core`: what core installs (numpy) is removed
+  * science — scipy + scikit-learn + skl2onnx + onnx + optuna; training and drift;
+  * parquet — arro3-io + arro3-core (arrow-rs's Parquet reader); batch scoring only, beside
+    core and serving (docs/batch.md: pyarrow would not fit there).
+`serving`, `science` and `parquet` are stacked on `core`: what core installs (numpy) is removed
 from them, so a function never ships two copies.
 """
 
@@ -28,11 +30,11 @@ LAYER_RUNTIME = aws_lambda.Runtime.PYTHON_3_12
 LAYER_ARCHITECTURE = aws_lambda.Architecture.X86_64
 
 #: Project extras in uv.lock whose versions the layers must match (see pyproject.toml).
-LOCKED_EXTRAS = ("serving", "science")
+LOCKED_EXTRAS = ("serving", "science", "parquet")
 
 
 def layer_specs(repo_root: Path) -> dict[str, LayerSpec]:
-    """The three layers, keyed by name; paths are resolved against the repository."""
+    """The layers, keyed by name; paths are resolved against the repository."""
     layers_dir = repo_root / "layers"
     core = LayerSpec(
         name="core",
@@ -58,11 +60,16 @@ def layer_specs(repo_root: Path) -> dict[str, LayerSpec]:
             for name in ("sqlalchemy", "alembic", "mako", "markupsafe")
         ),
     )
-    return {spec.name: spec for spec in (core, serving, science)}
+    parquet = LayerSpec(
+        name="parquet",
+        requirements=layers_dir / "parquet" / "requirements.txt",
+        base_layers=(core,),
+    )
+    return {spec.name: spec for spec in (core, serving, science, parquet)}
 
 
 class LayersConstruct(Construct):
-    """Publishes the core, serving and science layers, built locally and cached."""
+    """Publishes the core, serving, science and parquet layers, built locally and cached."""
 
     def __init__(self, scope: Construct, construct_id: str, *, repo_root: Path) -> None:
         super().__init__(scope, construct_id)
@@ -73,6 +80,7 @@ class LayersConstruct(Construct):
         self.science = self._layer(
             "Science", self.specs["science"], "scipy, scikit-learn, skl2onnx, onnx (stacked on core)"
         )
+        self.parquet = self._layer("Parquet", self.specs["parquet"], "arro3-io, arro3-core (stacked on core)")
 
     def _layer(self, construct_id: str, spec: LayerSpec, contents: str) -> aws_lambda.LayerVersion:
         code = aws_lambda.Code.from_asset(
