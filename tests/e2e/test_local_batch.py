@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import requests
 
-from tests.batch_data import csv_object
+from tests.batch_data import csv_object, rows
 from tests.e2e import demo_stack
 from tests.e2e import test_local_stack as local_stack_test
-from tests.support import ROOT, local_stack_client
+from tests.support import FEATURES, ROOT, local_stack_client
 
 pytestmark = pytest.mark.e2e
 MODEL = "breast-cancer"
@@ -120,3 +120,84 @@ def test_a_batch_job_scores_every_object_reports_malformed_rows_and_matches_real
         [[float(row[f"probability_{c}"]) for c in classes] for _, row in sample], dtype=np.float32
     )
     assert np.array_equal(ours, np.array(real_time["probabilities"], dtype=np.float32))
+
+
+def _parquet_object(n_rows: int, seed: int, null_rows: set[int]) -> tuple[bytes, dict[int, list[float]]]:
+    """A Parquet object of breast-cancer-like rows (an id column first, the features in
+    reverse order), a null in the first feature of each of ``null_rows`` (1-based); and the
+    scored rows' values by row number."""
+    arro3_core = pytest.importorskip("arro3.core", reason="the parquet extra (arro3-io) is not installed")
+    arro3_io = pytest.importorskip("arro3.io")
+    values = np.round(rows(n_rows, seed), 4)
+    columns: dict[str, Any] = {
+        "id": arro3_core.Array(list(range(n_rows)), type=arro3_core.DataType.int64()),
+    }
+    for j, name in reversed(list(enumerate(FEATURES))):
+        column = [None if j == 0 and i + 1 in null_rows else float(v) for i, v in enumerate(values[:, j])]
+        columns[name] = arro3_core.Array(column, type=arro3_core.DataType.float64())
+    out = io.BytesIO()
+    arro3_io.write_parquet(arro3_core.Table.from_pydict(columns), out)
+    scored = {i + 1: values[i].tolist() for i in range(n_rows) if i + 1 not in null_rows}
+    return out.getvalue(), scored
+
+
+def test_a_parquet_prefix_is_scored_as_real_time_scores_it_and_a_corrupt_object_is_named(
+    local_stack: dict[str, Any], state_dir: Path, tmp_path: Path
+) -> None:
+    objects = {}
+    for i in range(10):
+        data, scored = _parquet_object(2000, seed=2000 + i, null_rows={7, 1500})
+        (tmp_path / f"part-{i:02d}.parquet").write_bytes(data)
+        objects[f"part-{i:02d}.parquet"] = scored
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1" + bytes(range(200)) + b"PAR1")  # 1 of 11: tolerated
+    files = [str(tmp_path / name) for name in [*objects, "broken.parquet"]]
+    uploaded = _mlops(state_dir, "batch", "upload", *files, "--prefix", "e2e-parquet")
+    assert uploaded.returncode == 0, uploaded.stderr
+
+    started = _mlops(
+        state_dir,
+        "batch",
+        "start",
+        MODEL,
+        "--input",
+        json.loads(uploaded.stdout)["input"],
+        "--wait",
+        timeout=600,
+    )
+
+    assert started.returncode == 0, started.stderr + started.stdout
+    job = json.loads(started.stdout)
+    assert (job["status"], job["objects"], job["objects_failed"]) == ("succeeded", 11, 1)
+    assert [(o["key"], o["error"]) for o in job["failed_objects"]] == [
+        ("broken.parquet", "ObjectNotScorable")
+    ]
+    assert "not a readable Parquet file" in job["failed_objects"][0]["cause"]
+    assert (job["rows"], job["rows_failed"]) == (10 * 2000, 10 * 2)
+    assert {(r["line"], r["reason"]) for r in job["failed_rows"]} == {
+        (7, f"'{FEATURES[0]}' is null"),
+        (1500, f"'{FEATURES[0]}' is null"),
+    }
+
+    description = json.loads((state_dir / "endpoint.json").read_text())
+    s3 = local_stack_client("s3", description)
+    sample = []
+    for key, scored in objects.items():
+        body = s3.get_object(
+            Bucket=description["artifacts_bucket"], Key=f"{job['output_prefix']}predictions/{key}.csv"
+        )
+        output = list(csv.DictReader(io.StringIO(body["Body"].read().decode())))
+        assert [int(row["line"]) for row in output] == sorted(scored)
+        sample += [(scored[int(row["line"])], row) for row in output[::100]]
+    response = requests.post(
+        f"{local_stack['api']}/models/{MODEL}/predict",
+        json={"instances": [values for values, _ in sample]},
+        headers={"x-api-key": local_stack["key"]},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    real_time = response.json()
+    assert [int(row["prediction"]) for _, row in sample] == real_time["predictions"]
+    ours = [[float(row[f"probability_{c}"]) for c in real_time["classes"]] for _, row in sample]
+    assert np.array_equal(
+        np.array(ours, dtype=np.float32), np.array(real_time["probabilities"], dtype=np.float32)
+    )
