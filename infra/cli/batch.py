@@ -112,7 +112,9 @@ def list_table(jobs: list[dict[str, Any]]) -> Rows:
 
 @batch_app.command("upload")
 def upload(
-    files: Annotated[list[Path], typer.Argument(help="CSV (header row) or JSON Lines files", dir_okay=False)],
+    files: Annotated[
+        list[Path], typer.Argument(help="CSV (header row), JSON Lines or Parquet files", dir_okay=False)
+    ],
     prefix: Annotated[str, typer.Option(help=f"Folder under {INPUT_PREFIX} to put them in")],
     json_output: JsonFlag = False,
 ) -> None:

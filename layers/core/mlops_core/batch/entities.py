@@ -31,7 +31,8 @@ class BatchJobRequest(BaseModel):
         max_length=1024,
         description=f"The objects to score: s3://<artifacts bucket>/{keys.BATCH_INPUT_PREFIX}... or the "
         f"key prefix alone ({keys.BATCH_INPUT_PREFIX}...). CSV (a header naming the features, or "
-        "the features in signature order) or JSON Lines (.jsonl), one object per Map item.",
+        "the features in signature order), JSON Lines (.jsonl) or Parquet (.parquet: the features as "
+        "columns), one object per Map item.",
     )
     version: int | None = Field(default=None, ge=1, description="Score with this version")
     alias: str | None = Field(
