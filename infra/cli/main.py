@@ -392,13 +392,18 @@ def datasets_upload(
     version: Annotated[
         str | None, typer.Option(help="vN (default: the next unused version; versions are never overwritten)")
     ] = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option("--drop", help="Leave this column out (an identifier, free text); repeatable"),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Upload a CSV and the schema inferred from it as datasets/NAME/vN/data.csv + schema.json.
 
     Prints the dataset_key to pass to `mlops train --dataset`. The file is checked as the
     training workflow will check it (types, nulls, the target's classes) before anything is
-    written. Every column must be numeric (categories as numeric codes).
+    written. Columns are numbers, booleans (true/false) or text categories (at most 1,000
+    distinct values); a text target is a classification target whose classes are its values.
     """
     import boto3
 
@@ -421,7 +426,9 @@ def datasets_upload(
         check_name(name)
         chosen = check_version(version) if version is not None else None
         # Checked before any call: a file that cannot be a dataset needs no stack to say so.
-        dataset = prepare(data, name=name, version=chosen or "v1", target=target, task=task and task.value)
+        dataset = prepare(
+            data, name=name, version=chosen or "v1", target=target, task=task and task.value, drop=drop
+        )
     except BadDataset as error:
         raise _usage(str(error), str(file)) from None
     with _calls():
