@@ -306,3 +306,13 @@ def test_a_text_categorys_bars_are_labelled_with_its_names_not_its_codes() -> No
     assert dict(zip(plotted.categories, plotted.current, strict=True))["Torgersen"] == pytest.approx(2 / 3)
     assert category_names([0, 2], ["setosa", "virginica"]) == {"0": "setosa", "2": "virginica"}
     assert category_names(None, None) is None
+
+
+def test_the_reports_concept_table_shows_a_dash_for_what_was_not_measured() -> None:
+    report = _report()
+    report = report.model_copy(
+        update={"concept": {"drifted": False, "live_metric": None, "baseline_metric": 0.66}}
+    )
+    html = render_html(report)
+    assert "<td>live_metric</td><td>-</td>" in html and ">None<" not in html
+    assert "<td>baseline_metric</td><td>0.66</td>" in html
