@@ -14,9 +14,10 @@ import csv
 import io
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from mlops_core.data.schema import (
@@ -345,6 +346,47 @@ def versions(s3: Any, bucket: str, name: str) -> list[int]:
             if match:
                 found.append(int(match.group(1)))
     return sorted(found)
+
+
+#: Versions an upload moves on to when concurrent uploads of the same name take the next ones.
+MAX_VERSION_TRIES = 20
+
+
+class VersionTaken(BadDataset):
+    """The version asked for exists (``--version``): datasets are immutable."""
+
+
+def upload_dataset(s3: Any, bucket: str, dataset: PreparedDataset, *, pinned: bool) -> PreparedDataset:
+    """Write the dataset as a new version, never over another: its data.csv is written only if
+    absent (S3's conditional write, ``If-None-Match: *``), which claims the version, then its
+    schema. Unless the version is ``pinned`` (``--version``), one taken meanwhile by a
+    concurrent upload of the same name moves this one to the next version. Returns the
+    dataset as written (its version)."""
+    for _ in range(MAX_VERSION_TRIES):
+        try:
+            s3.put_object(
+                Bucket=bucket,
+                Key=dataset.dataset_key,
+                Body=dataset.data,
+                ContentType="text/csv",
+                IfNoneMatch="*",
+            )
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status not in (409, 412):  # 412: it exists; 409: a concurrent write of it in flight
+                raise
+            if pinned:
+                raise VersionTaken(
+                    f"{dataset.prefix}/ exists already (datasets are immutable: runs pin their bytes)"
+                ) from None
+            dataset = replace(dataset, version=f"v{int(dataset.version[1:]) + 1}")
+            continue
+        schema = dataset.schema.model_dump_json(indent=2, exclude_none=True).encode()
+        s3.put_object(Bucket=bucket, Key=dataset.schema_key, Body=schema, ContentType="application/json")
+        return dataset
+    raise BadDataset(
+        f"{MAX_VERSION_TRIES} versions of {dataset.name!r} were taken by concurrent uploads; retry"
+    )
 
 
 def upload_files(s3: Any, bucket: str, files: dict[str, bytes]) -> None:

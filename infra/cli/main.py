@@ -409,10 +409,11 @@ def datasets_upload(
 
     from infra.cli.datasets import (
         BadDataset,
+        VersionTaken,
         check_name,
         check_version,
         prepare,
-        upload_files,
+        upload_dataset,
         versions,
     )
 
@@ -437,13 +438,12 @@ def datasets_upload(
         existing = versions(s3, bucket, name)
         if chosen is None:
             dataset = replace(dataset, version=f"v{max(existing, default=0) + 1}")
-        elif int(chosen[1:]) in existing:
+        try:
+            dataset = upload_dataset(s3, bucket, dataset, pinned=chosen is not None)
+        except VersionTaken as error:
             raise _usage(
-                f"datasets/{name}/{chosen}/ exists already (datasets are immutable: runs pin their bytes); "
-                f"omit --version to upload v{max(existing) + 1}",
-                "--version",
-            )
-        upload_files(s3, bucket, dataset.files)
+                f"{error}; omit --version to upload v{max([*versions(s3, bucket, name), 0]) + 1}", "--version"
+            ) from None
     result = {
         "dataset_key": dataset.dataset_key,
         "schema_key": dataset.schema_key,

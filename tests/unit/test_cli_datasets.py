@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,34 @@ def test_datasets_list_shows_each_uploaded_version(upload: Any) -> None:
         ("datasets/churn/v1/data.csv", True),
         ("datasets/churn/v2/data.csv", True),
     ]
+
+
+def test_concurrent_uploads_of_one_name_each_get_their_own_version_and_lose_nothing(aws: None) -> None:
+    """Every upload listed the same versions (none) before any wrote: each still ends in a
+    version of its own with its own bytes; a pinned version that is taken is refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infra.cli.datasets import VersionTaken, upload_dataset
+
+    datasets = [
+        prepare(CLASSIFICATION + f"{i}.25,1,{i % 2}\n".encode(), name="race", version="v1", target="label")
+        for i in range(8)
+    ]
+
+    def upload_one(dataset: Any) -> Any:
+        return upload_dataset(boto3.client("s3", region_name=REGION), BUCKET, dataset, pinned=False)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        written = list(pool.map(upload_one, datasets))
+
+    assert sorted(d.version for d in written) == [f"v{i}" for i in range(1, 9)]
+    s3 = boto3.client("s3", region_name=REGION)
+    for dataset in written:
+        assert s3.get_object(Bucket=BUCKET, Key=dataset.dataset_key)["Body"].read() == dataset.data
+        assert s3.head_object(Bucket=BUCKET, Key=dataset.schema_key)["ContentLength"] > 0
+    with pytest.raises(VersionTaken, match="datasets/race/v3/ exists already"):
+        upload_dataset(s3, BUCKET, replace(datasets[0], version="v3"), pinned=True)
+    assert (
+        s3.get_object(Bucket=BUCKET, Key="datasets/race/v3/data.csv")["Body"].read()
+        == written[[d.version for d in written].index("v3")].data
+    )
