@@ -328,3 +328,124 @@ def test_a_retraining_dataset_writes_category_names_that_load_back_as_the_same_c
     assert reloaded.rows == training.rows + 1
     for name in ("species", "island", "sex"):
         np.testing.assert_array_equal(reloaded.columns[name][:-1], training.columns[name])
+
+
+# ---- through the feature store: a text feature of a view, text labels -------------------------------
+PENGUIN_VIEW = "penguin_traits"
+VIEW_NOW_MS = 1_796_126_400_000  # 2026-12-01T12:00:00Z
+
+
+def _iso(at_ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_a_views_text_feature_trains_as_a_category_and_serves_by_entity_id(
+    services: tuple[ArtifactStore, ModelRegistry, RunTracker], inference: ModuleType
+) -> None:
+    """A view with a string feature and labels that are text: BuildTrainingSet makes the
+    feature a category of the joined values and the label a text target; the registered
+    version reads the view, and a prediction by entity id answers the class name."""
+    from functions.materialize import handler as materialize
+    from functions.training import build_training_set
+    from mlops_core.features.entities import FeatureViewDefinition
+    from tests.support import FakeLambdaContext as Context
+
+    store, registry, tracker = services
+    rng = np.random.default_rng(11)
+    rows = 240
+    species = rng.integers(0, 3, rows)
+    island = np.where(rng.random(rows) < 0.8, species, rng.integers(0, 3, rows))
+    bill = np.asarray([(38.0, 48.0, 46.0)[s] for s in species]) + rng.normal(0, 1.5, rows)
+    source = io.StringIO()
+    source.write("penguin_id,event_time,created_at,island,bill_length_mm\n")
+    labels = io.StringIO()
+    labels.write("penguin_id,event_timestamp,species\n")
+    for i in range(rows):
+        at = _iso(VIEW_NOW_MS - (rows - i) * 60_000)
+        source.write(f"{i + 1},{at},{at},{ISLANDS[island[i]]},{bill[i]:.2f}\n")
+        labels.write(f"{i + 1},{_iso(VIEW_NOW_MS - (rows - i) * 60_000 + 30_000)},{SPECIES[species[i]]}\n")
+    upload("feature-sources/penguins/part-0.csv", source.getvalue().encode())
+    upload("datasets/penguins/labels/labels.csv", labels.getvalue().encode())
+    saved = materialize.service.clock
+    materialize.service.clock = lambda: VIEW_NOW_MS / 1000 + 60
+    try:
+        view = FeatureViewDefinition.model_validate(
+            {
+                "name": PENGUIN_VIEW,
+                "owner": "tests",
+                "entity": {"name": "penguin_id", "type": "int64"},
+                "source": {
+                    "format": "csv",
+                    "path": "feature-sources/penguins/",
+                    "event_timestamp": "event_time",
+                    "created_timestamp": "created_at",
+                },
+                "ttl": "30d",
+                "features": [
+                    {"name": "island", "type": "string"},
+                    {"name": "bill_length_mm", "type": "float64"},
+                ],
+            }
+        )
+        materialize.service.apply(view, actor="tests")
+        assert materialize.service.materialize(PENGUIN_VIEW, trigger="on_demand").items_written == rows
+    finally:
+        materialize.service.clock = saved
+
+    request = build_training_set.lambda_handler(
+        {
+            "run_id": "run-penguin-view",
+            "model_name": "penguins-by-id",
+            "labels": "datasets/penguins/labels/labels.csv",
+            "feature_views": [PENGUIN_VIEW],
+            "training_set": {"label_column": "species", "task": "classification"},
+        },
+        Context(),
+    )
+    state = validate_data(request, store, tracker)
+    state["results"] = [train_candidate(c, store, tracker) for c in state["candidates"]]
+    state = evaluate(select_best(state, tracker), store, registry, tracker)
+    assert state["evaluation"]["passed"], state["evaluation"]
+    version = register_model(state, registry, tracker)["version"]
+    registry.set_alias("penguins-by-id", "production", version)
+    signature = registry.get_version("penguins-by-id", version).signature
+    assert signature.class_names == SPECIES
+    assert [(f.name, f.categories) for f in signature.features] == [
+        ("island", ISLANDS),
+        ("bill_length_mm", None),
+    ]
+    assert signature.feature_views[0].view == PENGUIN_VIEW
+
+    saved_clock = inference.entity_features.clock
+    inference.entity_features.clock = lambda: VIEW_NOW_MS / 1000 + 3600
+    try:
+        by_entity = call(
+            inference,
+            load_event(
+                "inference/predict_by_entity.json",
+                body={"entity_ids": [{PENGUIN_VIEW: 1}, {PENGUIN_VIEW: 2}]},
+                path_params={"name": "penguins-by-id"},
+            ),
+        )
+        direct = call(
+            inference,
+            load_event(
+                "inference/predict.json",
+                body={
+                    "instances": [
+                        [ISLANDS[island[0]], round(bill[0], 2)],
+                        [ISLANDS[island[1]], round(bill[1], 2)],
+                    ]
+                },
+                path_params={"name": "penguins-by-id"},
+            ),
+        )
+    finally:
+        inference.entity_features.clock = saved_clock
+    assert by_entity["statusCode"] == 200, by_entity["body"]
+    assert body(by_entity)["classes"] == SPECIES
+    assert body(by_entity)["predictions"] == body(direct)["predictions"]
+    assert body(by_entity)["probabilities"] == body(direct)["probabilities"]
+    assert set(body(by_entity)["predictions"]) <= set(SPECIES)
