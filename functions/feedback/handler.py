@@ -83,8 +83,8 @@ class FeedbackResult(BaseModel):
             model_name=record.model_name,
             model_version=record.model_version,
             reward=None if record.reward is None else int(record.reward),
-            label=record.label,
-            prediction=record.prediction,
+            label=outcome.shown_label,
+            prediction=outcome.shown_prediction,
             recorded_at_ms=record.at_ms,
         )
 

@@ -282,9 +282,9 @@ def predict(
         routed_by=result.routed_by,
         policy_revision=result.policy_revision,
         prediction_ids=ids,
-        predictions=result.predictions,
+        predictions=result.shown_predictions,
         probabilities=result.probabilities,
-        classes=result.classes,
+        classes=result.shown_classes,
         entities=[[EntityServedModel(**vars(e)) for e in row] for row in assembled.served]
         if assembled
         else None,

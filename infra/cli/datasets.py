@@ -2,7 +2,8 @@
 
 The workflow takes ``dataset_key`` = ``datasets/{name}/{version}/data.csv`` and reads
 ``schema.json`` beside it (``mlops_core.data.schema.DatasetSchema``). The schema is inferred
-from the file (column types, nullability, the target's classes) and then checked the way
+from the file (column types — numbers, booleans, text categories —, nullability, the
+target's classes) and then checked the way
 ValidateData will check it, with ``mlops_core.data.schema`` itself: a file the workflow
 would refuse is refused here, before anything is written.
 """
@@ -13,9 +14,10 @@ import csv
 import io
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from mlops_core.data.schema import (
@@ -26,7 +28,7 @@ from mlops_core.data.schema import (
     parse_cell,  # the loader's own cell parser: inferred types are what ValidateData will accept
     schema_violations,
 )
-from mlops_core.data.types import FeatureType
+from mlops_core.data.types import MAX_CATEGORIES, MISSING_CELLS, FeatureType, shown_categories
 
 PREFIX = "datasets"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -35,6 +37,10 @@ VERSION_PATTERN = re.compile(r"^v?([1-9][0-9]{0,8})$")
 # labels; anything else is a regression target. `--task` overrides.
 MAX_INFERRED_CLASSES = 20
 SHOWN_EXAMPLES = 3
+# A text column with more distinct values than this, and more than this share of its rows,
+# is an identifier or free text (names, ticket numbers), not a category.
+MIN_CATEGORIES_FOR_IDENTIFIER = 50
+IDENTIFIER_SHARE = 0.5
 Task = Literal["classification", "regression"]
 
 
@@ -109,8 +115,8 @@ def _read_rows(data: bytes) -> tuple[list[str], list[list[str]]]:
     header = [name.strip() for name in rows[0]]
     if len(header) < 2:
         raise BadDataset(
-            f"the header has one column only ({rows[0][0][:60]!r}): the file must be comma-separated, "
-            "with a header row naming a target and at least one feature"
+            f"the header has one column only ({rows[0][0][:60]!r}): the file must be separated by commas "
+            "(or semicolons, tabs, '|'), with a header row naming a target and at least one feature"
         )
     if all(_is_number(name) for name in header):
         shown = ", ".join(header[:4]) + (", ..." if len(header) > 4 else "")
@@ -132,7 +138,11 @@ def _is_number(text: str) -> bool:
 
 
 def _column(name: str, raw: list[str]) -> tuple[ColumnSchema, list[float]]:
-    """The column's type and nullability, from every cell, and its values (NaN for nulls)."""
+    """The column's type and nullability, from every cell, and its values (NaN for nulls).
+
+    Numbers are ``integer`` or ``double``; true/false (with 0/1) is ``boolean``; any other text
+    is a ``category`` whose categories are its distinct cells, sorted (codes in that order),
+    unless it has too many distinct values to be one (``_identifier_like``)."""
     values: list[float] = []
     not_numbers: list[str] = []
     as_double = ColumnSchema(name=name, type="double")
@@ -146,12 +156,15 @@ def _column(name: str, raw: list[str]) -> tuple[ColumnSchema, list[float]]:
     if not_numbers:
         try:
             values = [parse_cell(cell, ColumnSchema(name=name, type="boolean")) for cell in raw]
+            kind = "boolean"
         except ValueError:
-            raise BadDataset(
-                f"column {name!r} has values that are not numbers ({_examples(not_numbers)}): every "
-                "column must be numeric (encode categories as numeric codes, booleans as true/false)"
-            ) from None
-        kind = "boolean"
+            if any(not math.isnan(v) for v in values):
+                raise BadDataset(
+                    f"column {name!r} mixes numbers and text ({_examples(not_numbers)}): a column is "
+                    "numbers, booleans (true/false) or text categories; fix those cells or leave the "
+                    "column out with --drop"
+                ) from None
+            return _category_column(name, raw)
     present = [v for v in values if not math.isnan(v)]
     if not present:
         raise BadDataset(f"column {name!r} has no values")
@@ -160,11 +173,41 @@ def _column(name: str, raw: list[str]) -> tuple[ColumnSchema, list[float]]:
     return ColumnSchema(name=name, type=kind, nullable=len(present) < len(values)), values
 
 
+class _TooManyCategories(BadDataset):
+    """A text column with too many distinct values to be a category."""
+
+
+def _category_column(name: str, raw: list[str]) -> tuple[ColumnSchema, list[float]]:
+    cells = [cell.strip() for cell in raw]
+    present = [cell for cell in cells if cell.lower() not in MISSING_CELLS]
+    categories = sorted(set(present))
+    if len(categories) > MAX_CATEGORIES or (
+        len(categories) > MIN_CATEGORIES_FOR_IDENTIFIER and len(categories) > len(present) * IDENTIFIER_SHARE
+    ):
+        raise _TooManyCategories(f"{name!r} ({len(categories)} distinct texts in {len(present)} rows)")
+    try:
+        column = ColumnSchema(
+            name=name, type="category", categories=categories, nullable=len(present) < len(cells)
+        )
+    except ValidationError as error:
+        raise BadDataset(error.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    return column, [parse_cell(cell, column) for cell in raw]
+
+
 def _target(column: ColumnSchema, values: list[float], task: str | None) -> tuple[str, ColumnSchema]:
     """The task (inferred unless given) and the target column (its classes allowed, for classification)."""
     if column.nullable:
         missing = sum(math.isnan(v) for v in values)
         raise BadDataset(f"the target {column.name!r} is empty in {missing} row(s): every row needs a label")
+    if column.type == "category":
+        if task == "regression":
+            raise BadDataset(
+                f"the target {column.name!r} holds text ({shown_categories(column.categories, 3)}): "
+                "a regression target is a number"
+            )
+        if len(column.categories or []) < 2:
+            raise BadDataset(f"the target {column.name!r} has one class only: nothing to learn")
+        return "classification", column
     classes = sorted(set(values))
     integral = column.type != "double"
     if task is None:
@@ -179,6 +222,50 @@ def _target(column: ColumnSchema, values: list[float], task: str | None) -> tupl
     if len(classes) < 2:
         raise BadDataset(f"the target {column.name!r} has one class only ({classes[0]:g}): nothing to learn")
     return task, column.model_copy(update={"allowed": classes})
+
+
+#: Separators other than the comma that a header line may use (European spreadsheets write
+#: ';', exports write tabs); such a file is stored comma-separated, as training reads it.
+OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def with_commas(data: bytes) -> bytes:
+    """The CSV comma-separated: a file whose header has no comma but one of
+    ``OTHER_DELIMITERS`` is read with it and written again with commas (cells as they are)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data  # refused with its reason by _read_rows
+    header = text.split("\n", 1)[0]
+    if "," in header:
+        return data
+    delimiter = next((d for d in OTHER_DELIMITERS if d in header), None)
+    if delimiter is None:
+        return data
+    try:
+        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error as error:
+        raise BadDataset(f"not a CSV file: {error}") from None
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
+
+
+def drop_columns(data: bytes, drop: list[str]) -> bytes:
+    """The CSV without the ``drop`` columns (each must be in its header); cells kept as they are."""
+    if not drop:
+        return data
+    header, rows = _read_rows(data)
+    if unknown := [name for name in drop if name not in header]:
+        raise BadDataset(f"no column {unknown[0]!r} to drop; the columns are: {', '.join(header)}")
+    keep = [i for i, name in enumerate(header) if name not in drop]
+    if len(keep) < 2:
+        raise BadDataset("dropping those columns leaves fewer than 2: a target and a feature are needed")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([header[i] for i in keep])
+    writer.writerows([row[i] for i in keep] if len(row) == len(header) else row for row in rows)
+    return out.getvalue().encode()
 
 
 def infer_schema(
@@ -197,11 +284,22 @@ def infer_schema(
         )
     columns = {}
     target_values: list[float] = []
+    identifiers: list[str] = []
     for position, column_name in enumerate(header):
-        column, values = _column(column_name, [row[position] for row in rows])
+        try:
+            column, values = _column(column_name, [row[position] for row in rows])
+        except _TooManyCategories as error:
+            identifiers.append(str(error))
+            continue
         columns[column_name] = column
         if column_name == target:
             target_values = values
+    if identifiers:
+        raise BadDataset(
+            f"column(s) {', '.join(identifiers)} have too many distinct values to be categories "
+            f"(at most {MAX_CATEGORIES}, and fewer than {IDENTIFIER_SHARE:.0%} of the rows): identifiers "
+            "or free text are not features; leave them out with --drop COLUMN"
+        )
     task, columns[target] = _target(columns[target], target_values, task)
     try:
         schema = DatasetSchema(name=name, task=task, target=target, columns=list(columns.values()))
@@ -218,7 +316,19 @@ def infer_schema(
     return schema, table.rows
 
 
-def prepare(data: bytes, *, name: str, version: str, target: str, task: str | None = None) -> PreparedDataset:
+def prepare(
+    data: bytes,
+    *,
+    name: str,
+    version: str,
+    target: str,
+    task: str | None = None,
+    drop: list[str] | None = None,
+) -> PreparedDataset:
+    """The dataset to upload: the CSV without the ``drop`` columns, and the schema inferred from it."""
+    if target in (drop or []):
+        raise BadDataset(f"the target {target!r} cannot be dropped")
+    data = drop_columns(with_commas(data), drop or [])
     schema, rows = infer_schema(data, name=check_name(name), target=target, task=task)
     return PreparedDataset(name=name, version=check_version(version), data=data, schema=schema, rows=rows)
 
@@ -236,6 +346,47 @@ def versions(s3: Any, bucket: str, name: str) -> list[int]:
             if match:
                 found.append(int(match.group(1)))
     return sorted(found)
+
+
+#: Versions an upload moves on to when concurrent uploads of the same name take the next ones.
+MAX_VERSION_TRIES = 20
+
+
+class VersionTaken(BadDataset):
+    """The version asked for exists (``--version``): datasets are immutable."""
+
+
+def upload_dataset(s3: Any, bucket: str, dataset: PreparedDataset, *, pinned: bool) -> PreparedDataset:
+    """Write the dataset as a new version, never over another: its data.csv is written only if
+    absent (S3's conditional write, ``If-None-Match: *``), which claims the version, then its
+    schema. Unless the version is ``pinned`` (``--version``), one taken meanwhile by a
+    concurrent upload of the same name moves this one to the next version. Returns the
+    dataset as written (its version)."""
+    for _ in range(MAX_VERSION_TRIES):
+        try:
+            s3.put_object(
+                Bucket=bucket,
+                Key=dataset.dataset_key,
+                Body=dataset.data,
+                ContentType="text/csv",
+                IfNoneMatch="*",
+            )
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status not in (409, 412):  # 412: it exists; 409: a concurrent write of it in flight
+                raise
+            if pinned:
+                raise VersionTaken(
+                    f"{dataset.prefix}/ exists already (datasets are immutable: runs pin their bytes)"
+                ) from None
+            dataset = replace(dataset, version=f"v{int(dataset.version[1:]) + 1}")
+            continue
+        schema = dataset.schema.model_dump_json(indent=2, exclude_none=True).encode()
+        s3.put_object(Bucket=bucket, Key=dataset.schema_key, Body=schema, ContentType="application/json")
+        return dataset
+    raise BadDataset(
+        f"{MAX_VERSION_TRIES} versions of {dataset.name!r} were taken by concurrent uploads; retry"
+    )
 
 
 def upload_files(s3: Any, bucket: str, files: dict[str, bytes]) -> None:

@@ -392,22 +392,28 @@ def datasets_upload(
     version: Annotated[
         str | None, typer.Option(help="vN (default: the next unused version; versions are never overwritten)")
     ] = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option("--drop", help="Leave this column out (an identifier, free text); repeatable"),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Upload a CSV and the schema inferred from it as datasets/NAME/vN/data.csv + schema.json.
 
     Prints the dataset_key to pass to `mlops train --dataset`. The file is checked as the
     training workflow will check it (types, nulls, the target's classes) before anything is
-    written. Every column must be numeric (categories as numeric codes).
+    written. Columns are numbers, booleans (true/false) or text categories (at most 1,000
+    distinct values); a text target is a classification target whose classes are its values.
     """
     import boto3
 
     from infra.cli.datasets import (
         BadDataset,
+        VersionTaken,
         check_name,
         check_version,
         prepare,
-        upload_files,
+        upload_dataset,
         versions,
     )
 
@@ -421,7 +427,9 @@ def datasets_upload(
         check_name(name)
         chosen = check_version(version) if version is not None else None
         # Checked before any call: a file that cannot be a dataset needs no stack to say so.
-        dataset = prepare(data, name=name, version=chosen or "v1", target=target, task=task and task.value)
+        dataset = prepare(
+            data, name=name, version=chosen or "v1", target=target, task=task and task.value, drop=drop
+        )
     except BadDataset as error:
         raise _usage(str(error), str(file)) from None
     with _calls():
@@ -430,13 +438,12 @@ def datasets_upload(
         existing = versions(s3, bucket, name)
         if chosen is None:
             dataset = replace(dataset, version=f"v{max(existing, default=0) + 1}")
-        elif int(chosen[1:]) in existing:
+        try:
+            dataset = upload_dataset(s3, bucket, dataset, pinned=chosen is not None)
+        except VersionTaken as error:
             raise _usage(
-                f"datasets/{name}/{chosen}/ exists already (datasets are immutable: runs pin their bytes); "
-                f"omit --version to upload v{max(existing) + 1}",
-                "--version",
-            )
-        upload_files(s3, bucket, dataset.files)
+                f"{error}; omit --version to upload v{max([*versions(s3, bucket, name), 0]) + 1}", "--version"
+            ) from None
     result = {
         "dataset_key": dataset.dataset_key,
         "schema_key": dataset.schema_key,

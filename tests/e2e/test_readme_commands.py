@@ -60,6 +60,20 @@ def _diabetes_csv(path: Path) -> None:
         )
 
 
+def _iris_csv(path: Path) -> None:
+    """scikit-learn's iris data with the species names as the target column `species`."""
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow([*data.feature_names, "species"])
+        writer.writerows(
+            [*map(float, row), data.target_names[target]]
+            for row, target in zip(data.data, data.target, strict=True)
+        )
+
+
 def _feature_views(path: Path) -> None:
     """The repository's feature view definitions, as a reader's checkout has them."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +99,7 @@ def _to_score_csv(path: Path) -> None:
 
 INPUT_FILES = {
     "diabetes.csv": _diabetes_csv,
+    "iris.csv": _iris_csv,
     "features/breast_cancer.toml": _feature_views,
     "rows.jsonl": _rows_jsonl,
     "to_score.csv": _to_score_csv,
@@ -163,6 +178,12 @@ def test_readme_commands_run_as_written(local_stack: dict[str, Any], state_dir: 
     print(f"\nran {len(ran)} README commands, skipped {len(skipped)} ({skipped_programs})")
     assert not failures, "\n\n".join(failures)
     assert {program(c) for c in ran} == set(RUN)
+
+    # The README's text-target example answers the class name it says.
+    iris = bash("mlops predict iris --version 1 --instances '[[5.1, 3.5, 1.4, 0.2]]'")
+    assert iris.returncode == 0, iris.stderr
+    assert json.loads(iris.stdout)["predictions"] == ["setosa"]
+    assert json.loads(iris.stdout)["classes"] == ["setosa", "versicolor", "virginica"]
 
     # The README predicts with the staging alias: the version the README's training put there.
     staging = bash(f"mlops predict breast-cancer --alias staging --instances '{json.dumps([ROW0])}'")

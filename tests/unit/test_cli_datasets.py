@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from infra.cli import main
 from infra.cli.client import Target
-from infra.cli.datasets import BadDataset, infer_schema
+from infra.cli.datasets import BadDataset, infer_schema, prepare
 from infra.local.sample_data import breast_cancer
-from mlops_core.data.schema import DatasetSchema, load_csv, schema_violations
+from mlops_core.data.schema import DatasetSchema, DataValidationError, load_csv, schema_violations
 from tests.support import BUCKET, REGION
 
 CLASSIFICATION = b"x1,x2,label\n" + b"".join(f"{i}.5,{i % 7},{i % 2}\n".encode() for i in range(40))
@@ -65,6 +67,62 @@ def test_nulls_in_a_feature_make_it_nullable_and_booleans_are_recognised() -> No
     assert columns["flag"].type == "boolean" and not columns["flag"].nullable
 
 
+PENGUINS = (
+    b"species,island,bill_length_mm,sex\n"
+    b"Adelie,Torgersen,39.1,male\n"
+    b"Gentoo,Biscoe,46.1,female\n"
+    b"Chinstrap, Dream ,46.5,NA\n"
+    b"Adelie,Dream,37.2,female\n"
+)
+
+
+def test_text_columns_are_categories_and_a_text_target_is_classification_over_its_values() -> None:
+    schema, rows = infer_schema(PENGUINS, name="penguins", target="species")
+    columns = {c.name: c for c in schema.columns}
+    assert (schema.task, rows) == ("classification", 4)
+    assert columns["species"].type == "category"
+    assert columns["species"].categories == ["Adelie", "Chinstrap", "Gentoo"]
+    # Cells are read stripped, as loading reads them; the missing-value words are missing.
+    assert columns["island"].categories == ["Biscoe", "Dream", "Torgersen"]
+    assert columns["sex"].categories == ["female", "male"] and columns["sex"].nullable
+    table = load_csv(PENGUINS, schema)
+    assert table.columns["species"].tolist() == [0.0, 2.0, 1.0, 0.0]
+    assert table.columns["island"].tolist() == [2.0, 0.0, 1.0, 1.0]
+    assert np.isnan(table.columns["sex"][2])
+    assert DatasetSchema.model_validate(json.loads(schema.model_dump_json())) == schema
+
+
+def test_a_cell_outside_a_category_columns_list_is_a_violation_naming_its_line() -> None:
+    schema, _ = infer_schema(PENGUINS, name="penguins", target="species")
+    with pytest.raises(DataValidationError) as refused:
+        load_csv(PENGUINS + b"Emperor,Dream,40.0,male\n", schema)
+    assert "line 6, column 'species' (category): 'Emperor' is not one of its categories" in str(refused.value)
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_a_file_separated_by_semicolons_or_tabs_is_stored_comma_separated(delimiter: str) -> None:
+    data = PENGUINS.decode().replace(",", delimiter).replace("39.1", '"39.1"').encode()
+    dataset = prepare(data, name="penguins", version="v1", target="species")
+    assert dataset.data.splitlines()[:2] == [
+        b"species,island,bill_length_mm,sex",
+        b"Adelie,Torgersen,39.1,male",
+    ]
+    assert dataset.schema == prepare(PENGUINS, name="penguins", version="v1", target="species").schema
+
+
+def test_drop_leaves_identifier_columns_out_of_the_csv_and_its_schema() -> None:
+    data = b"id,name,x,y\n" + b"".join(f"{i},person {i},{i % 5},{i % 2}\n".encode() for i in range(60))
+    with pytest.raises(BadDataset, match="--drop COLUMN"):
+        prepare(data, name="d", version="v1", target="y")
+    dataset = prepare(data, name="d", version="v1", target="y", drop=["name", "id"])
+    assert [c.name for c in dataset.schema.columns] == ["x", "y"]
+    assert dataset.data.splitlines()[:2] == [b"x,y", b"0,0"]
+    with pytest.raises(BadDataset, match="no column 'nope' to drop"):
+        prepare(data, name="d", version="v1", target="y", drop=["nope"])
+    with pytest.raises(BadDataset, match="cannot be dropped"):
+        prepare(data, name="d", version="v1", target="y", drop=["y"])
+
+
 @pytest.mark.parametrize(
     ("data", "target", "task", "message"),
     [
@@ -76,17 +134,21 @@ def test_nulls_in_a_feature_make_it_nullable_and_booleans_are_recognised() -> No
         (b"a,y\n", "y", None, "a header row and no data"),
         (b"a,b\n1,2\n", "y", None, "no column 'y' to use as the target"),
         (b"a,y\n1,2\n3\n", "y", None, "do not have the header's 2 fields (line 3: 1 fields)"),
+        (b"colour,y\nred,1\n3,0\n", "y", None, "column 'colour' mixes numbers and text ('red')"),
+        (b"a,y\n1,red\n2,blue\n", "y", "regression", "a regression target is a number"),
+        (b"a,y\n1,red\n2,red\n", "y", None, "one class only"),
         (
-            b"colour,y\nred,1\nblue,0\n",
+            b"name,y\n" + b"".join(f"person {i},{i % 2}\n".encode() for i in range(60)),
             "y",
             None,
-            "column 'colour' has values that are not numbers ('red', 'blue')",
+            "'name' (60 distinct texts in 60 rows) have too many distinct values to be categories",
         ),
+        (b"a,y\n1,NA\n2,red\n", "y", None, "the target 'y' is empty in 1 row(s)"),
         (b"a,y\n1,1\n2,\n", "y", None, "the target 'y' is empty in 1 row(s)"),
         (b"a,y\n1,1\n2,1\n", "y", None, "one class only"),
         (b"a,y\n1,0.5\n2,1.5\n", "y", "classification", "non-integer values"),
         (b"a,y\n,1\n,0\n", "y", None, "column 'a' has no values"),
-        (b"a,y\n1,inf\n2,0\n", "y", None, "not numbers ('inf')"),
+        (b"a,y\n1,inf\n2,0\n", "y", None, "mixes numbers and text ('inf')"),
         (b"\xff\xfe\x00a", "y", None, "not UTF-8"),
     ],
 )
@@ -193,3 +255,34 @@ def test_datasets_list_shows_each_uploaded_version(upload: Any) -> None:
         ("datasets/churn/v1/data.csv", True),
         ("datasets/churn/v2/data.csv", True),
     ]
+
+
+def test_concurrent_uploads_of_one_name_each_get_their_own_version_and_lose_nothing(aws: None) -> None:
+    """Every upload listed the same versions (none) before any wrote: each still ends in a
+    version of its own with its own bytes; a pinned version that is taken is refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infra.cli.datasets import VersionTaken, upload_dataset
+
+    datasets = [
+        prepare(CLASSIFICATION + f"{i}.25,1,{i % 2}\n".encode(), name="race", version="v1", target="label")
+        for i in range(8)
+    ]
+
+    def upload_one(dataset: Any) -> Any:
+        return upload_dataset(boto3.client("s3", region_name=REGION), BUCKET, dataset, pinned=False)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        written = list(pool.map(upload_one, datasets))
+
+    assert sorted(d.version for d in written) == [f"v{i}" for i in range(1, 9)]
+    s3 = boto3.client("s3", region_name=REGION)
+    for dataset in written:
+        assert s3.get_object(Bucket=BUCKET, Key=dataset.dataset_key)["Body"].read() == dataset.data
+        assert s3.head_object(Bucket=BUCKET, Key=dataset.schema_key)["ContentLength"] > 0
+    with pytest.raises(VersionTaken, match="datasets/race/v3/ exists already"):
+        upload_dataset(s3, BUCKET, replace(datasets[0], version="v3"), pinned=True)
+    assert (
+        s3.get_object(Bucket=BUCKET, Key="datasets/race/v3/data.csv")["Body"].read()
+        == written[[d.version for d in written].index("v3")].data
+    )

@@ -19,7 +19,12 @@ from mlops_core.monitoring.records import DriftRunSummary, StoredMonitoring, new
 from mlops_core.monitoring.report import DriftReport
 from mlops_core.monitoring.report_html import render_html
 from mlops_core.monitoring.service import DUE_SLACK, MonitoringService
-from mlops_core.monitoring.window import CategoricalDistribution, distribution, feature_columns
+from mlops_core.monitoring.window import (
+    CategoricalDistribution,
+    category_names,
+    distribution,
+    feature_columns,
+)
 from mlops_core.serving.capture import CapturedPrediction
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -287,3 +292,27 @@ def test_the_drift_functions_import_no_scipy_scikit_learn_onnx_or_aws_sdk() -> N
         {"scipy", "sklearn", "onnx", "onnxruntime", "skl2onnx", "boto3", "botocore.client"}
     )
     assert "numpy" in loaded
+
+
+def test_a_text_categorys_bars_are_labelled_with_its_names_not_its_codes() -> None:
+    """Codes are positions in the category list (a feature) or the signature's classes (a text
+    target's predictions, where a class missing from training leaves a gap)."""
+    reference = profile_column(np.asarray([0.0, 0.0, 1.0, 2.0]), categorical=True, column_type="category")
+    plotted = distribution(
+        reference, np.asarray([2.0, 2.0, 1.0]), category_names(None, ["Biscoe", "Dream", "Torgersen"])
+    )
+    assert isinstance(plotted, CategoricalDistribution)
+    assert sorted(plotted.categories) == ["Biscoe", "Dream", "Torgersen"]
+    assert dict(zip(plotted.categories, plotted.current, strict=True))["Torgersen"] == pytest.approx(2 / 3)
+    assert category_names([0, 2], ["setosa", "virginica"]) == {"0": "setosa", "2": "virginica"}
+    assert category_names(None, None) is None
+
+
+def test_the_reports_concept_table_shows_a_dash_for_what_was_not_measured() -> None:
+    report = _report()
+    report = report.model_copy(
+        update={"concept": {"drifted": False, "live_metric": None, "baseline_metric": 0.66}}
+    )
+    html = render_html(report)
+    assert "<td>live_metric</td><td>-</td>" in html and ">None<" not in html
+    assert "<td>baseline_metric</td><td>0.66</td>" in html

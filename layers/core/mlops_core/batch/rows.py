@@ -22,11 +22,16 @@ route would take it):
   signature marks ``nullable`` may be missing: in CSV a cell training reads as missing (empty,
   ``NA``, ``nan``, ``null``, ``none``: ``MISSING_CELLS``), ``null`` in JSON; it is NaN in the
   matrix, as in real time.
+- A ``category`` feature takes one of its signature's categories, exactly as written (in
+  CSV, the cell stripped of surrounding blanks). A CSV for such a model is read with the
+  ``csv`` module row by row (text is not what the bulk readers take): its first line is a
+  header when it names any of the features, and must then name them all.
 - Blank lines are skipped. Line numbers are the file's own (1-based; the header is line 1).
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -37,8 +42,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mlops_core.data.schema import MISSING_CELLS
-from mlops_core.registry.signature import ModelSignature
+from mlops_core.data.types import MISSING_CELLS, shown_categories
+from mlops_core.registry.signature import FeatureSpec, ModelSignature
 
 InputFormat = Literal["csv", "jsonl", "parquet"]
 _NEWLINE, _COMMA = 10, 44
@@ -128,6 +133,8 @@ def _allowed(buffer: np.ndarray) -> np.ndarray:
 
 
 def parse_csv(data: bytes, signature: ModelSignature) -> ParsedRows:
+    if any(spec.type == "category" for spec in signature.features):
+        return _parse_with_categories(data, signature)
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n")
     if data and not data.endswith(b"\n"):
@@ -361,6 +368,94 @@ def _diagnose(line: bytes, n_fields: int, used: list[int], nullable: set[int]) -
     return "not a line of numbers"
 
 
+def _not_a_category(spec: FeatureSpec, value: Any) -> str:
+    if isinstance(value, str):
+        return (
+            f"'{spec.name}' must be one of the model's categories ({shown_categories(spec.categories)}), "
+            f"got {value[:40]!r}"
+        )
+    kind = "null" if value is None else "bool" if isinstance(value, bool) else type(value).__name__
+    return f"'{spec.name}' must be a string (a category), got {kind}"
+
+
+def _parse_with_categories(data: bytes, signature: ModelSignature) -> ParsedRows:
+    """A CSV for a model with category features, row by row with the ``csv`` module (quoted
+    fields included): every used cell a category's code, a number, or a missing value where the
+    feature takes one."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnreadableObject("the object is not UTF-8 text") from None
+    features = signature.features
+    width = len(features)
+    reader = csv.reader(io.StringIO(text))
+    rows: list[list[float]] = []
+    kept: list[int] = []
+    bad: list[BadRow] = []
+    used: list[int] = list(range(width))
+    n_fields = width
+    try:
+        for row in reader:
+            number = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if number == 1 and len(rows) == 0 and not bad:
+                names = [field.strip() for field in row]
+                if any(spec.name in names for spec in features):
+                    missing = [spec.name for spec in features if spec.name not in names]
+                    if missing:
+                        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+                        raise UnreadableObject(
+                            f"the header lacks {len(missing)} of the model's features ({shown}); a CSV's "
+                            "first line names the columns, or every line holds the features in "
+                            "signature order"
+                        )
+                    used, n_fields = [names.index(spec.name) for spec in features], len(names)
+                    continue
+                if len(row) != width:
+                    raise UnreadableObject(
+                        f"the first line has {len(row)} fields and no header; the model takes "
+                        f"{width} features"
+                    )
+            if len(row) != n_fields:
+                bad.append(BadRow(number, f"expected {n_fields} fields, got {len(row)}"))
+                continue
+            values, reason = _category_row(row, used, features)
+            if reason is not None:
+                bad.append(BadRow(number, reason))
+            else:
+                rows.append(values)
+                kept.append(number)
+    except csv.Error as error:
+        raise UnreadableObject(f"not a CSV file: {error}") from None
+    matrix = _cast(np.asarray(rows, dtype=np.float64).reshape(len(rows), width), _dtype(signature))
+    return _checked(matrix, np.asarray(kept, dtype=np.int64), bad, signature)
+
+
+def _category_row(
+    row: list[str], used: list[int], features: Sequence[FeatureSpec]
+) -> tuple[list[float], str | None]:
+    values: list[float] = []
+    for position, spec in zip(used, features, strict=True):
+        cell = row[position].strip()
+        if spec.nullable and cell.lower() in MISSING_CELLS:
+            values.append(math.nan)
+        elif spec.type == "category":
+            code = spec.code_of(cell)
+            if code is None:
+                return [], f"field {position + 1}: {_not_a_category(spec, cell)}"
+            values.append(float(code))
+        else:
+            try:
+                value = float(cell)
+            except ValueError:
+                return [], f"field {position + 1} is not a number: {cell[:40]!r}"
+            if not math.isfinite(value):
+                return [], f"field {position + 1} is not a finite number: {cell[:40]!r}"
+            values.append(value)
+    return values, None
+
+
 def _checked(
     matrix: np.ndarray, lines: np.ndarray, bad: list[BadRow], signature: ModelSignature
 ) -> ParsedRows:
@@ -431,15 +526,25 @@ def _json_row(value: Any, names: list[str], signature: ModelSignature) -> tuple[
         return "a line is an object of features or an array of values", []
     row = []
     for spec, item in zip(signature.features, values, strict=True):
-        if isinstance(item, bool):
-            if spec.type != "boolean":
-                return f"'{spec.name}' must be a number, got bool", []
-            row.append(float(item))
-        elif isinstance(item, int | float) and math.isfinite(item):
-            row.append(float(item))
-        elif item is None and spec.nullable:  # missing, as the predict route takes it
-            row.append(math.nan)
-        else:
-            kind = "string" if isinstance(item, str) else type(item).__name__
-            return f"'{spec.name}' must be a finite number, got {kind}", []
+        number, reason = _json_value(spec, item)
+        if reason is not None:
+            return reason, []
+        row.append(number)
     return None, row
+
+
+def _json_value(spec: FeatureSpec, item: Any) -> tuple[float, str | None]:
+    """One JSON value as the matrix holds it, or the reason it cannot be there."""
+    if item is None and spec.nullable:  # missing, as the predict route takes it
+        return math.nan, None
+    if spec.type == "category":
+        code = spec.code_of(item) if isinstance(item, str) else None
+        return (math.nan, _not_a_category(spec, item)) if code is None else (float(code), None)
+    if isinstance(item, bool):
+        if spec.type != "boolean":
+            return math.nan, f"'{spec.name}' must be a number, got bool"
+        return float(item), None
+    if isinstance(item, int | float) and math.isfinite(item):
+        return float(item), None
+    kind = "string" if isinstance(item, str) else type(item).__name__
+    return math.nan, f"'{spec.name}' must be a finite number, got {kind}"

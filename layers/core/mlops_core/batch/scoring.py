@@ -44,7 +44,7 @@ class ScoredObject:
 def output_header(model: LoadedModel) -> list[str]:
     signature = model.version.signature
     probabilities = (
-        [f"probability_{c}" for c in signature.classes]
+        [f"probability_{c}" for c in signature.shown_classes or []]
         if signature.classes and signature.probabilities_output
         else []
     )
@@ -69,7 +69,7 @@ def score_rows(model: LoadedModel, parsed: ParsedRows) -> ScoredObject:
             bad.extend(BadRow(int(lines[i]), "the model's output is not finite") for i in not_finite)
             labels, lines = labels[keep], lines[keep]
             scores = scores[keep] if scores is not None else None
-        out.append(format_rows(lines, labels[:, 0], scores, version))
+        out.append(format_rows(lines, _shown_labels(labels, model)[:, 0], scores, version))
         scored += len(lines)
     bad.sort(key=lambda row: row.line)
     errors = "".join(json.dumps({"line": row.line, "reason": row.reason}) + "\n" for row in bad)
@@ -80,6 +80,16 @@ def score_rows(model: LoadedModel, parsed: ParsedRows) -> ScoredObject:
         scored=scored,
         bad=bad,
     )
+
+
+def _shown_labels(labels: np.ndarray, model: LoadedModel) -> np.ndarray:
+    """The graph's labels as callers see them: a text target's class names (``classes`` are the
+    graph's codes, in ascending order, so each label's position is found by bisection)."""
+    signature = model.version.signature
+    if signature.class_names is None or signature.classes is None or not len(labels):
+        return labels
+    positions = np.searchsorted(np.asarray(signature.classes), labels[:, 0])
+    return np.asarray(signature.class_names, dtype=object)[positions].reshape(-1, 1)
 
 
 def score_object(model: LoadedModel, data: bytes, fmt: InputFormat) -> ScoredObject:

@@ -5,7 +5,8 @@ Per numeric feature: count, nulls, mean, std, min, max, deciles, an equal-mass h
 (``cdf_summary.CdfSummary``: exact counts at up to ``DEFAULT_MAX_POINTS`` values) from
 which KS and Wasserstein are computed within a stated bound (``cdf.error_bound``; 0 when the
 column has at most that many distinct values). Per categorical feature (declared
-categories, booleans): counts per category, count and nulls. Optionally the model's output
+categories, booleans, text categories by code): counts per category, count and nulls.
+Optionally the model's output
 distribution on held-out rows (``prediction``) and the training metric it scored
 (``metric_baseline``), added once the model exists (``with_outputs``).
 
@@ -153,7 +154,7 @@ def profile(
     features = {
         column.name: profile_column(
             table.columns[column.name],
-            categorical=column.allowed is not None or column.type == "boolean",
+            categorical=column.allowed is not None or column.type in ("boolean", "category"),
             column_type=column.type,
             bins=bins,
             max_points=max_points,

@@ -1,7 +1,9 @@
 """Tabular datasets: the declared schema, and loading a CSV into typed columns.
 
 A dataset is a CSV file in the artifacts bucket with a header row, described by a schema
-(columns, types, target, allowed ranges and categories, not-null). Checks against the
+(columns, types, target, allowed ranges and categories, not-null). A ``category`` column
+holds text from its ``categories`` list; loaded, each cell is its position in that list (a
+code, float64 like every column), so everything downstream of loading sees numbers. Checks against the
 schema and an expectations suite are in ``validation``; the reference profile in
 ``profiles``. Pure numpy: runs in the core layer.
 """
@@ -14,9 +16,15 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from mlops_core.data.types import FeatureType, check_column_name
+from mlops_core.data.types import (
+    MISSING_CELLS,
+    FeatureType,
+    check_categories,
+    check_column_name,
+    shown_categories,
+)
 
 MAX_REPORTED_VIOLATIONS = 50
 
@@ -29,8 +37,12 @@ class ColumnSchema(BaseModel):
     nullable: bool = False
     min: float | None = None
     max: float | None = None
-    # Categories are numeric codes: every feature reaches the model as a number.
-    allowed: list[float] | None = Field(default=None, description="Allowed values (numeric category codes)")
+    allowed: list[float] | None = Field(default=None, description="Allowed values (numeric codes)")
+    categories: list[str] | None = Field(
+        default=None,
+        description="A category column's values, in code order (the first is code 0)",
+    )
+    _codes: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -41,7 +53,28 @@ class ColumnSchema(BaseModel):
     def _range(self) -> ColumnSchema:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"column '{self.name}': min {self.min} is above max {self.max}")
+        if (self.type == "category") != (self.categories is not None):
+            raise ValueError(
+                f"column '{self.name}': categories are given for a category column, and only then"
+            )
+        if self.categories is not None:
+            check_categories(self.categories, f"column '{self.name}'")
+            if self.min is not None or self.max is not None or self.allowed is not None:
+                raise ValueError(f"column '{self.name}': a category column has no min, max or allowed")
+            self._codes = {c: i for i, c in enumerate(self.categories)}
         return self
+
+    def code_of(self, text: str) -> int:
+        """A category column's code for ``text`` (stripped); ValueError if it is not a category."""
+        code = self._codes.get(text)
+        if code is None:
+            shown = shown_categories(self.categories)
+            raise ValueError(f"'{text[:40]}' is not one of its categories ({shown})")
+        return code
+
+    def category_of(self, code: float) -> str:
+        """The text of a category column's code."""
+        return (self.categories or [])[int(code)]
 
 
 class DatasetSchema(BaseModel):
@@ -60,6 +93,9 @@ class DatasetSchema(BaseModel):
             raise ValueError(f"column name {twice[0]!r} is declared twice")
         if self.target not in names:
             raise ValueError(f"target '{self.target}' is not a declared column")
+        target = self.columns[names.index(self.target)]
+        if self.task == "regression" and target.type == "category":
+            raise ValueError(f"target '{self.target}' is a category column: a regression target is a number")
         return self
 
     @property
@@ -89,8 +125,6 @@ class DataValidationError(Exception):
         super().__init__(f"{len(violations)} violation(s){more}: " + "; ".join(shown))
 
 
-#: The cells read as a missing value (case-insensitive), in datasets and in batch inputs.
-MISSING_CELLS = frozenset({"", "na", "nan", "null", "none"})
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
 
@@ -100,6 +134,8 @@ def parse_cell(raw: str, column: ColumnSchema) -> float:
     text = raw.strip()
     if text.lower() in MISSING_CELLS:
         return math.nan
+    if column.type == "category":
+        return float(column.code_of(text))
     if column.type == "boolean":
         lowered = text.lower()
         if lowered in _TRUE:

@@ -6,7 +6,35 @@ from __future__ import annotations
 import unicodedata
 from typing import Literal
 
-FeatureType = Literal["double", "float", "integer", "boolean"]
+#: ``category``: text values from a fixed list (the column's ``categories``); a model takes
+#: each as its position in that list (a code), and names live in the schema and signature.
+FeatureType = Literal["double", "float", "integer", "boolean", "category"]
+
+#: A category column or feature holds at most this many distinct values (more is an
+#: identifier or free text, not a category).
+MAX_CATEGORIES = 1000
+#: Cells read as a missing value (case-insensitive), in datasets and in batch inputs.
+MISSING_CELLS = frozenset({"", "na", "nan", "null", "none"})
+
+
+def check_categories(categories: list[str], what: str) -> list[str]:
+    """``categories`` if each is a distinct text a CSV cell can carry; ``ValueError`` naming the
+    problem if not (cells are read stripped, and the missing-value words read as missing)."""
+    if not categories:
+        raise ValueError(f"{what}: a category column lists its categories")
+    if len(categories) > MAX_CATEGORIES:
+        raise ValueError(f"{what}: {len(categories)} categories; at most {MAX_CATEGORIES}")
+    seen: set[str] = set()
+    for category in categories:
+        if category != category.strip() or category.lower() in MISSING_CELLS:
+            raise ValueError(f"{what}: category {category!r} cannot be told from a missing or padded cell")
+        if len(category) > MAX_NAME_LENGTH * 4:
+            raise ValueError(f"{what}: category '{category[:20]}…' is over {MAX_NAME_LENGTH * 4} characters")
+        if category in seen:
+            raise ValueError(f"{what}: category {category!r} is listed twice")
+        seen.add(category)
+    return categories
+
 
 MAX_NAME_LENGTH = 128
 # Control characters (tabs, newlines, NUL...), line and paragraph separators, and lone
@@ -37,3 +65,9 @@ def check_column_name(name: str, what: str = "column") -> str:
             f"{what} name {name!r} starts or ends with whitespace (CSV headers are read stripped)"
         )
     return name
+
+
+def shown_categories(categories: list[str] | None, limit: int = 6) -> str:
+    """The first categories, for a message."""
+    values = categories or []
+    return ", ".join(values[:limit]) + (f", … ({len(values)} in all)" if len(values) > limit else "")

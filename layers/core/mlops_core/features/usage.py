@@ -25,12 +25,13 @@ from mlops_core.registry.repository import RegistryRepository
 from mlops_core.registry.signature import FeatureViewInput, ModelSignature
 from mlops_core.routing.repository import RoutingRepository
 
-#: Which signature input types a view feature of each type may feed (model inputs are numbers).
+#: Which signature input types a view feature of each type may feed (text feeds a category
+#: input: serving turns the value into its code, as it does a request's text).
 FITS: dict[FeatureType, frozenset[str]] = {
     FeatureType.int64: frozenset({"integer", "double", "float"}),
     FeatureType.float64: frozenset({"double", "float"}),
     FeatureType.bool: frozenset({"boolean"}),
-    FeatureType.string: frozenset(),
+    FeatureType.string: frozenset({"category"}),
 }
 
 

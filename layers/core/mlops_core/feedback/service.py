@@ -27,8 +27,9 @@ that was recorded. The rewards updater counts recorded feedback from the table's
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mlops_core.errors import Conflict, Invalid, MlopsError, NotFound, Unavailable, detail
 from mlops_core.feedback.entities import FeedbackRecord
@@ -68,6 +69,22 @@ class FeedbackOutcome:
     duplicate: bool
     #: Whether this request's reward or label is the one recorded (always True when not a duplicate).
     matches_original: bool
+    #: A text target's class names by class (code): labels and predictions are recorded as
+    #: the classes (codes) and shown to the caller by name.
+    class_names: Mapping[Any, str] | None = None
+
+    @property
+    def shown_label(self) -> Any:
+        return self._shown(self.record.label)
+
+    @property
+    def shown_prediction(self) -> Any:
+        return self._shown(self.record.prediction)
+
+    def _shown(self, value: Any) -> Any:
+        if self.class_names is None or value is None:
+            return value
+        return next((name for code, name in self.class_names.items() if same_value(value, code)), value)
 
 
 class FeedbackService:
@@ -93,7 +110,7 @@ class FeedbackService:
         now_ms = int(self.clock() * 1000)
         logged = self.log.get_with_feedback(entry.prediction_id)
         if logged.feedback is not None and not _expired(logged.feedback_expires_at, now_ms):
-            return _duplicate(entry, logged.feedback)
+            return self._duplicate(entry, logged.feedback)
         prediction = None if _expired(logged.expires_at, now_ms) else logged.prediction
         if prediction is None:
             raise self._missing(entry.prediction_id, now_ms)
@@ -110,8 +127,38 @@ class FeedbackService:
             original = self.log.feedback(entry.prediction_id, consistent=True)
             if original is None:  # recorded, then gone: only an expiry or a hand-made delete does that
                 raise Unavailable("the prediction log changed while recording feedback; retry") from None
-            return _duplicate(entry, original)
-        return FeedbackOutcome(record=record, duplicate=False, matches_original=True)
+            return self._duplicate(entry, original)
+        return FeedbackOutcome(
+            record=record,
+            duplicate=False,
+            matches_original=True,
+            class_names=self._class_names(record.prediction_id, served) if entry.label is not None else None,
+        )
+
+    def _class_names(self, prediction_id: str, served: tuple[str, int]) -> dict[Any, str] | None:
+        signature = self._signature(prediction_id, served)
+        if signature.class_names is None or signature.classes is None:
+            return None
+        return dict(zip(signature.classes, signature.class_names, strict=True))
+
+    def _duplicate(self, entry: FeedbackEntry, original: FeedbackRecord) -> FeedbackOutcome:
+        """The original outcome; whether this entry says the same (a class name compared as the
+        class it names)."""
+        names = None
+        if original.label is not None:
+            try:
+                served = (original.model_name, original.model_version)
+                names = self._class_names(original.prediction_id, served)
+            except NotFound:  # the version is gone: the label is compared as it was recorded
+                names = None
+        if entry.label is not None:
+            label: Any = entry.label
+            if names is not None:
+                label = next((code for code, name in names.items() if label == name), None)
+            matches = original.label is not None and label is not None and same_value(label, original.label)
+        else:
+            matches = original.label is None and original.reward == entry.reward
+        return FeedbackOutcome(record=original, duplicate=True, matches_original=matches, class_names=names)
 
     def record_each(self, entries: Iterable[FeedbackEntry]) -> list[FeedbackOutcome | MlopsError]:
         """Each entry of a batch on its own, in order: its outcome, or the domain error that
@@ -144,7 +191,7 @@ class FeedbackService:
         if label is not None:
             signature = self._signature(prediction.prediction_id, served)
             if signature.task == "classification":
-                label, reward = _classified(label, prediction, signature.classes or [], loc)
+                label, reward = _classified(label, prediction, signature, loc)
             elif not is_number(label):
                 raise Invalid(
                     "a regression model's label is its true value: a number",
@@ -178,12 +225,19 @@ class FeedbackService:
 
 
 def _classified(
-    label: object, prediction: CapturedPrediction, classes: Sequence[int | str], loc: list[str | int]
+    label: object, prediction: CapturedPrediction, signature: ModelSignature, loc: list[str | int]
 ) -> tuple[int | str, float]:
-    """The label as the signature spells its class, and the reward it earns the prediction."""
-    named = class_of(label, classes)
+    """The label as the signature spells its class (a class name as the class it names), and
+    the reward it earns the prediction."""
+    classes = signature.classes or []
+    if signature.class_names is not None:
+        names = dict(zip(signature.class_names, classes, strict=True))
+        named = names.get(label) if isinstance(label, str) else None
+        shown_classes: Sequence[int | str] = signature.class_names
+    else:
+        named, shown_classes = class_of(label, classes), classes
     if named is None:
-        shown = ", ".join(repr(c) for c in classes[:_SHOWN_CLASSES])
+        shown = ", ".join(repr(c) for c in shown_classes[:_SHOWN_CLASSES])
         more = f" (+{len(classes) - _SHOWN_CLASSES} more)" if len(classes) > _SHOWN_CLASSES else ""
         raise Invalid(
             f"label {label!r:.100} is not one of the model's classes",
@@ -191,14 +245,6 @@ def _classified(
         )
     predicted = class_of(prediction.prediction, classes)
     return named, 1.0 if predicted is not None and predicted == named else 0.0
-
-
-def _duplicate(entry: FeedbackEntry, original: FeedbackRecord) -> FeedbackOutcome:
-    if entry.label is not None:
-        matches = original.label is not None and same_value(entry.label, original.label)
-    else:
-        matches = original.label is None and original.reward == entry.reward
-    return FeedbackOutcome(record=original, duplicate=True, matches_original=matches)
 
 
 def _expired(expires_at: int | None, now_ms: int) -> bool:

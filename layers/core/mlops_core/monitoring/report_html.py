@@ -279,4 +279,6 @@ def _text(value: object) -> str:
 
 
 def _value(value: object) -> str:
+    if value is None:
+        return "-"  # not measured (no labels yet, say): a dash, as _text shows it
     return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -47,7 +47,7 @@ from mlops_core.monitoring.reference import NoReference, production_reference
 from mlops_core.monitoring.report import DriftReport, WindowFacts, prediction_drift, report_key, result_fields
 from mlops_core.monitoring.report_html import render_html
 from mlops_core.monitoring.repository import MonitoringRepository
-from mlops_core.monitoring.window import distribution, feature_columns, predictions_of
+from mlops_core.monitoring.window import category_names, distribution, feature_columns, predictions_of
 from mlops_core.registry.lookup import RegistryLookup
 from mlops_core.serving.capture import CapturedPrediction
 from mlops_core.storage.dynamo import MetadataTable
@@ -211,6 +211,8 @@ class DriftRunner:
                 **(result_fields(result) if result else {}),
             }
         )
+        signature = version.signature
+        names = {f.name: category_names(None, f.categories) for f in signature.features}
         report = DriftReport(
             run=summary,
             window=facts,
@@ -218,10 +220,15 @@ class DriftRunner:
             distributions={
                 feature: plotted
                 for feature, reference in profile.features.items()
-                if (plotted := distribution(reference, window.columns.get(feature))) is not None
+                if (plotted := distribution(reference, window.columns.get(feature), names.get(feature)))
+                is not None
             },
             prediction_distribution=(
-                distribution(profile.prediction, outputs) if profile.prediction is not None else None
+                distribution(
+                    profile.prediction, outputs, category_names(signature.classes, signature.class_names)
+                )
+                if profile.prediction is not None
+                else None
             ),
             concept=summary.concept,
         )

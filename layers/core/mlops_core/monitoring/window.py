@@ -10,7 +10,7 @@ rows; a feature that no row has is absent from the columns (the comparison repor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -92,14 +92,29 @@ Distribution = NumericDistribution | CategoricalDistribution
 
 
 def distribution(
-    reference: NumericProfile | CategoricalProfile, column: FloatArray | Sequence[Any] | None
+    reference: NumericProfile | CategoricalProfile,
+    column: FloatArray | Sequence[Any] | None,
+    names: Mapping[str, str] | None = None,
 ) -> Distribution | None:
-    """What the report plots for one feature (None when the profile has nothing to plot)."""
+    """What the report plots for one feature (None when the profile has nothing to plot).
+    ``names``: a category's name by its key (a text category's code), to label the bars."""
     values = _numbers(column)
     present = values[np.isfinite(values)] if values is not None else np.empty(0)
     if isinstance(reference, CategoricalProfile):
-        return _categorical(reference, present)
+        plotted = _categorical(reference, present)
+        if names:
+            plotted.categories = [names.get(c, c) for c in plotted.categories]
+        return plotted
     return _numeric(reference, present)
+
+
+def category_names(codes: Sequence[Any] | None, names: Sequence[str] | None) -> dict[str, str] | None:
+    """Each code's key (``category_key``) -> its name, for a text category or a text target's
+    classes (``codes``: the classes; None for a feature, whose codes are positions)."""
+    if names is None:
+        return None
+    keys = codes if codes is not None else range(len(names))
+    return {category_key(float(code)): name for code, name in zip(keys, names, strict=True)}
 
 
 def _numbers(column: FloatArray | Sequence[Any] | None) -> FloatArray | None:

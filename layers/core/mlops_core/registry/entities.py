@@ -95,7 +95,7 @@ class PolicyViolation(BaseModel):
     message: str
 
 
-FeatureValue = Annotated[float | int | bool, Field(union_mode="left_to_right")]
+FeatureValue = Annotated[float | int | bool | str, Field(union_mode="left_to_right")]
 
 
 class FeaturePolicy(BaseModel):

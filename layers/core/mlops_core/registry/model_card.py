@@ -160,7 +160,7 @@ def build_model_card(
         task=signature.task,
         features=list(signature.features),
         feature_views=list(signature.feature_views),
-        classes=list(signature.classes) if signature.classes is not None else None,
+        classes=signature.shown_classes,
         target=signature.target,
         artifact=ArtifactSummary(
             key=version.artifact.key,
@@ -417,7 +417,9 @@ def render_markdown(card: ModelCard) -> str:
         f"- **Target:** {_text(card.target)}",
         f"- **Classes:** {_text(classes)}",
         "",
-        *_table(["#", "feature", "type"], [[i, f.name, f.type] for i, f in enumerate(card.features, 1)]),
+        *_table(
+            ["#", "feature", "type"], [[i, f.name, _feature_type(f)] for i, f in enumerate(card.features, 1)]
+        ),
         "",
         "## Artifact",
         "",
@@ -433,3 +435,9 @@ def render_markdown(card: ModelCard) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _feature_type(feature: FeatureSpec) -> str:
+    if feature.categories is None:
+        return feature.type
+    return f"category ({len(feature.categories)} values)"

@@ -12,9 +12,17 @@ import hashlib
 import hmac
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
-from mlops_core.data.types import FeatureType, check_column_name
+from mlops_core.data.types import FeatureType, check_categories, check_column_name
 from mlops_core.errors import IntegrityError
 
 ARTIFACT_FORMAT = "onnx"
@@ -33,6 +41,11 @@ class FeatureSpec(BaseModel):
         default=False,
         description="The model takes a missing value (null) here: its training data had them",
     )
+    categories: list[str] | None = Field(
+        default=None,
+        description="A category feature's values; the graph takes each as its position here (a code)",
+    )
+    _codes: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -40,6 +53,21 @@ class FeatureSpec(BaseModel):
         # The dataset's column name as it is (spaces, '/', non-ASCII letters...): the
         # ONNX graph takes one tensor, so names live only here.
         return check_column_name(value, "feature")
+
+    @model_validator(mode="after")
+    def _categories(self) -> FeatureSpec:
+        if (self.type == "category") != (self.categories is not None):
+            raise ValueError(
+                f"feature '{self.name}': categories are given for a category feature, and only then"
+            )
+        if self.categories is not None:
+            check_categories(self.categories, f"feature '{self.name}'")
+            self._codes = {c: i for i, c in enumerate(self.categories)}
+        return self
+
+    def code_of(self, value: str) -> int | None:
+        """A category feature's code for ``value`` (exactly as written); None if it is not one."""
+        return self._codes.get(value)
 
 
 #: A feature view's name (``mlops_core.features.entities.VIEW_NAME_PATTERN``: the registry sits
@@ -98,6 +126,9 @@ class ModelSignature(BaseModel):
     task: Literal["classification", "regression"] = "classification"
     features: list[FeatureSpec] = Field(min_length=1, max_length=10_000)
     classes: list[ClassLabel] | None = None
+    #: A text target's class names, one per class (``classes`` are then the codes the graph
+    #: outputs: positions in the dataset's categories). Callers see and send the names.
+    class_names: list[str] | None = Field(default=None, max_length=1000)
     target: str | None = None
     # The ONNX graph's input and outputs, as exported.
     input_name: str = "input"
@@ -130,7 +161,23 @@ class ModelSignature(BaseModel):
             raise ValueError("a classification signature lists its classes")
         if self.task == "regression" and self.classes:
             raise ValueError("a regression signature has no classes")
+        if self.class_names is not None:
+            if len(self.class_names) != len(self.classes or []):
+                raise ValueError("class_names name each class once, in the order of classes")
+            if len(set(self.class_names)) != len(self.class_names):
+                raise ValueError("class_names are unique")
         return self
+
+    @property
+    def shown_classes(self) -> list[ClassLabel] | None:
+        """The classes as callers see them: the names of a text target, else the classes."""
+        return list(self.class_names) if self.class_names is not None else self.classes
+
+    def shown_label(self, label: Any) -> Any:
+        """The graph's ``label`` as callers see it (a text target's class name)."""
+        if self.class_names is None or self.classes is None:
+            return label
+        return self.class_names[self.classes.index(label)]
 
     @property
     def feature_names(self) -> list[str]:

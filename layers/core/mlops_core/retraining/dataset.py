@@ -188,14 +188,21 @@ def _allowed(value: float, column: ColumnSchema) -> bool:
         or (column.type == "boolean" and value not in (0.0, 1.0))
         or (column.min is not None and value < column.min)
         or (column.max is not None and value > column.max)
+        or (column.categories is not None and not _is_code(value, column.categories))
     )
     return not refused and (column.allowed is None or value in column.allowed)
+
+
+def _is_code(value: float, categories: list[str]) -> bool:
+    return value.is_integer() and 0 <= value < len(categories)
 
 
 def _cell(value: float, column: ColumnSchema) -> str:
     """A value as the loader reads it back exactly (``schema.parse_cell``)."""
     if math.isnan(value):
         return ""
+    if column.type == "category":  # a code, as loading and the signature number the categories
+        return column.category_of(value)
     if column.type == "boolean":
         return "true" if value else "false"
     if column.type == "integer" or (column.allowed is not None and value.is_integer()):

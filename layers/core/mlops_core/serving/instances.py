@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops_core.data.types import shown_categories
 from mlops_core.errors import Invalid, detail
 from mlops_core.registry.signature import FeatureSpec, ModelSignature
 
@@ -20,11 +21,31 @@ MAX_REPORTED_PROBLEMS = 20
 
 def _check_value(
     value: Any, spec: FeatureSpec, loc: list[str | int], problems: list[dict[str, Any]], limit: float
-) -> None:
+) -> Any:
+    """What the matrix holds for ``value`` (a category's code; the value itself otherwise),
+    after adding any problem with it to ``problems``."""
     kind = type(value)
     if value is None:
         if not spec.nullable:  # a nullable feature's null is NaN in the matrix: the model imputes it
             problems.append(detail(loc, f"'{spec.name}' is null; a {spec.type} is required", "missing_value"))
+    elif spec.type == "category":
+        code = spec.code_of(value) if kind is str else None
+        if code is not None:
+            return code
+        if kind is str:
+            problems.append(
+                detail(
+                    loc,
+                    f"'{spec.name}' must be one of the model's categories "
+                    f"({shown_categories(spec.categories)}), got {value[:40]!r}",
+                    "category",
+                )
+            )
+        else:
+            name = "boolean" if kind is bool else kind.__name__
+            problems.append(
+                detail(loc, f"'{spec.name}' must be a string (a category), got {name}", "string_type")
+            )
     elif spec.type == "boolean":
         if kind is not bool:
             problems.append(detail(loc, f"'{spec.name}' must be a boolean, got {kind.__name__}", "bool_type"))
@@ -39,6 +60,7 @@ def _check_value(
         )
     elif spec.type == "integer" and kind is float and not value.is_integer():
         problems.append(detail(loc, f"'{spec.name}' must be an integer, got {value}", "int_type"))
+    return value
 
 
 def _check_mapping(
@@ -57,10 +79,10 @@ def _check_mapping(
     values = []
     for spec in signature.features:
         if spec.name in row:
-            _check_value(row[spec.name], spec, [*loc, spec.name], problems, limit)
+            values.append(_check_value(row[spec.name], spec, [*loc, spec.name], problems, limit))
         else:
             problems.append(detail([*loc, spec.name], f"missing feature '{spec.name}'", "missing"))
-        values.append(row.get(spec.name))
+            values.append(None)
     return values
 
 
@@ -76,9 +98,10 @@ def _check_list(
             detail(loc, f"expected {len(signature.features)} features, got {len(row)}", "feature_count")
         )
         return row
-    for spec, value in zip(signature.features, row, strict=True):
+    return [
         _check_value(value, spec, [*loc, spec.name], problems, limit)
-    return row
+        for spec, value in zip(signature.features, row, strict=True)
+    ]
 
 
 def instances_to_matrix(

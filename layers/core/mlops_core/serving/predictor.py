@@ -48,6 +48,20 @@ class Prediction:
     policy_revision: int | None = None
     #: The version to score as a shadow of this request (never returned to the caller).
     shadow_version: int | None = None
+    #: A text target's class names, one per class: what the caller sees (``shown_*``). The
+    #: predictions and classes above stay the graph's codes, as captured and compared.
+    class_names: list[str] | None = None
+
+    @property
+    def shown_classes(self) -> list[Any] | None:
+        return self.class_names if self.class_names is not None else self.classes
+
+    @property
+    def shown_predictions(self) -> list[Any]:
+        if self.class_names is None or self.classes is None:
+            return self.predictions
+        names = dict(zip(self.classes, self.class_names, strict=True))
+        return [names[p] for p in self.predictions]
 
 
 @dataclass(frozen=True)
@@ -254,6 +268,7 @@ class Predictor:
             predictions=predictions,
             probabilities=probabilities,
             classes=signature.classes,
+            class_names=signature.class_names,
             inputs=matrix,
             features=signature.feature_names,
             routed_by=choice.routed_by,

@@ -284,6 +284,7 @@ class _BatchScorer:
                     self.answers[i] = self._refusal(i, error, choice)
                     self.refused.append((i, self._error_line(choice)))
         for _, scored_rows, result in scored:
+            shown = result.shown_predictions
             for position, i in enumerate(scored_rows):
                 record = self.records[i]
                 self.answers[i] = StreamResult(
@@ -294,9 +295,9 @@ class _BatchScorer:
                     alias=result.alias,
                     routed_by=result.routed_by,
                     prediction_id=stable_prediction_id(record.arrived_ms, record.event_id),
-                    prediction=result.predictions[position],
+                    prediction=shown[position],
                     probabilities=None if result.probabilities is None else result.probabilities[position],
-                    classes=result.classes,
+                    classes=result.shown_classes,
                 )
         return scored
 

@@ -138,12 +138,31 @@ def expand(candidates: list[CandidateSpec] | None, search: SearchSpec | None) ->
 NATIVE_MISSING_VALUES = frozenset({"hist_gradient_boosting", "hist_gradient_boosting_regressor"})
 
 
-def build(family: str, params: dict[str, Any], seed: int, *, missing_values: bool = False) -> Any:
+#: Families that take a category feature as one-hot columns (a linear model cannot use a code
+#: as a number). The tree ensembles split on the code itself (ordinal encoding): skl2onnx
+#: exports histogram gradient boosting's native ``categorical_features`` wrongly (a third of
+#: the labels differed, measured), and one-hot columns only slow the forests down.
+ONE_HOT_FAMILIES = frozenset({"logistic_regression", "ridge"})
+
+
+def build(
+    family: str,
+    params: dict[str, Any],
+    seed: int,
+    *,
+    missing_values: bool = False,
+    categories: dict[int, int] | None = None,
+    nullable: list[bool] | None = None,
+) -> Any:
     """A fresh, unfitted scikit-learn estimator (imports scikit-learn).
 
     ``missing_values``: the features may hold NaN (nullable columns in the dataset's schema).
+    ``categories``: the input columns that are category codes, each with its number of
+    categories; ``nullable``, per input column, whether it may be NaN (with ``categories``).
     """
     estimator = _estimator(family, params, seed)
+    if categories and family in ONE_HOT_FAMILIES:
+        return _with_one_hot(family, estimator, categories, nullable)
     if not missing_values or family in NATIVE_MISSING_VALUES:
         return estimator
     from sklearn.impute import SimpleImputer
@@ -154,6 +173,48 @@ def build(family: str, params: dict[str, Any], seed: int, *, missing_values: boo
     imputer = ("simpleimputer", SimpleImputer(strategy="median", keep_empty_features=True))
     steps = estimator.steps if isinstance(estimator, Pipeline) else [(family, estimator)]
     return Pipeline([imputer, *steps])
+
+
+def _with_one_hot(
+    family: str, estimator: Any, categories: dict[int, int], nullable: list[bool] | None
+) -> Any:
+    """One pipeline: category codes one-hot encoded (a missing one as its most frequent code,
+    an unseen code as all zeros), the other columns as they are (a missing number as the
+    median), then the family's own steps."""
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    width = len(nullable) if nullable is not None else max(categories) + 1
+    may_miss = nullable or [False] * width
+    coded = sorted(categories)
+    numbers = [i for i in range(width) if i not in categories]
+    category_steps: list[tuple[str, Any]] = []
+    if any(may_miss[i] for i in coded):
+        category_steps.append(("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)))
+    category_steps.append(
+        (
+            "onehot",
+            OneHotEncoder(
+                categories=[np.arange(categories[i], dtype=np.float64) for i in coded],
+                handle_unknown="ignore",
+                sparse_output=False,
+            ),
+        )
+    )
+    parts: list[tuple[str, Any, list[int]]] = [("categories", Pipeline(category_steps), coded)]
+    if numbers:
+        number_step: Any = (
+            SimpleImputer(strategy="median", keep_empty_features=True)
+            if any(may_miss[i] for i in numbers)
+            else "passthrough"
+        )
+        parts.append(("numbers", number_step, numbers))
+    encode = ("encode", ColumnTransformer(parts))
+    steps = estimator.steps if isinstance(estimator, Pipeline) else [(family, estimator)]
+    return Pipeline([encode, *steps])
 
 
 def _estimator(family: str, params: dict[str, Any], seed: int) -> Any:

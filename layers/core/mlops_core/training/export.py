@@ -33,6 +33,8 @@ def export_sklearn(
     *,
     feature_types: Sequence[FeatureType] | None = None,
     nullable: Sequence[bool] | None = None,
+    categories: Sequence[list[str] | None] | None = None,
+    class_names: Sequence[str] | None = None,
     target: str | None = None,
     input_dtype: Literal["float32", "float64"] = "float32",
 ) -> tuple[bytes, ModelSignature]:
@@ -40,7 +42,9 @@ def export_sklearn(
 
     Classifiers export a ``label`` output and a ``probabilities`` matrix (no ZipMap, so
     the output is a plain tensor); regressors a ``variable`` output. ``nullable``: per
-    feature, whether the model takes a missing value (NaN) there.
+    feature, whether the model takes a missing value (NaN) there. ``categories``: per
+    feature, a category feature's values (its codes' names), else None. ``class_names``: a
+    text target's categories, by code (the signature then names each class).
     """
     n_features = len(feature_names)
     tensor = FloatTensorType if input_dtype == "float32" else DoubleTensorType
@@ -54,14 +58,17 @@ def export_sklearn(
     )
     types = list(feature_types) if feature_types is not None else ["double"] * n_features
     missing = list(nullable) if nullable is not None else [False] * n_features
+    coded = list(categories) if categories is not None else [None] * n_features
     classes = [c.item() if isinstance(c, np.generic) else c for c in getattr(estimator, "classes_", [])]
+    names = [class_names[int(c)] for c in classes] if class_names is not None and classes else None
     signature = ModelSignature(
         task="classification" if classifier else "regression",
         features=[
-            FeatureSpec(name=n, type=t, nullable=m)
-            for n, t, m in zip(feature_names, types, missing, strict=True)
+            FeatureSpec(name=n, type=t, nullable=m, categories=c)
+            for n, t, m, c in zip(feature_names, types, missing, coded, strict=True)
         ],
         classes=classes or None,
+        class_names=names,
         target=target,
         input_name="input",
         input_dtype=input_dtype,

@@ -292,8 +292,9 @@ def check_against_schema(request: TrainingRequest, schema: DatasetSchema) -> Che
             problem, details=[detail(["body", "target_metric"], problem, "metric_undefined")]
         )
     target = next(c for c in schema.columns if c.name == schema.target)
-    if schema.task == "classification" and target.allowed is not None:
-        problem = _classes_problem(schema.target, target.allowed)
+    classes = target.allowed if target.categories is None else list(range(len(target.categories)))
+    if schema.task == "classification" and classes is not None:
+        problem = _classes_problem(schema.target, classes)
         if problem:
             key, loc = request.schema_location()
             raise InvalidTrainingRequest(
@@ -302,7 +303,7 @@ def check_against_schema(request: TrainingRequest, schema: DatasetSchema) -> Che
     return CheckedRequest(list(zip(specs, params, strict=True)), target_metric, objective)
 
 
-def _classes_problem(target: str, allowed: list[float]) -> str | None:
+def _classes_problem(target: str, allowed: list[float] | list[int]) -> str | None:
     if any(not float(v).is_integer() for v in allowed):
         return f"the target '{target}' allows {allowed}: class labels are whole numbers"
     if len(set(allowed)) < metrics.MIN_CLASSES:

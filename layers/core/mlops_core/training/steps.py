@@ -270,7 +270,15 @@ def fit_trial(raw_candidate: dict[str, Any], store: ArtifactStore) -> CandidateR
         y = y.astype(np.int64)
     columns = {c.name: c for c in schema.columns}
     nullable = [columns[f].nullable for f in candidate.features]
-    estimator = build(candidate.family, candidate.params, candidate.seed, missing_values=any(nullable))
+    categories = [columns[f].categories for f in candidate.features]
+    estimator = build(
+        candidate.family,
+        candidate.params,
+        candidate.seed,
+        missing_values=any(nullable),
+        categories={i: len(c) for i, c in enumerate(categories) if c is not None},
+        nullable=nullable,
+    )
     curve = None
     if candidate.pruning is not None and candidate.family in ITERATIVE:
         estimator, curve, metric = _fit_in_steps(
@@ -303,6 +311,8 @@ def fit_trial(raw_candidate: dict[str, Any], store: ArtifactStore) -> CandidateR
         candidate.features,
         feature_types=[columns[f].type for f in candidate.features],
         nullable=nullable,
+        categories=categories,
+        class_names=columns[candidate.target].categories,
         target=candidate.target,
     )
     if candidate.feature_views:

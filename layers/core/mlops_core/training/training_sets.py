@@ -38,6 +38,7 @@ from mlops_core.features.entities import FeatureType, FeatureViewDefinition, Sto
 from mlops_core.features.point_in_time import (
     IncompleteTrainingSet,
     Labels,
+    TrainingSet,
     TrainingSetReport,
     apply_policy,
     build_training_set,
@@ -57,12 +58,17 @@ from mlops_core.training.requests import (
 )
 from mlops_core.training.tracking import RunTracker
 
-#: Feature types a training set can carry (the dataset's columns are numbers).
+#: The dataset column type of each feature type (text features are categories of the values
+#: the training set holds).
 _COLUMN_TYPES: dict[FeatureType, ColumnType] = {
     FeatureType.int64: "integer",
     FeatureType.float64: "double",
     FeatureType.bool: "boolean",
+    FeatureType.string: "category",
 }
+#: A text feature's categories before the join has read its values (``POST /training``'s
+#: checks need the schema's task and target, not the features' categories).
+NOT_JOINED_YET = ["(values read by BuildTrainingSet)"]
 
 
 class FeatureViews(Protocol):
@@ -73,27 +79,19 @@ class FeatureViews(Protocol):
 
 def registered_views(request: TrainingRequest, views: FeatureViews) -> list[StoredFeatureView]:
     """The request's views as registered now; ``InvalidTrainingRequest`` naming any that is
-    unknown, has a feature the dataset cannot carry (text), or clashes with another's names."""
+    unknown or clashes with another's names."""
     names = request.feature_views or []
-    found, unknown, textual = [], [], []
+    found, unknown = [], []
     for index, name in enumerate(names):
         stored = views.get(name, consistent=True)
         if stored is None:
             unknown.append((index, name))
             continue
         found.append(stored)
-        textual += [
-            (index, f"{name}.{f.name}") for f in stored.definition.features if f.type not in _COLUMN_TYPES
-        ]
     if unknown:
         raise InvalidTrainingRequest(
             f"feature view(s) not registered: {', '.join(n for _, n in unknown)} (mlops features apply)",
             details=[detail(["body", "feature_views", i], f"{n} not found", "not_found") for i, n in unknown],
-        )
-    if textual:
-        raise InvalidTrainingRequest(
-            "a training set's features are numbers; these are text: " + ", ".join(n for _, n in textual),
-            details=[detail(["body", "feature_views", i], f"{n} is text", "type") for i, n in textual],
         )
     options = request.options
     entity = options.entity_column or found[0].definition.entity.name
@@ -134,12 +132,17 @@ def read_labels(request: TrainingRequest, store: ArtifactStore, entity_column: s
 
 
 def training_schema(
-    request: TrainingRequest, views: Sequence[FeatureViewDefinition], labels: Labels
+    request: TrainingRequest,
+    views: Sequence[FeatureViewDefinition],
+    labels: Labels,
+    training_set: TrainingSet | None = None,
 ) -> DatasetSchema:
     """The training set's schema: each view's features (int64 -> integer, float64 -> double,
-    bool -> boolean), then the label (a classification's classes are the labels' values)."""
+    bool -> boolean, string -> category of the values ``training_set`` holds), then the label
+    (a classification's classes are the labels' values: whole numbers, or text)."""
     options = request.options
-    columns = [ColumnSchema(name=f.name, type=_COLUMN_TYPES[f.type]) for view in views for f in view.features]
+    texts = _text_values(training_set) if training_set is not None else {}
+    columns = [_feature_column(f.name, f.type, texts) for view in views for f in view.features]
     values = []
     bad = []
     for index, text in enumerate(labels.labels):
@@ -150,15 +153,54 @@ def training_schema(
         if not math.isfinite(value) or (options.task == "classification" and not value.is_integer()):
             bad.append(index)
         values.append(value)
+    if options.task == "classification" and len(bad) == len(values):
+        names = sorted({text.strip() for text in labels.labels})
+        try:
+            target = ColumnSchema(name=options.label_column, type="category", categories=names)
+        except ValidationError as error:
+            message = f"labels '{request.labels}': " + error.errors()[0]["msg"].removeprefix("Value error, ")
+            raise InvalidTrainingRequest(
+                message, details=[detail(["body", "labels"], message, "label")]
+            ) from None
+        return _schema(request, columns, target)
     if bad:
-        what = "whole numbers (class codes)" if options.task == "classification" else "numbers"
         lines = ", ".join(str(i + 2) for i in bad[:10])
-        message = f"labels '{request.labels}': {len(bad)} label(s) are not {what} (lines {lines})"
+        message = f"labels '{request.labels}': {len(bad)} label(s) are not numbers (lines {lines})"
+        if options.task == "classification":
+            message = (
+                f"labels '{request.labels}': {len(bad)} label(s) are not whole numbers (lines {lines}) and "
+                "the others are: classes are all whole numbers or all text"
+            )
         raise InvalidTrainingRequest(message, details=[detail(["body", "labels"], message, "label")])
     if options.task == "classification":
         target = ColumnSchema(name=options.label_column, type="integer", allowed=sorted(set(values)))
     else:
         target = ColumnSchema(name=options.label_column, type="double")
+    return _schema(request, columns, target)
+
+
+def _feature_column(name: str, kind: FeatureType, texts: dict[str, list[str]]) -> ColumnSchema:
+    column_type = _COLUMN_TYPES[kind]
+    if column_type != "category":
+        return ColumnSchema(name=name, type=column_type)
+    return ColumnSchema(name=name, type="category", categories=texts.get(name) or NOT_JOINED_YET)
+
+
+def _text_values(training_set: TrainingSet) -> dict[str, list[str]]:
+    """Each text feature's distinct values in the training set, sorted (its categories)."""
+    found: dict[str, list[str]] = {}
+    for join in training_set.joins:
+        for feature in join.view.features:
+            if feature.type is FeatureType.string:
+                values = {
+                    str(v).strip() for v in join.values[feature.name] if v is not None and str(v).strip()
+                }
+                found[feature.name] = sorted(values) or NOT_JOINED_YET
+    return found
+
+
+def _schema(request: TrainingRequest, columns: list[ColumnSchema], target: ColumnSchema) -> DatasetSchema:
+    options = request.options
     return DatasetSchema(
         name=f"{request.model_name}-training-set"[:128],
         task=options.task,
@@ -211,7 +253,7 @@ def build_training_set_step(
     options = request.options
     labels = read_labels(request, store, options.entity_column or found[0].definition.entity.name)
     definitions = [v.definition for v in found]
-    schema = training_schema(request, definitions, labels)
+    training_schema(request, definitions, labels)  # the labels' problems, before any source is read
     sources = []
     for stored in found:
         view = stored.definition
@@ -221,6 +263,7 @@ def build_training_set_step(
             raise InvalidTrainingRequest(f"feature view {view.name}: {error.message}") from None
         sources.append((view, objects, stored.version))
     training_set = build_training_set(labels, sources)
+    schema = training_schema(request, definitions, labels, training_set)
     try:
         kept, report = apply_policy(
             training_set, policy=options.on_missing, max_incomplete_fraction=options.max_incomplete_fraction
