@@ -84,3 +84,35 @@ def test_values_the_model_cannot_take_are_refused_as_in_csv() -> None:
 def test_an_object_that_cannot_be_read_says_why(data: bytes, message: str) -> None:
     with pytest.raises(UnreadableObject, match=message):
         parse_rows(data, SIGNATURE, "parquet")
+
+
+def test_a_category_feature_takes_text_names_as_their_codes_as_csv_does() -> None:
+    signature = ModelSignature(
+        features=[
+            FeatureSpec(name="island", type="category", categories=["Biscoe", "Dream", "Torgersen"]),
+            FeatureSpec(name="sex", type="category", categories=["female", "male"], nullable=True),
+            FeatureSpec(name="bill", nullable=False),
+        ],
+        classes=[0, 1],
+    )
+    text = arro3_core.DataType.string()
+    data = parquet(
+        {
+            "island": ["Dream", "Biscoe", "Mars", None, "Torgersen"],
+            "sex": ["male", None, "male", "female", "other"],
+            "bill": [48.5, 37.0, 40.0, 41.0, 39.0],
+        },
+        {"island": text, "sex": text},
+    )
+    parsed = parse_rows(data, signature, "parquet")
+    from_csv = parse_csv(b"island,sex,bill\nDream,male,48.5\nBiscoe,NA,37.0\n", signature)
+    np.testing.assert_array_equal(parsed.matrix, from_csv.matrix)
+    assert parsed.lines.tolist() == [1, 2]
+    assert [(row.line, row.reason) for row in parsed.bad] == [
+        (3, "'island' must be one of the model's categories (Biscoe, Dream, Torgersen), got 'Mars'"),
+        (4, "'island' is null"),
+        (5, "'sex' must be one of the model's categories (female, male), got 'other'"),
+    ]
+    numbers = parquet({"island": [1.0], "sex": ["male"], "bill": [2.0]}, {"sex": text})
+    with pytest.raises(UnreadableObject, match=r"column 'island' holds Float64, not text \(categories\)"):
+        parse_rows(numbers, signature, "parquet")
