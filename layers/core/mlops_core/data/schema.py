@@ -13,10 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlops_core.data.types import (
     MISSING_CELLS,
@@ -42,7 +43,6 @@ class ColumnSchema(BaseModel):
         default=None,
         description="A category column's values, in code order (the first is code 0)",
     )
-    _codes: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -61,8 +61,12 @@ class ColumnSchema(BaseModel):
             check_categories(self.categories, f"column '{self.name}'")
             if self.min is not None or self.max is not None or self.allowed is not None:
                 raise ValueError(f"column '{self.name}': a category column has no min, max or allowed")
-            self._codes = {c: i for i, c in enumerate(self.categories)}
         return self
+
+    # Not a pydantic private attribute: those are read through __getattr__ (~1 us), once a cell.
+    @cached_property
+    def _codes(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.categories or [])}
 
     def code_of(self, text: str) -> int:
         """A category column's code for ``text`` (stripped); ValueError if it is not a category."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,7 +18,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -45,7 +45,6 @@ class FeatureSpec(BaseModel):
         default=None,
         description="A category feature's values; the graph takes each as its position here (a code)",
     )
-    _codes: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -62,8 +61,13 @@ class FeatureSpec(BaseModel):
             )
         if self.categories is not None:
             check_categories(self.categories, f"feature '{self.name}'")
-            self._codes = {c: i for i, c in enumerate(self.categories)}
         return self
+
+    # cached_property, not a pydantic private attribute: those are read through __getattr__,
+    # about 1 us a read, on the prediction path's per-value loop.
+    @cached_property
+    def _codes(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.categories or [])}
 
     def code_of(self, value: str) -> int | None:
         """A category feature's code for ``value`` (exactly as written); None if it is not one."""
@@ -167,6 +171,11 @@ class ModelSignature(BaseModel):
             if len(set(self.class_names)) != len(self.class_names):
                 raise ValueError("class_names are unique")
         return self
+
+    @cached_property
+    def category_positions(self) -> frozenset[int]:
+        """The positions of the category features (their values are names, the graph's codes)."""
+        return frozenset(i for i, f in enumerate(self.features) if f.categories is not None)
 
     @property
     def shown_classes(self) -> list[ClassLabel] | None:

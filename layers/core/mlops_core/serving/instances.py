@@ -21,31 +21,11 @@ MAX_REPORTED_PROBLEMS = 20
 
 def _check_value(
     value: Any, spec: FeatureSpec, loc: list[str | int], problems: list[dict[str, Any]], limit: float
-) -> Any:
-    """What the matrix holds for ``value`` (a category's code; the value itself otherwise),
-    after adding any problem with it to ``problems``."""
+) -> None:
     kind = type(value)
     if value is None:
         if not spec.nullable:  # a nullable feature's null is NaN in the matrix: the model imputes it
             problems.append(detail(loc, f"'{spec.name}' is null; a {spec.type} is required", "missing_value"))
-    elif spec.type == "category":
-        code = spec.code_of(value) if kind is str else None
-        if code is not None:
-            return code
-        if kind is str:
-            problems.append(
-                detail(
-                    loc,
-                    f"'{spec.name}' must be one of the model's categories "
-                    f"({shown_categories(spec.categories)}), got {value[:40]!r}",
-                    "category",
-                )
-            )
-        else:
-            name = "boolean" if kind is bool else kind.__name__
-            problems.append(
-                detail(loc, f"'{spec.name}' must be a string (a category), got {name}", "string_type")
-            )
     elif spec.type == "boolean":
         if kind is not bool:
             problems.append(detail(loc, f"'{spec.name}' must be a boolean, got {kind.__name__}", "bool_type"))
@@ -60,7 +40,37 @@ def _check_value(
         )
     elif spec.type == "integer" and kind is float and not value.is_integer():
         problems.append(detail(loc, f"'{spec.name}' must be an integer, got {value}", "int_type"))
-    return value
+
+
+def _check_category(
+    value: Any, spec: FeatureSpec, loc: list[str | int], problems: list[dict[str, Any]]
+) -> Any:
+    """A category feature's code for ``value`` (None for a null), after adding any problem
+    with it to ``problems``. Apart from ``_check_value``, which every number goes through: the
+    numbers' path stays as short as it was."""
+    kind = type(value)
+    if value is None:
+        if not spec.nullable:
+            problems.append(detail(loc, f"'{spec.name}' is null; a {spec.type} is required", "missing_value"))
+        return None
+    code = spec.code_of(value) if kind is str else None
+    if code is not None:
+        return code
+    if kind is str:
+        problems.append(
+            detail(
+                loc,
+                f"'{spec.name}' must be one of the model's categories "
+                f"({shown_categories(spec.categories)}), got {value[:40]!r}",
+                "category",
+            )
+        )
+    else:
+        name = "boolean" if kind is bool else kind.__name__
+        problems.append(
+            detail(loc, f"'{spec.name}' must be a string (a category), got {name}", "string_type")
+        )
+    return None
 
 
 def _check_mapping(
@@ -78,11 +88,14 @@ def _check_mapping(
     )
     values = []
     for spec in signature.features:
-        if spec.name in row:
-            values.append(_check_value(row[spec.name], spec, [*loc, spec.name], problems, limit))
-        else:
+        value = row.get(spec.name)
+        if spec.name not in row:
             problems.append(detail([*loc, spec.name], f"missing feature '{spec.name}'", "missing"))
-            values.append(None)
+        elif spec.categories is not None:
+            value = _check_category(value, spec, [*loc, spec.name], problems)
+        else:
+            _check_value(value, spec, [*loc, spec.name], problems, limit)
+        values.append(value)
     return values
 
 
@@ -98,10 +111,18 @@ def _check_list(
             detail(loc, f"expected {len(signature.features)} features, got {len(row)}", "feature_count")
         )
         return row
-    return [
-        _check_value(value, spec, [*loc, spec.name], problems, limit)
-        for spec, value in zip(signature.features, row, strict=True)
-    ]
+    coded = signature.category_positions
+    if not coded:  # the usual case: the row goes into the matrix as it is
+        for spec, value in zip(signature.features, row, strict=True):
+            _check_value(value, spec, [*loc, spec.name], problems, limit)
+        return row
+    values = list(row)
+    for position, (spec, value) in enumerate(zip(signature.features, row, strict=True)):
+        if position in coded:
+            values[position] = _check_category(value, spec, [*loc, spec.name], problems)
+        else:
+            _check_value(value, spec, [*loc, spec.name], problems, limit)
+    return values
 
 
 def instances_to_matrix(
