@@ -39,8 +39,10 @@ up: install ## Run the local stack without the demo (empty registry)
 # --no-loadscope-reorder: xdist otherwise hands out the files with the most tests first, which
 # leaves the e2e modules (few tests, each minutes long) for the end of the run; in collection
 # order they start first (tests/e2e) and the many short files fill in around them.
+# --dist loadgroup: one file per unit of work, as --dist loadfile, but the infra modules that use
+# the synthesized CDK app are one unit, so the app is synthesized once (tests/conftest.py).
 test: install browser ## Install, then run the whole test suite (what CI runs), on every core
-	$(VENV)/bin/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
+	$(VENV)/bin/python -m pytest -n auto --dist loadgroup --no-loadscope-reorder
 
 test-fast: install ## Unit and integration tests only (no CDK synth, no local stack)
 	$(VENV)/bin/python -m pytest -n auto tests/unit tests/integration

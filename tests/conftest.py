@@ -110,3 +110,22 @@ def aws(moto_session: object) -> Iterator[None]:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+#: The xdist group of every test module whose tests use the synthesized CDK app
+#: (tests/infra/conftest.py's session fixture `synthesized`).
+SYNTHESIZED_APP_GROUP = "synthesized-cdk-app"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `make test` (`--dist loadgroup`) each test module is one unit of work, as with
+    `--dist loadfile`, except the modules that use the synthesized CDK app: together they are
+    one unit, so one worker synthesizes the app (~20 s of CPU on the 2-core CI machine, of
+    constructs that cannot be passed between processes) instead of every worker once.
+    Without xdist these marks change nothing."""
+    uses_app = {item.path for item in items if "synthesized" in getattr(item, "fixturenames", ())}
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = SYNTHESIZED_APP_GROUP if item.path in uses_app else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))

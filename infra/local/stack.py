@@ -222,11 +222,12 @@ def deploy_template(
     """
     import boto3
 
-    from infra.local import event_rules
+    from infra.local import event_rules, moto_templates
     from infra.local.dropped_properties import apply_dropped_properties
 
     os.environ["VALIDATE_LAMBDA_S3"] = "false"
     event_rules.patch_moto()  # scheduled rules match no event (moto's would match them all)
+    moto_templates.patch_moto()  # a JSON template parsed by json, not pure-Python YAML
     cloudformation = boto3.client("cloudformation")
     cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(for_moto(template)))
     deadline = time.monotonic() + timeout

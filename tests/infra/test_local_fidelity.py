@@ -586,3 +586,21 @@ def test_ttl_streams_lifecycle_and_queue_attributes_hold_when_declared(moto_sess
 def test_an_untranslated_lifecycle_property_is_an_error_not_a_silent_drop() -> None:
     with pytest.raises(ValueError, match="Transitions"):
         lifecycle_rule_for_api({"Id": "x", "Status": "Enabled", "Transitions": []})
+
+
+def test_moto_reads_the_json_template_as_its_yaml_parser_would(
+    synthesized: SynthesizedApp, deployed: DeployedResources
+) -> None:
+    """``deploy_template`` has moto parse a JSON body with ``json`` (infra/local/moto_templates.py):
+    on the template every deployment sends, that gives the dictionary moto's own parser gives."""
+    import yaml
+    from moto.cloudformation.models import Stack
+    from moto.cloudformation.utils import yaml_tag_constructor
+
+    from infra.local.stack import for_moto
+
+    body = json.dumps(for_moto(synthesized.template_json))
+    yaml.add_multi_constructor("", yaml_tag_constructor)  # as moto's parser does
+    assert Stack.parse_template(body) == yaml.load(body, Loader=yaml.Loader)
+    assert Stack.parse_template is not Stack._mlops_original_parse_template  # type: ignore[attr-defined]
+    assert Stack.parse_template("Resources: {}\n") == {"Resources": {}}  # YAML still moto's

@@ -18,6 +18,7 @@ from mlops_core.monitoring import categorical
 from mlops_core.monitoring.kolmogorov import ks_sf
 from mlops_core.monitoring.ks import ks_2samp
 from mlops_core.monitoring.numeric import population_stability_index, wasserstein_distance
+from tests.unit import kolmogorov_reference
 
 TOLERANCE = 1e-9
 # Samples with many ties (small integers, rounded values) and without.
@@ -80,10 +81,32 @@ def test_large_sample_ks_agrees_with_scipy(
 
 @pytest.mark.parametrize("n", [1, 2, 7, 60, 140, 141, 500, 5_000, 99_999, 100_001, 400_000, 2_000_000])
 def test_kolmogorov_tail_agrees_with_scipy_in_every_regime(n: int) -> None:
-    rng = np.random.default_rng(n)
-    points = np.r_[rng.uniform(0, 1, 40), np.sqrt(rng.uniform(0.01, 8, 60) / n), [0.6 / n, 1 / n, 1 - 1 / n]]
-    worst = max(abs(ks_sf(float(d), n) - float(stats.kstwo.sf(d, n))) for d in points)
+    """At the n where scipy takes seconds, against scipy's values recorded by
+    tests/unit/kolmogorov_reference.py (checked against the installed scipy below)."""
+    points = kolmogorov_reference.reference_points(n)
+    if n in kolmogorov_reference.RECORDED_N:
+        recorded = kolmogorov_reference.load()["values"][str(n)]
+        assert [d for d, _ in recorded] == points, f"regenerate: {kolmogorov_reference.COMMAND}"
+        theirs = [sf for _, sf in recorded]
+    else:
+        theirs = [float(stats.kstwo.sf(d, n)) for d in points]
+    worst = max(abs(ks_sf(d, n) - sf) for d, sf in zip(points, theirs, strict=True))
     assert worst <= TOLERANCE
+
+
+@pytest.mark.parametrize("n", kolmogorov_reference.RECORDED_N)
+def test_recorded_kolmogorov_tails_are_what_the_installed_scipy_answers(n: int) -> None:
+    """The first recorded point of each of scipy's regimes, recomputed by scipy now."""
+    recorded = kolmogorov_reference.load()["values"][str(n)]
+    first_of_each: dict[str, tuple[float, float]] = {}
+    for d, sf in recorded:
+        first_of_each.setdefault(kolmogorov_reference.regime(d, n), (d, sf))
+    assert {"zero", "one-sided sum", "lower end", "upper end"} <= first_of_each.keys()
+    assert any(regime.startswith("lower tail") for regime in first_of_each)
+    for d, sf in first_of_each.values():
+        assert float(stats.kstwo.sf(d, n)) == pytest.approx(sf, rel=1e-12, abs=1e-15), (
+            f"scipy now answers otherwise at d={d}: {kolmogorov_reference.COMMAND}"
+        )
 
 
 @settings(max_examples=300, deadline=None)
