@@ -41,8 +41,12 @@ up: install ## Run the local stack without the demo (empty registry)
 # order they start first (tests/e2e) and the many short files fill in around them.
 # --dist loadgroup: one file per unit of work, as --dist loadfile, but the infra modules that use
 # the synthesized CDK app are one unit, so the app is synthesized once (tests/conftest.py).
+# One worker more than cores: the e2e modules spend much of their time waiting on their local
+# stack's process, and a third worker fills those waits (2 cores, idle: 454 s with 3 workers,
+# 613 s with 2; docs/decision_log.md).
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: install browser ## Install, then run the whole test suite (what CI runs), on every core
-	$(VENV)/bin/python -m pytest -n auto --dist loadgroup --no-loadscope-reorder
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-fast: install ## Unit and integration tests only (no CDK synth, no local stack)
 	$(VENV)/bin/python -m pytest -n auto tests/unit tests/integration
