@@ -62,3 +62,17 @@ def test_a_regression_split_of_one_row_is_named() -> None:
         "the validation split has 1 row(s); r2 needs two: add rows or raise validation_fraction",
         "the holdout split has 1 row(s); r2 needs two: add rows or raise holdout_fraction",
     ]
+
+
+def test_a_text_targets_classes_are_named_by_their_names() -> None:
+    y = np.asarray([2.0] * 30, dtype=np.float64)
+    problems = target_problems(
+        y,
+        "species",
+        task="classification",
+        seed=0,
+        holdout_fraction=0.2,
+        validation_fraction=0.2,
+        class_names=["Adelie", "Chinstrap", "Gentoo"],
+    )
+    assert problems == ["the target 'species' has one class (Gentoo); a classifier needs at least two"]

@@ -30,7 +30,14 @@ def split_indices(
 
 
 def target_problems(
-    y: np.ndarray, target: str, *, task: str, seed: int, holdout_fraction: float, validation_fraction: float
+    y: np.ndarray,
+    target: str,
+    *,
+    task: str,
+    seed: int,
+    holdout_fraction: float,
+    validation_fraction: float,
+    class_names: list[str] | None = None,
 ) -> list[str]:
     """Why some metric of ``task`` could not be computed on these target values once split
     (none: every metric has a value on the validation and the holdout rows).
@@ -38,8 +45,13 @@ def target_problems(
     Every row needs a target; class labels are whole numbers, at least two of them; each
     class has training rows (the model would not know it otherwise), and the validation
     and holdout rows hold two classes or more (ROC AUC needs them), or, for regression,
-    two rows or more (R²).
+    two rows or more (R²). ``class_names``: a text target's categories, by code (classes are
+    named by them in the messages).
     """
+
+    def shown(code: float) -> str:
+        return class_names[int(code)] if class_names is not None else f"{code:g}"
+
     nulls = int(np.isnan(y).sum())
     if nulls:
         return [f"the target '{target}' has {nulls} null value(s): every row needs one to train on"]
@@ -50,13 +62,15 @@ def target_problems(
                 f"the target '{target}' has non-integer values (e.g. {fractional[0]:g}): labels are integers"
             ]
         if (classes := np.unique(y)).size < 2:
-            return [f"the target '{target}' has one class ({classes[0]:g}); a classifier needs at least two"]
+            return [
+                f"the target '{target}' has one class ({shown(classes[0])}); a classifier needs at least two"
+            ]
     train, validation, holdout = split_indices(
         y, task=task, seed=seed, holdout_fraction=holdout_fraction, validation_fraction=validation_fraction
     )
     problems = []
     if classification and (untrained := np.setdiff1d(y, y[train])).size:
-        listed = ", ".join(f"{c:g} ({int(np.sum(y == c))} row(s))" for c in untrained)
+        listed = ", ".join(f"{shown(c)} ({int(np.sum(y == c))} row(s))" for c in untrained)
         problems.append(
             f"no training rows for class(es) of '{target}': {listed}; add rows or lower the fractions"
         )

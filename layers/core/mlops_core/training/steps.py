@@ -121,6 +121,7 @@ def validate_data(
         seed=request.seed,
         holdout_fraction=request.holdout_fraction,
         validation_fraction=request.validation_fraction,
+        class_names=next(c.categories for c in schema.columns if c.name == schema.target),
     )
     if problems:
         raise InvalidTrainingRequest(f"dataset '{request.dataset_key}': " + "; ".join(problems))
